@@ -1,0 +1,204 @@
+"""The interface every codec implements, and the batched pieces they share.
+
+A codec turns keypoints into a training target (``encode``) and heatmaps back into keypoints
+(``decode``). Shapes: ``N`` samples, ``K`` keypoints, heatmaps ``(N, K, Hh, Wh)``; keypoints are
+``(N, K, 2)`` in input pixels (see :mod:`h3r.geometry` for the one coordinate convention).
+Everything is batched torch, runs on whatever device its inputs live on, and computes in float32
+whatever the input dtype (bfloat16 heatmaps are upcast; coordinates are always returned float32).
+
+Bad input is never silently "fixed":
+
+* a visible keypoint with a NaN or infinite coordinate raises ``ValueError`` naming it;
+* keypoints that are invisible, off the image, or outside the range the codec can represent get
+  weight 0 in the target (they are masked, never clipped or wrapped into a wrong pixel).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from h3r.geometry import Size, heatmap_to_input, in_frame, input_to_heatmap
+
+
+@dataclass
+class Target:
+    """What an encoder hands to a loss.
+
+    heatmaps:  (N, K, Hh, Wh) float32 training heatmaps, or None for coordinate-only codecs.
+    keypoints: (N, K, 2) float32 keypoints in heatmap units (the codec's alignment); rows with
+               weight 0 hold whatever was given and must not be used.
+    weights:   (N, K) float32, 1 for keypoints the target represents, 0 for masked ones.
+    """
+
+    heatmaps: Tensor | None
+    keypoints: Tensor
+    weights: Tensor
+
+    def to(self, *args, **kwargs) -> "Target":
+        hm = None if self.heatmaps is None else self.heatmaps.to(*args, **kwargs)
+        return Target(hm, self.keypoints.to(*args, **kwargs), self.weights.to(*args, **kwargs))
+
+
+class Codec:
+    """Base class: stores the geometry and converts between input pixels and heatmap units.
+
+    Subclasses implement :meth:`encode` and :meth:`decode_heatmap_units`; :meth:`decode` maps the
+    latter back to input pixels. ``input_size`` and ``heatmap_size`` are ``(width, height)``.
+    """
+
+    name: str = "codec"
+    #: the alignment (see :mod:`h3r.geometry`) this codec places heatmap cells with
+    align: str = "center"
+
+    def __init__(self, input_size: Size, heatmap_size: Size, align: str | None = None):
+        self.input_size = _as_size(input_size, "input_size")
+        self.heatmap_size = _as_size(heatmap_size, "heatmap_size")
+        if align is not None:
+            self.align = align
+        input_to_heatmap(torch.zeros(2), self.input_size, self.heatmap_size, self.align)  # validates
+
+    @property
+    def stride(self) -> tuple[float, float]:
+        return (self.input_size[0] / self.heatmap_size[0], self.input_size[1] / self.heatmap_size[1])
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({fields})"
+
+    # -- the interface ----------------------------------------------------------------------
+
+    def encode(self, keypoints: Tensor, visible: Tensor | None = None, *,
+               generator: torch.Generator | None = None) -> Target:
+        """Keypoints (N, K, 2) in input pixels (+ visibility (N, K)) -> :class:`Target`."""
+        raise NotImplementedError
+
+    def decode_heatmap_units(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+        """Heatmaps (N, K, Hh, Wh) -> keypoints (N, K, 2) in heatmap units, scores (N, K)."""
+        raise NotImplementedError
+
+    def decode(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+        """Heatmaps (N, K, Hh, Wh) -> keypoints (N, K, 2) in input pixels, scores (N, K)."""
+        check_heatmaps(heatmaps, self.heatmap_size)
+        uv, scores = self.decode_heatmap_units(heatmaps.float())
+        return self.to_input(uv), scores
+
+    # -- conversions ------------------------------------------------------------------------
+
+    def to_heatmap(self, xy: Tensor) -> Tensor:
+        return input_to_heatmap(xy, self.input_size, self.heatmap_size, self.align)
+
+    def to_input(self, uv: Tensor) -> Tensor:
+        return heatmap_to_input(uv, self.input_size, self.heatmap_size, self.align)
+
+    def prepare(self, keypoints: Tensor, visible: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Validate keypoints and return ``(uv, weights)``: heatmap units (N, K, 2) and the
+        (N, K) float mask of visible keypoints that lie on the input image."""
+        visible = check_keypoints(keypoints, visible)
+        xy = keypoints.float()
+        on_image = in_frame(torch.nan_to_num(xy, nan=-1e9), self.input_size)
+        uv = self.to_heatmap(torch.where(visible[..., None], xy, torch.zeros_like(xy)))
+        return uv, (visible & on_image).float()
+
+
+# --- validation -------------------------------------------------------------------------------
+
+def _as_size(size, what: str) -> Size:
+    if isinstance(size, int):
+        size = (size, size)
+    size = tuple(size)
+    if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
+        raise ValueError(f"{what} must be (width, height) with positive integers, got {size!r}")
+    return size
+
+
+def check_keypoints(keypoints: Tensor, visible: Tensor | None) -> Tensor:
+    """Check shapes and values; return the (N, K) bool visibility mask.
+
+    Raises ValueError for a wrong shape, or for a visible keypoint whose coordinate is not finite
+    (the message names the first offending sample and keypoint).
+    """
+    if not isinstance(keypoints, Tensor) or keypoints.ndim != 3 or keypoints.shape[-1] != 2:
+        shape = tuple(keypoints.shape) if isinstance(keypoints, Tensor) else type(keypoints).__name__
+        raise ValueError(f"keypoints must be a tensor of shape (N, K, 2), got {shape}")
+    if visible is None:
+        visible = torch.ones(keypoints.shape[:2], dtype=torch.bool, device=keypoints.device)
+    else:
+        if visible.shape != keypoints.shape[:2]:
+            raise ValueError(f"visible must have shape {tuple(keypoints.shape[:2])}, got {tuple(visible.shape)}")
+        visible = visible > 0
+    bad = visible & ~torch.isfinite(keypoints).all(-1)
+    if bad.any():
+        n, k = (int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"keypoint {k} of sample {n} is marked visible but its coordinate is "
+            f"{keypoints[n, k].tolist()}; mark it invisible (visible=0) or fix the annotation")
+    return visible
+
+
+def check_heatmaps(heatmaps: Tensor, heatmap_size: Size) -> None:
+    if not isinstance(heatmaps, Tensor) or heatmaps.ndim != 4:
+        shape = tuple(heatmaps.shape) if isinstance(heatmaps, Tensor) else type(heatmaps).__name__
+        raise ValueError(f"heatmaps must be a tensor of shape (N, K, H, W), got {shape}")
+    if (heatmaps.shape[-1], heatmaps.shape[-2]) != tuple(heatmap_size):
+        raise ValueError(
+            f"heatmaps are {heatmaps.shape[-1]}x{heatmaps.shape[-2]} (WxH) but the codec was built "
+            f"for {heatmap_size[0]}x{heatmap_size[1]}")
+
+
+# --- batched building blocks ------------------------------------------------------------------
+
+def grid(heatmap_size: Size, device=None) -> tuple[Tensor, Tensor]:
+    """Cell centres in heatmap units: xs (Wh,), ys (Hh,), float32."""
+    wh, hh = heatmap_size
+    return (torch.arange(wh, device=device, dtype=torch.float32),
+            torch.arange(hh, device=device, dtype=torch.float32))
+
+
+def gaussian_heatmaps(centers: Tensor, heatmap_size: Size, sigma: float) -> Tensor:
+    """Unnormalised Gaussians ``exp(-|p - c|^2 / 2 sigma^2)`` (peak 1 at a cell centre).
+
+    centers: (N, K, 2) heatmap units -> (N, K, Hh, Wh) float32. Separable: two 1-D profiles and
+    an outer product, so the cost is O(N K (Hh + Wh)) before the product.
+    """
+    xs, ys = grid(heatmap_size, centers.device)
+    gx = torch.exp(-((xs - centers[..., 0:1]) ** 2) / (2 * sigma**2))  # (N, K, Wh)
+    gy = torch.exp(-((ys - centers[..., 1:2]) ** 2) / (2 * sigma**2))  # (N, K, Hh)
+    return gy[..., :, None] * gx[..., None, :]
+
+
+def onehot_heatmaps(cells: Tensor, heatmap_size: Size, weights: Tensor | None = None) -> Tensor:
+    """One-hot heatmaps from integer cells (N, K, 2) (x, y); rows with weight 0 stay all-zero.
+
+    Cells must lie on the grid wherever weight > 0 (callers mask the rest).
+    """
+    wh, hh = heatmap_size
+    n, k = cells.shape[:2]
+    flat = torch.zeros(n, k, hh * wh, device=cells.device)
+    cells = cells.long()
+    index = (cells[..., 1] * wh + cells[..., 0]).clamp(0, hh * wh - 1)  # masked rows: any cell
+    value = torch.ones(n, k, device=cells.device) if weights is None else (weights > 0).float()
+    flat.scatter_(2, index[..., None], value[..., None])
+    return flat.view(n, k, hh, wh)
+
+
+def argmax_2d(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+    """Integer peak (N, K, 2) as float (x, y) and its value (N, K) for heatmaps (N, K, Hh, Wh)."""
+    n, k, hh, wh = heatmaps.shape
+    scores, index = heatmaps.reshape(n, k, hh * wh).max(dim=-1)
+    cells = torch.stack([index % wh, index // wh], dim=-1).float()
+    return cells, scores
+
+
+def gather_2d(heatmaps: Tensor, cells: Tensor) -> Tensor:
+    """Values of heatmaps (N, K, Hh, Wh) at integer cells (N, K, ..., 2), clamped to the border.
+
+    Returns (N, K, ...). Clamping here is only for reading neighbours of a peak on the border,
+    where callers treat the missing side explicitly.
+    """
+    n, k, hh, wh = heatmaps.shape
+    x = cells[..., 0].long().clamp(0, wh - 1)
+    y = cells[..., 1].long().clamp(0, hh - 1)
+    flat = (y * wh + x).reshape(n, k, -1)
+    return heatmaps.reshape(n, k, hh * wh).gather(2, flat).reshape(cells.shape[:-1])

@@ -1,0 +1,89 @@
+"""Keypoint layouts: how many points a dataset annotates, how they mirror, how NME is normalised.
+
+A layout is part of a dataset's definition: the flip test and flip augmentation read
+``flip_index``, the metrics read ``normalizer``. Indices are 0-based.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A keypoint layout.
+
+    name: short identifier, e.g. ``"ibug68"``.
+    flip_index: ``flip_index[k]`` is the keypoint that ``k`` becomes under a horizontal flip.
+    normalizer: how the dataset's protocol normalises errors:
+        ``"inter_ocular"`` distance between ``normalizer_index`` (outer eye corners),
+        ``"inter_pupil"`` distance between the centroids of the eye groups in ``normalizer_index``,
+        ``"box"`` sqrt(w * h) of the face box, ``"head"`` (MPII head box), ``"oks"`` (COCO area).
+    normalizer_index: the keypoints the normaliser reads, when it reads keypoints.
+    """
+
+    name: str
+    flip_index: tuple[int, ...]
+    normalizer: str
+    normalizer_index: tuple[int, ...] | None = None
+    names: tuple[str, ...] | None = None
+
+    @property
+    def num_keypoints(self) -> int:
+        return len(self.flip_index)
+
+    def __post_init__(self):
+        if sorted(self.flip_index) != list(range(len(self.flip_index))):
+            raise ValueError(f"layout {self.name}: flip_index is not a permutation")
+        if any(self.flip_index[j] != i for i, j in enumerate(self.flip_index)):
+            raise ValueError(f"layout {self.name}: flip_index is not an involution")
+
+
+def flip_index_from_pairs(num_keypoints: int, pairs) -> tuple[int, ...]:
+    index = list(range(num_keypoints))
+    for a, b in pairs:
+        index[a], index[b] = b, a
+    return tuple(index)
+
+
+def _mirror(first: int, last: int) -> list[tuple[int, int]]:
+    """Pairs (first, last), (first+1, last-1), ... of a contour drawn left to right."""
+    return [(first + i, last - i) for i in range((last - first + 1) // 2)]
+
+
+# iBUG / 300W 68-point layout: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67.
+IBUG68 = Layout(
+    name="ibug68",
+    flip_index=flip_index_from_pairs(68, [
+        *_mirror(0, 16), *_mirror(17, 26), *_mirror(31, 35),
+        (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46),
+        *_mirror(48, 54), *_mirror(55, 59), *_mirror(60, 64), *_mirror(65, 67),
+    ]),
+    normalizer="inter_ocular",
+    normalizer_index=(36, 45),
+)
+
+# WFLW 98-point layout; the flip order is the one of the official H3R code (torchalign/cfg.py).
+WFLW98 = Layout(
+    name="wflw98",
+    flip_index=(
+        32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15,
+        14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 46, 45, 44,
+        43, 42, 50, 49, 48, 47, 37, 36, 35, 34, 33, 41, 40, 39, 38, 51, 52, 53,
+        54, 59, 58, 57, 56, 55, 72, 71, 70, 69, 68, 75, 74, 73, 64, 63, 62, 61,
+        60, 67, 66, 65, 82, 81, 80, 79, 78, 77, 76, 87, 86, 85, 84, 83, 92, 91,
+        90, 89, 88, 95, 94, 93, 97, 96,
+    ),
+    normalizer="inter_ocular",
+    normalizer_index=(60, 72),
+)
+
+MPII16_NAMES = (
+    "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax",
+    "upper_neck", "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
+)
+MPII16 = Layout(
+    name="mpii16",
+    flip_index=flip_index_from_pairs(16, [(0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)]),
+    normalizer="head",
+    names=MPII16_NAMES,
+)
