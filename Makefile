@@ -1,0 +1,46 @@
+# The two commands of the README:   make book   (build the book)   make test   (run every test)
+# Both create ./.venv on first use. Variables: PROFILE=smoke|cpu|paper, PYTHON=python3.11, TORCH=...
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PROFILE ?= cpu
+# torchvision needs a torch build it was compiled against; these two are the pair pip finds on
+# the study's reference machine. GPU users: keep them and pip resolves the CUDA build; CPU-only
+# machines elsewhere can add  PIP_EXTRA="--index-url https://download.pytorch.org/whl/cpu".
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+PIP_EXTRA ?=
+PYTEST_ARGS ?=
+
+.PHONY: book test venv notebooks-smoke benchmark clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make book   execute every notebook (PROFILE=$(PROFILE)) and render the book into _build/html"
+	@echo "make test   unit tests + pytest --nbval over the notebooks + the rendered-book check"
+	@echo "make notebooks-smoke   re-execute the notebooks with the smoke profile and store their outputs"
+	@echo "make benchmark         codec throughput on this machine (scripts/benchmark_codecs.py)"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(PIP_EXTRA) $(TORCH)
+	$(PY) -m pip install --quiet $(PIP_EXTRA) -e ".[test]"
+	touch $@
+
+book: venv
+	$(PY) -m h3r.notebooks build --profile $(PROFILE)
+
+test: venv
+	$(PY) -m pytest tests notebooks --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 $(PYTEST_ARGS)
+
+notebooks-smoke: venv
+	$(PY) -m h3r.notebooks execute --profile smoke --in-place
+
+benchmark: venv
+	$(PY) scripts/benchmark_codecs.py
+
+clean:
+	rm -rf _build runs/.cache
