@@ -1,8 +1,64 @@
 """Heatmap codecs: keypoints -> training target (encode), heatmaps -> keypoints (decode).
 
 See :mod:`h3r.codecs.base` for the interface and :mod:`h3r.geometry` for the coordinates.
+``build_codec("dark", 256, stride=4)`` builds a codec from one of :data:`PRESETS`, the names the
+book uses, or from a class name in :data:`CODECS`.
 """
+from __future__ import annotations
+
 from h3r.codecs.base import Codec, Target
+from h3r.codecs.dark import DARK
+from h3r.codecs.h3r import H3R, rounding_neighbours
+from h3r.codecs.integral import SoftArgmax
+from h3r.codecs.quarter import ArgmaxQuarter
+from h3r.codecs.udp import UDP
 from h3r.codecs.vanilla import Vanilla
 
-__all__ = ["Codec", "Target", "Vanilla"]
+CODECS: dict[str, type[Codec]] = {c.name: c for c in (Vanilla, ArgmaxQuarter, DARK, UDP, SoftArgmax, H3R)}
+
+#: preset name -> (codec class, keyword arguments)
+PRESETS: dict[str, tuple[type[Codec], dict]] = {
+    "argmax-floor": (Vanilla, {"quantize": "floor", "target": "gaussian"}),
+    "argmax-round": (Vanilla, {"quantize": "round", "target": "gaussian"}),
+    "argmax-quarter": (ArgmaxQuarter, {}),
+    "dark": (DARK, {}),
+    "udp": (UDP, {}),
+    "soft-argmax": (SoftArgmax, {}),
+    "h3r": (H3R, {}),
+    "h3r-official": (H3R, {"select": "topk", "k": 9, "weighting": "softmax", "align": "corner"}),
+}
+
+DEFAULT_STRIDE = 4
+
+
+def build_codec(name: str, input_size, stride: int | None = None, heatmap_size=None, **overrides) -> Codec:
+    """A codec by preset (or class) name for ``input_size`` ``(width, height)`` (or an int).
+
+    Give either ``stride`` (the input must be a multiple of it) or ``heatmap_size``; with neither
+    the stride is 4. ``overrides`` replace the preset's keyword arguments (e.g. ``sigma=1.5``).
+    """
+    if name in PRESETS:
+        cls, kwargs = PRESETS[name]
+    elif name in CODECS:
+        cls, kwargs = CODECS[name], {}
+    else:
+        raise ValueError(f"unknown codec {name!r}; presets: {sorted(PRESETS)}, classes: {sorted(CODECS)}")
+    w, h = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    if heatmap_size is None:
+        stride = DEFAULT_STRIDE if stride is None else stride
+        if not (isinstance(stride, int) and stride > 0):
+            raise ValueError(f"stride must be a positive integer, got {stride!r}")
+        if w % stride or h % stride:
+            raise ValueError(f"input size {w}x{h} is not a multiple of the stride {stride}; "
+                             f"crop or resize to a multiple of {stride}, or pass heatmap_size")
+        heatmap_size = (w // stride, h // stride)
+    elif stride is not None:
+        hw, hh = (heatmap_size, heatmap_size) if isinstance(heatmap_size, int) else tuple(heatmap_size)
+        if (hw * stride, hh * stride) != (w, h):
+            raise ValueError(f"heatmap_size {heatmap_size} times stride {stride} is not the input size "
+                             f"{(w, h)}; give only one of them")
+    return cls((w, h), heatmap_size, **{**kwargs, **overrides})
+
+
+__all__ = ["Codec", "Target", "Vanilla", "ArgmaxQuarter", "DARK", "UDP", "SoftArgmax", "H3R",
+           "rounding_neighbours", "CODECS", "PRESETS", "build_codec"]

@@ -156,16 +156,38 @@ def grid(heatmap_size: Size, device=None) -> tuple[Tensor, Tensor]:
             torch.arange(hh, device=device, dtype=torch.float32))
 
 
-def gaussian_heatmaps(centers: Tensor, heatmap_size: Size, sigma: float) -> Tensor:
+def on_grid(uv: Tensor, heatmap_size: Size, margin: float = 0.0) -> Tensor:
+    """(N, K, 2) heatmap units -> (N, K) bool: ``-margin <= u <= Wh - 1 + margin`` on both axes.
+
+    ``margin=0`` is the hull of the cell centres (all a weighted mean of cells can reach);
+    ``margin=1/2`` is the heatmap's extent. NaN is never on the grid.
+    """
+    last = torch.tensor(heatmap_size, device=uv.device, dtype=uv.dtype) - 1
+    return ((uv >= -margin) & (uv <= last + margin)).all(-1)
+
+
+def outer(profile_x: Tensor, profile_y: Tensor) -> Tensor:
+    """Separable heatmaps from 1-D profiles: (N, K, Wh), (N, K, Hh) -> (N, K, Hh, Wh)."""
+    return profile_y[..., :, None] * profile_x[..., None, :]
+
+
+def gaussian_profiles(centers: Tensor, heatmap_size: Size, sigma: float) -> tuple[Tensor, Tensor]:
+    """1-D Gaussians ``exp(-(t - c)^2 / 2 sigma^2)`` along x (N, K, Wh) and y (N, K, Hh)."""
+    xs, ys = grid(heatmap_size, centers.device)
+    gx = torch.exp(-((xs - centers[..., 0:1]) ** 2) / (2 * sigma**2))
+    gy = torch.exp(-((ys - centers[..., 1:2]) ** 2) / (2 * sigma**2))
+    return gx, gy
+
+
+def gaussian_heatmaps(centers: Tensor, heatmap_size: Size, sigma: float, weights: Tensor | None = None) -> Tensor:
     """Unnormalised Gaussians ``exp(-|p - c|^2 / 2 sigma^2)`` (peak 1 at a cell centre).
 
-    centers: (N, K, 2) heatmap units -> (N, K, Hh, Wh) float32. Separable: two 1-D profiles and
-    an outer product, so the cost is O(N K (Hh + Wh)) before the product.
+    centers: (N, K, 2) heatmap units -> (N, K, Hh, Wh) float32, times ``weights`` (N, K) if given.
+    Separable: two 1-D profiles and an outer product, so the cost is O(N K (Hh + Wh)) before the
+    product.
     """
-    xs, ys = grid(heatmap_size, centers.device)
-    gx = torch.exp(-((xs - centers[..., 0:1]) ** 2) / (2 * sigma**2))  # (N, K, Wh)
-    gy = torch.exp(-((ys - centers[..., 1:2]) ** 2) / (2 * sigma**2))  # (N, K, Hh)
-    return gy[..., :, None] * gx[..., None, :]
+    gx, gy = gaussian_profiles(centers, heatmap_size, sigma)
+    return outer(gx if weights is None else gx * weights[..., None], gy)
 
 
 def onehot_heatmaps(cells: Tensor, heatmap_size: Size, weights: Tensor | None = None) -> Tensor:
@@ -184,7 +206,10 @@ def onehot_heatmaps(cells: Tensor, heatmap_size: Size, weights: Tensor | None = 
 
 
 def argmax_2d(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
-    """Integer peak (N, K, 2) as float (x, y) and its value (N, K) for heatmaps (N, K, Hh, Wh)."""
+    """Integer peak (N, K, 2) as float (x, y) and its value (N, K) for heatmaps (N, K, Hh, Wh).
+
+    Ties go to the first cell in row-major order (as ``numpy.argmax``).
+    """
     n, k, hh, wh = heatmaps.shape
     scores, index = heatmaps.reshape(n, k, hh * wh).max(dim=-1)
     cells = torch.stack([index % wh, index // wh], dim=-1).float()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import Codec, Target, argmax_2d, gaussian_heatmaps, onehot_heatmaps
+from h3r.codecs.base import Codec, Target, argmax_2d, gaussian_heatmaps, on_grid, onehot_heatmaps
 
 QUANTIZERS = {"floor": torch.floor, "round": lambda u: torch.floor(u + 0.5)}
 TARGETS = ("onehot", "gaussian")
@@ -26,6 +26,10 @@ class Vanilla(Codec):
         target: ``"onehot"`` or ``"gaussian"`` (a Gaussian of ``sigma`` cells on the integer cell).
         sigma: Gaussian standard deviation in heatmap cells.
         align: coordinate alignment (default ``"center"``, see :mod:`h3r.geometry`).
+
+    Representable: keypoints whose integer cell lies on the grid, ``0 <= q(u) <= Wh - 1``. On an
+    image under the default alignment (``u`` in ``[-1/2, Wh - 1/2]``) that drops ``u = Wh - 1/2``
+    for ``"round"`` and ``u < 0`` (the first half cell) for ``"floor"``.
     """
 
     name = "vanilla"
@@ -48,12 +52,11 @@ class Vanilla(Codec):
     def encode(self, keypoints, visible=None, *, generator=None) -> Target:
         uv, weights = self.prepare(keypoints, visible)
         cells = self.quantized_cells(uv)
-        size = torch.tensor(self.heatmap_size, device=uv.device)
-        weights = weights * ((cells >= 0) & (cells < size)).all(-1)
+        weights = weights * on_grid(cells, self.heatmap_size)
         if self.target == "onehot":
             heatmaps = onehot_heatmaps(cells, self.heatmap_size, weights)
         else:
-            heatmaps = gaussian_heatmaps(cells, self.heatmap_size, self.sigma) * weights[..., None, None]
+            heatmaps = gaussian_heatmaps(cells, self.heatmap_size, self.sigma, weights)
         return Target(heatmaps, uv, weights)
 
     def decode_heatmap_units(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,174 @@
+"""H3R: heatmap regression via randomized rounding (Yu & Tao, TPAMI 2021).
+
+Encoding. Per axis, a keypoint ``u`` (heatmap units) lies between the integer cells ``l`` and
+``l + 1`` with fractional part ``f = u - l``. Randomized rounding activates ``l + 1`` with
+probability ``f`` and ``l`` otherwise, independently per axis, so the activation point is one of
+the 4 neighbours with probabilities ``(1-fx)(1-fy), fx(1-fy), (1-fx)fy, fx fy`` and its expectation
+is ``u`` exactly: the fractional part survives in distribution instead of being rounded away.
+Averaged over draws the target is the bilinear (one-hot) or Gaussian-mixture map of
+:meth:`H3R.expected_target`.
+
+Decoding. From a set ``S`` of activation points (the top-k cells, or a window around the argmax),
+``u = sum_{i in S} w_i i`` with ``w = softmax(h_S)`` (for logits, as the official code) or
+``w = h_S / sum h_S`` (for probabilities, the paper's expectation). As ``softmax(log h) = h / sum h``
+both weightings recover the expected target exactly; for ``softmax`` pass ``log`` of the map,
+with its zeros replaced by a large negative number.
+
+The official decoder (github.com/baoshengyu/H3R, ``heatmap2coord``) is top-9, softmax over the
+raw foreground logits, then index times stride: ``H3R(..., k=9, weighting="softmax",
+align="corner")``, preset ``"h3r-official"``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from h3r.codecs.base import Codec, Target, argmax_2d, gather_2d, gaussian_profiles, grid, on_grid, outer
+from h3r.geometry import Size
+
+TARGETS = ("onehot", "gaussian")
+SELECTIONS = ("topk", "window")
+WEIGHTINGS = ("softmax", "normalized")
+CORNERS = ((0, 0), (1, 0), (0, 1), (1, 1))  # the 4 neighbours as offsets from the lower one
+
+
+def lower_and_fraction(uv: Tensor, heatmap_size: Size) -> tuple[Tensor, Tensor]:
+    """Lower neighbour ``l`` (N, K, 2) and fraction ``f = u - l`` in [0, 1] for ``0 <= u <= Wh - 1``.
+
+    ``l`` is capped at ``Wh - 2`` so that ``l + 1`` stays on the grid: ``u = Wh - 1`` gives
+    ``l = Wh - 2, f = 1`` and draws the last cell with certainty.
+    """
+    last = torch.tensor(heatmap_size, device=uv.device, dtype=uv.dtype) - 1
+    lower = torch.minimum(torch.floor(uv), last - 1)
+    return lower, uv - lower
+
+
+def rounding_neighbours(uv: Tensor, heatmap_size: Size) -> tuple[Tensor, Tensor]:
+    """The 4 cells randomized rounding can activate and their probabilities.
+
+    uv (N, K, 2) heatmap units with ``0 <= u <= Wh - 1`` (outside that range the probabilities
+    are meaningless; :meth:`H3R.encode` masks such keypoints) -> cells (N, K, 4, 2) in the order
+    ``(l, l), (l+1, l), (l, l+1), (l+1, l+1)`` (x, y) and probabilities (N, K, 4) summing to 1.
+    """
+    lower, frac = lower_and_fraction(uv, heatmap_size)
+    corners = torch.tensor(CORNERS, device=uv.device, dtype=uv.dtype)  # (4, 2)
+    cells = lower[..., None, :] + corners
+    per_axis = torch.where(corners > 0, frac[..., None, :], 1 - frac[..., None, :])
+    return cells, per_axis.prod(-1)
+
+
+class H3R(Codec):
+    """Randomized-rounding encoder; weighted decoding from a set of activation points.
+
+    Args:
+        input_size, heatmap_size: ``(width, height)``; the heatmap needs at least 2x2 cells.
+        target: ``"onehot"`` (the paper) or ``"gaussian"`` (a Gaussian of ``sigma`` cells on the
+            drawn cell).
+        sigma: Gaussian standard deviation in cells (``target="gaussian"`` only).
+        select: ``"topk"`` (the ``k`` highest cells) or ``"window"`` (the ``2 radius + 1`` square
+            around the argmax; cells off the grid are left out).
+        k, radius: size of the selection.
+        weighting: ``"softmax"`` over the selected raw values (logits) or ``"normalized"``
+            ``h_i / sum h_i`` (probabilities; negative values count as 0, and a selection with
+            no mass decodes to its argmax).
+        align: coordinate alignment (default ``"center"``).
+
+    Representable: both neighbours on the grid on each axis, ``0 <= u <= Wh - 1``; under the
+    default alignment that drops the outer half cell of the image. Scores: the heatmap's maximum
+    (raw value, a logit for ``weighting="softmax"``).
+    """
+
+    name = "h3r"
+
+    def __init__(self, input_size, heatmap_size, target: str = "onehot", sigma: float = 2.0,
+                 select: str = "topk", k: int = 9, radius: int = 1, weighting: str = "softmax",
+                 align: str | None = None):
+        super().__init__(input_size, heatmap_size, align)
+        wh, hh = self.heatmap_size
+        if wh < 2 or hh < 2:
+            raise ValueError(f"H3R needs a heatmap of at least 2x2 cells, got {self.heatmap_size}")
+        for value, allowed, what in ((target, TARGETS, "target"), (select, SELECTIONS, "select"),
+                                     (weighting, WEIGHTINGS, "weighting")):
+            if value not in allowed:
+                raise ValueError(f"{what} must be one of {allowed}, got {value!r}")
+        if not sigma > 0:
+            raise ValueError(f"sigma must be positive, got {sigma}")
+        if not (isinstance(k, int) and 1 <= k <= wh * hh):
+            raise ValueError(f"k must be an integer in [1, {wh * hh}] (the heatmap's cells), got {k!r}")
+        if not (isinstance(radius, int) and radius >= 0):
+            raise ValueError(f"radius must be a non-negative integer, got {radius!r}")
+        self.target, self.sigma = target, float(sigma)
+        self.select, self.k, self.radius, self.weighting = select, k, radius, weighting
+
+    # -- encoding -----------------------------------------------------------------------------
+
+    def _prepare(self, keypoints, visible) -> tuple[Tensor, Tensor, Tensor]:
+        """``uv`` as given, a copy safe to compute with (masked rows at 0), and the weights."""
+        uv, weights = self.prepare(keypoints, visible)
+        weights = weights * on_grid(uv, self.heatmap_size)
+        return uv, torch.where(weights[..., None] > 0, uv, torch.zeros_like(uv)), weights
+
+    def _profiles(self, cells: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-axis target profiles (N, K, Wh), (N, K, Hh) of integer ``cells`` (N, K, 2)."""
+        if self.target == "gaussian":
+            return gaussian_profiles(cells, self.heatmap_size, self.sigma)
+        xs, ys = grid(self.heatmap_size, cells.device)
+        return (xs == cells[..., 0:1]).float(), (ys == cells[..., 1:2]).float()
+
+    def encode(self, keypoints, visible=None, *, generator: torch.Generator | None = None) -> Target:
+        """One randomized-rounding draw per keypoint; ``generator`` (on the keypoints' device)
+        makes it reproducible."""
+        uv, safe, weights = self._prepare(keypoints, visible)
+        if generator is not None and generator.device.type != safe.device.type:
+            raise ValueError(f"the generator lives on {generator.device} but the keypoints on "
+                             f"{safe.device}; create it with torch.Generator(device={str(safe.device)!r})")
+        lower, frac = lower_and_fraction(safe, self.heatmap_size)
+        draw = torch.rand(safe.shape, generator=generator, device=safe.device) < frac
+        px, py = self._profiles(lower + draw)
+        return Target(outer(px * weights[..., None], py), uv, weights)
+
+    def expected_target(self, keypoints: Tensor, visible: Tensor | None = None) -> Target:
+        """The expectation of :meth:`encode` over the draws: bilinear weights on the 4 neighbours
+        (one-hot) or the mixture of their 4 Gaussians. Separable, since the axes are independent."""
+        uv, safe, weights = self._prepare(keypoints, visible)
+        lower, frac = lower_and_fraction(safe, self.heatmap_size)
+        lo_x, lo_y = self._profiles(lower)
+        hi_x, hi_y = self._profiles(lower + 1)
+        fx, fy = frac[..., 0:1], frac[..., 1:2]
+        px = ((1 - fx) * lo_x + fx * hi_x) * weights[..., None]
+        return Target(outer(px, (1 - fy) * lo_y + fy * hi_y), uv, weights)
+
+    # -- decoding -----------------------------------------------------------------------------
+
+    def activation_points(self, heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The selected cells (N, K, S, 2), their values (N, K, S) and validity (N, K, S) bool.
+
+        The first point is always the argmax.
+        """
+        n, k, hh, wh = heatmaps.shape
+        if self.select == "topk":
+            values, index = heatmaps.reshape(n, k, hh * wh).topk(self.k, dim=-1)
+            cells = torch.stack([index % wh, index // wh], dim=-1).float()
+            return cells, values, torch.ones_like(values, dtype=torch.bool)
+        steps = torch.arange(-self.radius, self.radius + 1, device=heatmaps.device, dtype=torch.float32)
+        window = torch.stack(torch.meshgrid(steps, steps, indexing="xy"), dim=-1).reshape(-1, 2)
+        window = window[window.abs().sum(-1).argsort(stable=True)]  # (0, 0) first
+        peaks, _ = argmax_2d(heatmaps)
+        cells = peaks[..., None, :] + window
+        return cells, gather_2d(heatmaps, cells), on_grid(cells, self.heatmap_size)
+
+    def point_weights(self, values: Tensor, valid: Tensor) -> Tensor:
+        """Weights (N, K, S) summing to 1 over the valid points."""
+        if self.weighting == "softmax":
+            return values.masked_fill(~valid, float("-inf")).softmax(dim=-1)
+        mass = values.clamp_min(0) * valid
+        total = mass.sum(-1, keepdim=True)
+        argmax_only = torch.zeros_like(mass)
+        argmax_only[..., 0] = 1
+        return torch.where(total > 0, mass / torch.where(total > 0, total, 1), argmax_only)
+
+    def decode_heatmap_units(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+        cells, values, valid = self.activation_points(heatmaps)
+        peak = cells[..., :1, :]  # summed as offsets from the argmax: small terms, small rounding
+        uv = peak[..., 0, :] + (self.point_weights(values, valid)[..., None] * (cells - peak)).sum(-2)
+        return uv, values[..., 0]

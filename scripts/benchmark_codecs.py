@@ -1,0 +1,176 @@
+"""Encode and decode throughput of every codec preset, next to mmpose's codecs where installed.
+
+    python scripts/benchmark_codecs.py --device cpu --json results/benchmark_codecs.json
+
+Throughput is samples per second (one sample = K keypoints of one image), the median over
+``--repeats`` timed runs after ``--warmup`` untimed ones; CUDA work is synchronised inside the
+timed region. mmpose's codecs take one instance at a time as numpy arrays, so they are called the
+way a user calls them: convert the batch to numpy once, then loop over the samples (both inside
+the timed region). Its twins: ``argmax-quarter`` = ``MSRAHeatmap(unbiased=False)``, ``dark`` =
+``MSRAHeatmap(unbiased=True)``, ``udp`` = ``UDPHeatmap`` (Gaussian), all with sigma 2 and an
+11-tap blur.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from h3r.codecs import PRESETS, build_codec
+
+SIGMA = 2.0
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch", type=int, default=64, help="samples per call")
+    p.add_argument("--keypoints", type=int, default=98, help="keypoints per sample")
+    p.add_argument("--heatmap", type=int, default=64, help="heatmap side in cells")
+    p.add_argument("--input", type=int, default=256, help="input side in pixels")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs (the median is reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs first")
+    p.add_argument("--codecs", nargs="+", default=sorted(PRESETS), choices=sorted(PRESETS))
+    p.add_argument("--no-mmpose", action="store_true", help="skip mmpose even if it is installed")
+    p.add_argument("--json", type=Path, help="write the results and their provenance here")
+    args = p.parse_args(argv)
+    if args.input % args.heatmap:
+        p.error(f"--input {args.input} is not a multiple of --heatmap {args.heatmap}")
+    return args
+
+
+def median_seconds(fn, device: torch.device, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def mmpose_twins(input_size, heatmap_size) -> dict:
+    """Preset name -> the mmpose codec of the same method, or {} without mmpose."""
+    try:
+        from mmpose.codecs import MSRAHeatmap, UDPHeatmap
+    except ImportError:
+        return {}
+    # mmpose 1.3.2 calls np.maximum(a, b, out) positionally, which numpy 2 deprecates
+    warnings.filterwarnings("ignore", message="Passing more than 2 positional arguments", category=DeprecationWarning)
+    return {
+        "argmax-quarter": MSRAHeatmap(input_size, heatmap_size, sigma=SIGMA, unbiased=False),
+        "dark": MSRAHeatmap(input_size, heatmap_size, sigma=SIGMA, unbiased=True, blur_kernel_size=11),
+        "udp": UDPHeatmap(input_size, heatmap_size, sigma=SIGMA, blur_kernel_size=11),
+    }
+
+
+def provenance(args, device: torch.device) -> dict:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    try:
+        import mmpose
+        mmpose_version = mmpose.__version__
+    except ImportError:
+        mmpose_version = None
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device_type": device.type,
+        "torch": torch.__version__,
+        "mmpose": mmpose_version,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": commit,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    }
+
+
+def benchmark(args) -> list[dict]:
+    device = torch.device(args.device)
+    size, hm = (args.input, args.input), (args.heatmap, args.heatmap)
+    n, k = args.batch, args.keypoints
+    keypoints = torch.rand(n, k, 2, device=device) * (args.input - 1)
+    visible = torch.ones(n, k, device=device)
+    heatmaps = build_codec("dark", size, heatmap_size=hm).encode(keypoints).heatmaps
+    heatmaps = heatmaps + 0.01 * torch.rand_like(heatmaps)
+    twins = {} if args.no_mmpose else mmpose_twins(size, hm)
+    rows = []
+    for name in args.codecs:
+        codec = build_codec(name, size, heatmap_size=hm)
+        row = {"codec": name}
+        t_enc = median_seconds(lambda: codec.encode(keypoints, visible), device, args.repeats, args.warmup)
+        t_dec = median_seconds(lambda: codec.decode(heatmaps), device, args.repeats, args.warmup)
+        row["encode_per_s"], row["decode_per_s"] = n / t_enc, n / t_dec
+        twin = twins.get(name)
+        if twin is not None:
+            def mm_encode():
+                kp, vis = keypoints.cpu().numpy(), visible.cpu().numpy()
+                return [twin.encode(kp[i:i + 1], vis[i:i + 1]) for i in range(n)]
+
+            def mm_decode():
+                maps = heatmaps.cpu().numpy()
+                return [twin.decode(maps[i]) for i in range(n)]
+
+            row["mmpose_encode_per_s"] = n / median_seconds(mm_encode, device, args.repeats, args.warmup)
+            row["mmpose_decode_per_s"] = n / median_seconds(mm_decode, device, args.repeats, args.warmup)
+            row["encode_ratio"] = row["encode_per_s"] / row["mmpose_encode_per_s"]
+            row["decode_ratio"] = row["decode_per_s"] / row["mmpose_decode_per_s"]
+        rows.append(row)
+    return rows
+
+
+def print_table(rows: list[dict], prov: dict) -> None:
+    a = prov["args"]
+    print(f"{a['batch']} samples x {a['keypoints']} keypoints, heatmap {a['heatmap']}^2, input {a['input']}^2, "
+          f"on {prov['device']} ({prov['device_type']}), torch {prov['torch']}, mmpose {prov['mmpose']}")
+    cols = [("codec", "codec", "{:<15}"), ("encode_per_s", "encode/s", "{:>10.0f}"),
+            ("decode_per_s", "decode/s", "{:>10.0f}"), ("mmpose_encode_per_s", "mm enc/s", "{:>10.0f}"),
+            ("mmpose_decode_per_s", "mm dec/s", "{:>10.0f}"), ("encode_ratio", "enc x", "{:>7.1f}"),
+            ("decode_ratio", "dec x", "{:>7.1f}")]
+    print("  ".join(f"{title:<15}" if key == "codec" else f"{title:>{len(fmt.format(0))}}"
+                    for key, title, fmt in cols))
+    for row in rows:
+        print("  ".join(fmt.format(row[key]) if row.get(key) is not None else f"{'-':>{len(fmt.format(0))}}"
+                        for key, _, fmt in cols))
+
+
+def write_json(report: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    torch.manual_seed(0)
+    rows = benchmark(args)
+    report = {"provenance": provenance(args, torch.device(args.device)), "results": rows}
+    print_table(rows, report["provenance"])
+    if args.json is not None:
+        write_json(report, args.json)
+    return report
+
+
+if __name__ == "__main__":
+    main()

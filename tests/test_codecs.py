@@ -1,0 +1,404 @@
+"""Codecs: shapes, dtypes and devices, round-trip error bounds, randomized rounding, masking, flips."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+
+import pytest
+import torch
+
+from h3r.codecs import CODECS, DARK, H3R, PRESETS, UDP, ArgmaxQuarter, SoftArgmax, Vanilla, build_codec
+from h3r.codecs.base import argmax_2d, gaussian_heatmaps
+from h3r.codecs.h3r import rounding_neighbours
+from h3r.geometry import flip_keypoints
+from conftest import DEVICES, REPO
+
+INPUT = (128, 96)  # not square, so that a swapped x and y shows
+STRIDE = 4
+HEATMAP = (32, 24)
+
+
+def random_keypoints(n: int, k: int, margin: float = 0.0, size=INPUT, device="cpu") -> torch.Tensor:
+    """Uniform keypoints (N, K, 2) in input pixels, at least ``margin`` px inside the image."""
+    lo = torch.tensor([-0.5 + margin] * 2)
+    hi = torch.tensor(size, dtype=torch.float32) - 0.5 - margin
+    return (lo + torch.rand(n, k, 2) * (hi - lo)).to(device)
+
+
+def keypoints_near_cells(codec, n: int, k: int, jitter: float = 0.2, margin: int = 3) -> torch.Tensor:
+    """Keypoints within ``jitter`` cells of a cell centre ``margin`` cells from the border, in px."""
+    wh, hh = codec.heatmap_size
+    cells = torch.stack([torch.randint(margin, wh - margin, (n, k)), torch.randint(margin, hh - margin, (n, k))], -1)
+    return codec.to_input(cells + (torch.rand(n, k, 2) * 2 - 1) * jitter)
+
+
+def decodable_heatmaps(codec, keypoints: torch.Tensor) -> torch.Tensor:
+    """Heatmaps each codec's decoder reads as the given keypoints: Gaussians at the exact points,
+    log-Gaussians (logits) for the softmax-weighted decoders."""
+    uv = codec.to_heatmap(keypoints)
+    if isinstance(codec, SoftArgmax) or (isinstance(codec, H3R) and codec.weighting == "softmax"):
+        wh, hh = codec.heatmap_size
+        xs, ys = torch.arange(wh, device=uv.device), torch.arange(hh, device=uv.device)
+        d2 = (xs - uv[..., 0:1])[..., None, :] ** 2 + (ys - uv[..., 1:2])[..., :, None] ** 2
+        return -d2 / 2
+    return gaussian_heatmaps(uv, codec.heatmap_size, 2.0)
+
+
+def log_with_floor(heatmaps: torch.Tensor) -> torch.Tensor:
+    """``log h`` with zeros mapped to -1e4: softmax of it is ``h / sum h``."""
+    return torch.where(heatmaps > 0, heatmaps.clamp_min(1e-30).log(), torch.full_like(heatmaps, -1e4))
+
+
+# --- shapes, dtypes, devices ------------------------------------------------------------------
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_shapes_dtypes_devices(preset, device):
+    codec = build_codec(preset, INPUT, stride=STRIDE)
+    kp = random_keypoints(3, 5, device=device).double()  # float64 in, float32 out
+    target = codec.encode(kp, torch.ones(3, 5, device=device))
+    assert target.keypoints.shape == (3, 5, 2) and target.keypoints.dtype == torch.float32
+    assert target.weights.shape == (3, 5) and target.weights.dtype == torch.float32
+    assert target.keypoints.device.type == target.weights.device.type == device
+    if target.heatmaps is not None:
+        assert target.heatmaps.shape == (3, 5, HEATMAP[1], HEATMAP[0])
+        assert target.heatmaps.dtype == torch.float32 and target.heatmaps.device.type == device
+    xy, scores = codec.decode(torch.rand(3, 5, HEATMAP[1], HEATMAP[0], device=device))
+    assert xy.shape == (3, 5, 2) and xy.dtype == torch.float32 and xy.device.type == device
+    assert scores.shape == (3, 5) and scores.device.type == device
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_bfloat16_heatmaps_decode_like_float32(preset):
+    codec = build_codec(preset, INPUT, stride=STRIDE)
+    heatmaps = decodable_heatmaps(codec, keypoints_near_cells(codec, 4, 6))
+    xy32, s32 = codec.decode(heatmaps)
+    xy16, s16 = codec.decode(heatmaps.bfloat16())
+    assert xy16.dtype == torch.float32
+    assert (xy16 - xy32).abs().max() < 0.1 * STRIDE
+    assert torch.allclose(s16.float(), s32, rtol=1e-2, atol=1e-2)
+
+
+def test_decode_rejects_wrong_heatmap_size():
+    with pytest.raises(ValueError, match="32x24"):
+        build_codec("dark", INPUT, stride=STRIDE).decode(torch.rand(1, 2, 32, 24))
+
+
+# --- round trips against the closed forms -------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["onehot", "gaussian"])
+def test_round_argmax_error_is_within_half_a_stride(target):
+    codec = Vanilla(INPUT, HEATMAP, quantize="round", target=target)
+    kp = random_keypoints(8, 50)
+    t = codec.encode(kp)
+    err = (kp - codec.decode(t.heatmaps)[0])[t.weights > 0]  # truth - decoded, input px
+    assert t.weights.mean() > 0.9
+    assert (err >= -STRIDE / 2).all() and (err < STRIDE / 2 + 1e-4).all()
+    assert err.abs().max() > 0.45 * STRIDE  # the bound is attained, not loose
+
+
+def test_floor_argmax_error_is_in_zero_one_stride():
+    codec = Vanilla(INPUT, HEATMAP, quantize="floor", target="onehot")
+    kp = random_keypoints(8, 50)
+    t = codec.encode(kp)
+    err = (kp - codec.decode(t.heatmaps)[0])[t.weights > 0]
+    # x = s (u + 1/2) - 1/2, decoded at floor(u): truth - decoded = s (u - floor u) in [0, s)
+    assert (err >= -1e-4).all() and (err < STRIDE).all()
+    assert abs(err.mean().item() - STRIDE / 2) < 0.2  # biased by half a stride
+
+
+def test_quarter_on_its_own_target_is_argmax_and_on_exact_gaussians_within_a_quarter():
+    codec = ArgmaxQuarter(INPUT, HEATMAP)
+    kp = random_keypoints(8, 50, margin=3 * STRIDE)
+    own = codec.encode(kp)  # symmetric Gaussian on the rounded cell: neighbours tie, no move
+    assert torch.equal(codec.decode(own.heatmaps)[0], Vanilla(INPUT, HEATMAP).decode(own.heatmaps)[0])
+    exact = gaussian_heatmaps(codec.to_heatmap(kp), HEATMAP, 2.0)
+    err = (kp - codec.decode(exact)[0]).abs()
+    assert err.max() <= STRIDE / 4 + 1e-4  # |f - sign(f)/4| <= 1/4 cell for f in [-1/2, 1/2]
+
+
+@pytest.mark.parametrize("cls", [DARK, UDP])
+def test_dark_and_udp_round_trip_their_exact_targets(cls):
+    codec = cls(INPUT, HEATMAP, sigma=2.0)
+    kp = random_keypoints(8, 50, margin=3 * 2.0 * STRIDE)  # 3 sigma from the border
+    t = codec.encode(kp)
+    assert t.weights.min() == 1
+    err = (codec.decode(t.heatmaps)[0] - kp).abs()
+    assert err.max() < 0.01
+
+
+def test_udp_without_refinement_is_argmax():
+    codec = UDP(INPUT, HEATMAP, refine="none")
+    heatmaps = codec.encode(random_keypoints(4, 10)).heatmaps
+    assert torch.equal(codec.decode_heatmap_units(heatmaps)[0], argmax_2d(heatmaps)[0])
+
+
+def test_soft_argmax_on_a_sharp_target():
+    codec = SoftArgmax(INPUT, HEATMAP)
+    kp = random_keypoints(8, 50, margin=4 * STRIDE)
+    t = codec.encode(kp)
+    assert t.heatmaps is None and t.weights.min() == 1
+    err = (codec.decode(decodable_heatmaps(codec, kp))[0] - kp).abs()
+    assert err.max() < 1e-3
+
+
+@pytest.mark.parametrize("weighting", ["softmax", "normalized"])
+@pytest.mark.parametrize("select", [("topk", 4), ("topk", 9), ("window", 1), ("window", 2)])
+def test_h3r_expected_target_decodes_exactly(select, weighting):
+    mode, size = select
+    codec = H3R(INPUT, HEATMAP, select=mode, k=size if mode == "topk" else 9,
+                radius=size if mode == "window" else 1, weighting=weighting)
+    kp = random_keypoints(8, 50)
+    t = codec.expected_target(kp)
+    heatmaps = log_with_floor(t.heatmaps) if weighting == "softmax" else t.heatmaps
+    err = (codec.decode(heatmaps)[0] - kp)[t.weights > 0].abs()
+    assert t.weights.mean() > 0.9
+    assert err.max() < 1e-4
+
+
+def test_h3r_gaussian_expected_target_is_the_mixture_and_decodes_with_a_wide_window():
+    codec = H3R(INPUT, HEATMAP, target="gaussian", sigma=1.0, select="window", radius=5, weighting="normalized")
+    kp = random_keypoints(4, 20, margin=6 * STRIDE)
+    t = codec.expected_target(kp)
+    cells, probs = rounding_neighbours(t.keypoints, HEATMAP)
+    mixture = sum(probs[..., j, None, None] * gaussian_heatmaps(cells[..., j, :], HEATMAP, 1.0) for j in range(4))
+    assert torch.allclose(t.heatmaps, mixture, atol=1e-6)
+    assert (codec.decode(t.heatmaps)[0] - kp).abs().max() < 1e-3
+
+
+def test_h3r_top1_is_argmax():
+    heatmaps = torch.randn(4, 7, HEATMAP[1], HEATMAP[0])
+    top1 = H3R(INPUT, HEATMAP, k=1).decode(heatmaps)
+    argmax = Vanilla(INPUT, HEATMAP).decode(heatmaps)
+    assert torch.equal(top1[0], argmax[0]) and torch.equal(top1[1], argmax[1])
+
+
+def test_h3r_official_decoder_is_topk_softmax_times_stride():
+    heatmaps = torch.randn(2, 5, HEATMAP[1], HEATMAP[0])
+    score, index = heatmaps.reshape(2, 5, 1, -1).topk(9, dim=-1)  # the official heatmap2coord
+    coord = torch.cat([index % HEATMAP[0], index // HEATMAP[0]], dim=2)
+    official = STRIDE * (coord * score.softmax(-1)).sum(-1)
+    ours, scores = build_codec("h3r-official", INPUT, stride=STRIDE).decode(heatmaps)
+    assert torch.allclose(ours, official, atol=1e-4)
+    assert torch.equal(scores, heatmaps.amax(dim=(-2, -1)))
+
+
+# --- randomized rounding ------------------------------------------------------------------------
+
+SMALL_INPUT, SMALL_HEATMAP = (40, 32), (10, 8)  # many draws: keep the heatmaps small
+
+
+def draws_of(kp: torch.Tensor, draws: int, seed: int = 0) -> torch.Tensor:
+    """Activation points (draws, K, 2) in heatmap units of ``draws`` encodings of ``kp`` (1, K, 2)."""
+    t = H3R(SMALL_INPUT, SMALL_HEATMAP).encode(kp.expand(draws, -1, -1),
+                                                 generator=torch.Generator().manual_seed(seed))
+    return argmax_2d(t.heatmaps)[0]
+
+
+def test_randomized_rounding_is_unbiased_and_converges_as_one_over_sqrt_draws():
+    codec = H3R(SMALL_INPUT, SMALL_HEATMAP)
+    kp = random_keypoints(1, 100, margin=STRIDE, size=SMALL_INPUT)
+    uv = codec.to_heatmap(kp)[0]
+    cells = draws_of(kp, 4096)
+    frac = uv - uv.floor()
+    variance = frac * (1 - frac)  # of one draw, per axis
+    errors = {}
+    for d in (64, 4096):
+        mean_error = cells[:d].mean(0) - uv
+        assert (mean_error.abs() <= 5 * (variance / d).sqrt() + 1e-5).all()
+        errors[d] = mean_error.abs().mean().item()
+    assert 4 < errors[64] / errors[4096] < 16  # sqrt(4096 / 64) = 8
+
+
+def test_neighbour_frequencies_match_the_product_probabilities():
+    kp = random_keypoints(1, 50, margin=STRIDE, size=SMALL_INPUT)
+    draws = 4000
+    drawn = draws_of(kp, draws)  # (D, K, 2)
+    cells, probs = rounding_neighbours(H3R(SMALL_INPUT, SMALL_HEATMAP).to_heatmap(kp), SMALL_HEATMAP)
+    hits = (drawn[:, :, None, :] == cells).all(-1).float()  # (D, K, 4)
+    assert torch.equal(hits.sum(-1), torch.ones(draws, 50))  # always one of the 4 neighbours
+    freq = hits.mean(0)
+    assert ((freq - probs[0]).abs() <= 5 * (probs[0] * (1 - probs[0]) / draws).sqrt() + 1e-6).all()
+
+
+def test_neighbours_and_probabilities():
+    uv = torch.tensor([[[3.25, 7.0], [0.0, 23.0], [31.0, 0.5]]])
+    cells, probs = rounding_neighbours(uv, HEATMAP)
+    assert torch.allclose(probs.sum(-1), torch.ones(1, 3))
+    assert torch.allclose((probs[..., None] * cells).sum(-2), uv)  # the expectation is the point
+    assert torch.allclose(probs[0, 0], torch.tensor([0.75, 0.25, 0.0, 0.0]))
+    assert torch.equal(cells[0, 2, 3], torch.tensor([31.0, 1.0]))  # u = Wh - 1: lower is Wh - 2
+    assert torch.allclose(probs[0, 2], torch.tensor([0.0, 0.5, 0.0, 0.5]))
+
+
+def test_fixed_seed_reproduces_and_other_seeds_differ():
+    codec = H3R(INPUT, HEATMAP)
+    kp = random_keypoints(4, 30)
+    first = codec.encode(kp, generator=torch.Generator().manual_seed(7)).heatmaps
+    again = codec.encode(kp, generator=torch.Generator().manual_seed(7)).heatmaps
+    other = codec.encode(kp, generator=torch.Generator().manual_seed(8)).heatmaps
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a second device")
+def test_generator_on_another_device_is_refused():
+    with pytest.raises(ValueError, match="generator"):
+        H3R(INPUT, HEATMAP).encode(random_keypoints(1, 2, device="cuda"), generator=torch.Generator())
+
+
+# --- masking: edges, invisible, off-image, NaN -----------------------------------------------------
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_first_and_last_cells_are_represented(preset):
+    codec = build_codec(preset, INPUT, stride=STRIDE)
+    wh, hh = codec.heatmap_size
+    uv = torch.tensor([[[0.0, 0.0], [wh - 1, hh - 1], [0.0, hh - 1], [wh - 1, 0.0]]])
+    kp = codec.to_input(uv)
+    t = codec.encode(kp)
+    assert torch.equal(t.weights, torch.ones(1, 4))
+    if t.heatmaps is not None:  # the target peaks on the cell itself
+        peaks = t.heatmaps.flatten(-2).argmax(-1)
+        assert torch.equal(peaks, (uv[..., 1] * wh + uv[..., 0]).long())
+
+
+def test_h3r_last_cell_is_drawn_with_certainty_and_just_beyond_is_masked():
+    codec = H3R(INPUT, HEATMAP)
+    wh, hh = HEATMAP
+    uv = torch.tensor([[[wh - 1, hh - 1], [wh - 1 + 1e-3, 5.0], [-1e-3, 5.0]]])
+    t = codec.encode(codec.to_input(uv).expand(100, -1, -1))
+    assert torch.equal(t.weights[0], torch.tensor([1.0, 0.0, 0.0]))
+    assert (t.heatmaps[:, 0, hh - 1, wh - 1] == 1).all() and t.heatmaps[:, 1:].sum() == 0
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_invisible_and_off_image_keypoints_get_weight_zero_and_no_target(preset):
+    codec = build_codec(preset, INPUT, stride=STRIDE)
+    w, h = INPUT
+    kp = torch.tensor([[[10.0, 10.0], [float("nan"), 3.0], [-0.51, 10.0], [10.0, h - 0.49],
+                        [w + 40.0, 10.0], [20.0, 20.0]]])
+    visible = torch.tensor([[1, 0, 1, 1, 1, 0]])
+    t = codec.encode(kp, visible)
+    assert torch.equal(t.weights, torch.tensor([[1.0, 0, 0, 0, 0, 0]]))
+    if t.heatmaps is not None:
+        assert t.heatmaps[0, 0].max() > 0
+        assert torch.equal(t.heatmaps[0, 1:], torch.zeros_like(t.heatmaps[0, 1:]))  # nothing wrapped in
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_nan_on_a_visible_keypoint_names_it(preset):
+    codec = build_codec(preset, INPUT, stride=STRIDE)
+    kp = random_keypoints(2, 5)
+    kp[1, 3, 0] = float("nan")
+    with pytest.raises(ValueError, match="keypoint 3 of sample 1"):
+        codec.encode(kp)
+    kp[0, 2, 1] = float("inf")
+    with pytest.raises(ValueError, match="keypoint 2 of sample 0"):
+        codec.encode(kp)
+
+
+def test_representable_ranges_differ_as_documented():
+    """H3R and soft-argmax need u in [0, Wh - 1]; DARK takes the heatmap's extent [-1/2, Wh - 1/2]."""
+    uv = torch.tensor([[[-0.4, 3.0], [31.4, 3.0], [0.0, 3.0], [31.0, 23.0]]])  # all on the image
+    expected = {H3R: [0.0, 0.0, 1.0, 1.0], SoftArgmax: [0.0, 0.0, 1.0, 1.0], DARK: [1.0, 1.0, 1.0, 1.0]}
+    for cls, weights in expected.items():
+        codec = cls(INPUT, HEATMAP)
+        assert codec.encode(codec.to_input(uv)).weights[0].tolist() == weights, cls.__name__
+
+
+# --- flips ------------------------------------------------------------------------------------
+
+# floor is not flip-equivariant (see test_floor_flip_moves_by_one_stride); "corner" is not either
+EQUIVARIANT = [p for p in sorted(PRESETS) if p != "argmax-floor" and PRESETS[p][1].get("align") != "corner"]
+
+
+def test_flip_twice_is_identity():
+    kp = random_keypoints(3, 98)
+    flip = torch.arange(98).flip(0)
+    assert torch.equal(flip_keypoints(flip_keypoints(kp, INPUT[0], flip), INPUT[0], flip), kp)
+
+
+@pytest.mark.parametrize("preset", EQUIVARIANT)
+def test_encoding_a_flipped_image_is_the_mirrored_target(preset):
+    codec = build_codec(preset, INPUT, stride=STRIDE)
+    kp = random_keypoints(3, 20)
+    encode = codec.expected_target if isinstance(codec, H3R) else codec.encode
+    plain, flipped = encode(kp), encode(flip_keypoints(kp, INPUT[0]))
+    assert torch.equal(plain.weights, flipped.weights)
+    if plain.heatmaps is not None:
+        assert torch.allclose(flipped.heatmaps, plain.heatmaps.flip(-1), atol=1e-5)
+
+
+def test_floor_flip_moves_by_one_stride():
+    """floor(Wh - 1 - u) = Wh - 2 - floor(u) for non-integer u: a flipped image decodes one
+    stride to the left of the flipped decode, the bias the paper's analysis is about."""
+    codec = build_codec("argmax-floor", INPUT, stride=STRIDE)
+    kp = random_keypoints(3, 20, margin=STRIDE)
+    plain = codec.decode(codec.encode(kp).heatmaps)[0]
+    flipped = codec.decode(codec.encode(flip_keypoints(kp, INPUT[0])).heatmaps)[0]
+    expected = flip_keypoints(plain, INPUT[0]) - torch.tensor([STRIDE, 0.0])
+    assert torch.allclose(flipped, expected)
+
+
+@pytest.mark.parametrize("preset", sorted(set(EQUIVARIANT) | {"argmax-floor"}))
+def test_decoding_a_mirrored_heatmap_is_the_flipped_decode(preset):
+    codec = build_codec(preset, INPUT, stride=STRIDE)
+    heatmaps = decodable_heatmaps(codec, random_keypoints(3, 20)) + 0.01 * torch.rand(3, 20, 24, 32)
+    xy = codec.decode(heatmaps)[0]
+    mirrored = codec.decode(heatmaps.flip(-1))[0]
+    # UDP's reference stencil reads one diagonal only (see h3r.codecs.dark.newton_step)
+    tolerance = 1e-2 if preset == "udp" else 1e-5
+    assert (mirrored - flip_keypoints(xy, INPUT[0])).abs().max() < tolerance
+
+
+def test_corner_alignment_shifts_a_flip_by_stride_minus_one():
+    codec = build_codec("h3r-official", INPUT, stride=STRIDE)
+    heatmaps = torch.randn(2, 6, 24, 32)
+    xy = codec.decode(heatmaps)[0]
+    shifted = flip_keypoints(xy, INPUT[0])
+    shifted[..., 0] -= STRIDE - 1
+    assert torch.allclose(codec.decode(heatmaps.flip(-1))[0], shifted, atol=1e-4)
+
+
+# --- registry -----------------------------------------------------------------------------------
+
+def test_build_codec_checks_names_and_strides():
+    assert set(PRESETS) >= {"argmax-floor", "argmax-round", "argmax-quarter", "dark", "udp", "soft-argmax",
+                            "h3r", "h3r-official"}
+    assert isinstance(build_codec("vanilla", 64), CODECS["vanilla"])
+    assert build_codec("dark", 256).heatmap_size == (64, 64)
+    assert build_codec("h3r", (256, 192), stride=8).heatmap_size == (32, 24)
+    assert build_codec("dark", 256, sigma=1.5).sigma == 1.5
+    with pytest.raises(ValueError, match="not a multiple of the stride 8"):
+        build_codec("dark", (256, 190), stride=8)
+    with pytest.raises(ValueError, match="argmax-quarter"):
+        build_codec("darkk", 256)
+    with pytest.raises(ValueError, match="give only one"):
+        build_codec("dark", 256, stride=4, heatmap_size=32)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="k must be"):
+        H3R(INPUT, HEATMAP, k=32 * 24 + 1)
+    with pytest.raises(ValueError, match="weighting"):
+        H3R(INPUT, HEATMAP, weighting="mean")
+    with pytest.raises(ValueError, match="blur_kernel"):
+        DARK(INPUT, HEATMAP, blur_kernel=10)
+    with pytest.raises(ValueError, match="refine"):
+        UDP(INPUT, HEATMAP, refine="quarter")
+
+
+# --- the benchmark script runs -----------------------------------------------------------------
+
+def test_benchmark_script_runs(tmp_path):
+    spec = importlib.util.spec_from_file_location("benchmark_codecs", REPO / "scripts" / "benchmark_codecs.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    report = bench.main(["--batch", "2", "--keypoints", "3", "--heatmap", "8", "--input", "32",
+                         "--repeats", "2", "--warmup", "1", "--json", str(out), "--no-mmpose"])
+    saved = json.loads(out.read_text())
+    assert saved == report
+    assert {row["codec"] for row in saved["results"]} == set(PRESETS)
+    assert all(math.isfinite(row["decode_per_s"]) and row["decode_per_s"] > 0 for row in saved["results"])
+    assert saved["provenance"]["torch"] == torch.__version__
