@@ -19,6 +19,8 @@ class Layout:
         ``"inter_pupil"`` distance between the centroids of the eye groups in ``normalizer_index``,
         ``"box"`` sqrt(w * h) of the face box, ``"head"`` (MPII head box), ``"oks"`` (COCO area).
     normalizer_index: the keypoints the normaliser reads, when it reads keypoints.
+    pupil_index: two groups of keypoints whose centroids are the pupils, for the inter-pupil
+        variant of the normaliser that some papers report (``None`` where a layout has no eyes).
     """
 
     name: str
@@ -26,6 +28,7 @@ class Layout:
     normalizer: str
     normalizer_index: tuple[int, ...] | None = None
     names: tuple[str, ...] | None = None
+    pupil_index: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
     @property
     def num_keypoints(self) -> int:
@@ -60,6 +63,8 @@ IBUG68 = Layout(
     ]),
     normalizer="inter_ocular",
     normalizer_index=(36, 45),
+    # the eye centroids, as in the commented-out line of the official examples/test_300w.py
+    pupil_index=(tuple(range(36, 42)), tuple(range(42, 48))),
 )
 
 # WFLW 98-point layout; the flip order is the one of the official H3R code (torchalign/cfg.py).
@@ -75,6 +80,7 @@ WFLW98 = Layout(
     ),
     normalizer="inter_ocular",
     normalizer_index=(60, 72),
+    pupil_index=((96,), (97,)),
 )
 
 MPII16_NAMES = (
@@ -87,3 +93,64 @@ MPII16 = Layout(
     normalizer="head",
     names=MPII16_NAMES,
 )
+
+# COFW 29-point layout (Burgos-Artizzu et al., ICCV 2013). Flip pairs are HRNet's
+# (lib/utils/transforms.py MATCHED_PARTS["COFW"], 1-based there), identical to mmpose's cofw.py.
+# Points 8/9 are the outer eye corners and 16/17 the pupils (checked on real annotations: 16 lies
+# between 8 and the inner corner 10). HRNet's compute_nme normalises COFW by |p8 - p9| and calls it
+# "interocular"; the inter-pupil variant of the original RCPR protocol reads 16/17.
+COFW29 = Layout(
+    name="cofw29",
+    flip_index=flip_index_from_pairs(29, [
+        (0, 1), (2, 3), (4, 6), (5, 7), (8, 9), (10, 11), (12, 14), (13, 15), (16, 17), (18, 19),
+        (22, 23),
+    ]),
+    normalizer="inter_ocular",
+    normalizer_index=(8, 9),
+    pupil_index=((16,), (17,)),
+)
+
+# AFLW 19-point layout of Zhu et al. (CVPR 2016) as HRNet distributes it: brows 0-5, eyes 6-11,
+# nose 12-14, mouth 15-17, chin 18. Flip pairs from HRNet's MATCHED_PARTS["AFLW"] (= mmpose aflw.py).
+# The protocol normalises by the face box size (HRNet's ``box_size`` column).
+AFLW19 = Layout(
+    name="aflw19",
+    flip_index=flip_index_from_pairs(19, [
+        (0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9), (12, 14), (15, 17),
+    ]),
+    normalizer="box",
+)
+
+# LaPa 106-point layout (Liu et al., AAAI 2020). The flip order is FLIP_ORDER of the official H3R
+# model configs (models/lapa/*/config.yaml), which agrees entry by entry with mmpose's lapa.py.
+# Normaliser as the official examples/test_lapa.py: outer eye corners 66 and 79 ("interocular");
+# its commented-out variant, the pupils 104 and 105, is ``pupil_index``.
+LAPA106 = Layout(
+    name="lapa106",
+    flip_index=(
+        32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15,
+        14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 46, 45, 44,
+        43, 42, 50, 49, 48, 47, 37, 36, 35, 34, 33, 41, 40, 39, 38, 51, 52, 53,
+        54, 65, 64, 63, 62, 61, 60, 59, 58, 57, 56, 55, 79, 78, 77, 76, 75, 82,
+        81, 80, 83, 70, 69, 68, 67, 66, 73, 72, 71, 74, 90, 89, 88, 87, 86, 85,
+        84, 95, 94, 93, 92, 91, 100, 99, 98, 97, 96, 103, 102, 101, 105, 104,
+    ),
+    normalizer="inter_ocular",
+    normalizer_index=(66, 79),
+    pupil_index=((104,), (105,)),
+)
+
+COCO17_NAMES = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+# COCO person keypoints; errors are scored by OKS (pycocotools), whose scale is sqrt(area).
+COCO17 = Layout(
+    name="coco17",
+    flip_index=flip_index_from_pairs(17, [(2 * i - 1, 2 * i) for i in range(1, 9)]),
+    normalizer="oks",
+    names=COCO17_NAMES,
+)
+
+LAYOUTS = {layout.name: layout for layout in (IBUG68, WFLW98, COFW29, AFLW19, LAPA106, MPII16, COCO17)}

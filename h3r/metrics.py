@@ -1,0 +1,423 @@
+"""The field's metrics, each exactly as its protocol defines it.
+
+All inputs are in *original-image* pixels (``keypoints_orig`` of a sample, predictions mapped
+back by the inverse crop affine). ``N`` samples, ``K`` keypoints; array-likes are accepted and
+everything is computed in float64 on the inputs' device.
+
+Face alignment (300W, WFLW, COFW, AFLW)
+    ``nme``            per-sample mean point-to-point error over the visible keypoints divided by
+                       the protocol's normaliser (:func:`normalizer_from_layout`)
+    ``failure_rate``   fraction of samples with NME > threshold (FR@0.1)
+    ``ced_curve``      cumulative error distribution, fraction of samples with NME <= t
+    ``auc``            area under the CED on [0, threshold], divided by threshold
+    ``summarize``      NME (%), FR (%) and AUC overall and per test subset
+Human pose
+    ``pckh``               MPII PCKh per joint; ``mpii_pckh_table`` the Head ... Ankle, Mean table
+    ``coco_keypoint_ap``   COCO keypoint AP/AR through pycocotools' ``COCOeval``
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from h3r.data.layouts import MPII16_NAMES, Layout
+
+#: MPII's head size is this fraction of the head box diagonal (``SC_BIAS`` of the MPII toolkit)
+MPII_HEAD_SCALE = 0.6
+#: the order of ``COCOeval.stats`` for ``iouType="keypoints"``
+COCO_KEYPOINT_STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+NORMALIZERS = ("inter_ocular", "inter_pupil", "box", "head")
+
+
+def _float64(x) -> Tensor:
+    """Tensors and arrays upcast, Python numbers read as float64 (not torch's default float32)."""
+    return x.double() if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float64))
+
+
+def _points(x, what: str, shape: tuple[int, ...] | None = None) -> Tensor:
+    """``x`` as a float64 (N, K, 2) tensor, with the shape checked."""
+    x = _float64(x)
+    if x.ndim != 3 or x.shape[-1] != 2 or (shape is not None and tuple(x.shape) != shape):
+        want = "(N, K, 2)" if shape is None else str(shape)
+        raise ValueError(f"{what} must have shape {want}, got {tuple(x.shape)}")
+    return x
+
+
+def _visibility(visible, shape: tuple[int, int], device) -> Tensor:
+    if visible is None:
+        return torch.ones(shape, dtype=torch.bool, device=device)
+    visible = torch.as_tensor(visible, device=device)
+    if tuple(visible.shape) != shape:
+        raise ValueError(f"visible must have shape {shape}, got {tuple(visible.shape)}")
+    return visible > 0
+
+
+def _check_finite(points: Tensor, visible: Tensor, what: str) -> None:
+    """Raise for a visible keypoint whose coordinate is NaN or infinite, naming it."""
+    bad = visible & ~torch.isfinite(points).all(-1)
+    if bad.any():
+        n, k = (int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"{what}: keypoint {k} of sample {n} is visible but its coordinate is "
+                         f"{points[n, k].tolist()}; a metric cannot score a non-finite point")
+
+
+def _check_normalizer(normalizer: Tensor, n: int, what: str) -> Tensor:
+    """Check a per-sample normaliser (N,): finite and positive, else name the first bad sample."""
+    normalizer = _float64(normalizer)
+    if tuple(normalizer.shape) != (n,):
+        raise ValueError(f"{what} must have shape ({n},), got {tuple(normalizer.shape)}")
+    bad = ~(torch.isfinite(normalizer) & (normalizer > 0))
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise ValueError(f"{what} of sample {i} is {normalizer[i].item()}, but must be positive and "
+                         f"finite ({int(bad.sum())} of {n} samples are bad); check that sample's "
+                         f"annotation (coinciding eye points, an empty box)")
+    return normalizer
+
+
+# --- normalisers ------------------------------------------------------------------------------
+
+def landmark_box(gt) -> Tensor:
+    """The tight box ``(x1, y1, x2, y2)`` (N, 4) of the ground-truth points (N, K, 2).
+
+    AFLW2000-3D's protocol (3DDFA, and the official H3R ``test_aflw2000.py``) normalises by
+    ``sqrt(w * h)`` of this box: ``normalizer_from_layout(layout, gt, landmark_box(gt))``.
+    """
+    gt = _points(gt, "gt")
+    return torch.cat([gt.amin(dim=1), gt.amax(dim=1)], dim=-1)
+
+
+def normalizer_from_layout(layout: Layout, gt, boxes=None, rule: str | None = None) -> Tensor:
+    """The protocol's normalising distance (N,) in pixels, from ground truth (N, K, 2).
+
+    ``rule`` (default ``layout.normalizer``) picks it:
+
+    ``"inter_ocular"``  ``|gt[a] - gt[b]|`` for ``(a, b) = layout.normalizer_index``: the outer eye
+                        corners, 300W (36, 45), WFLW (60, 72), LaPa (66, 79), COFW (8, 9) as HRNet.
+    ``"inter_pupil"``   distance between the centroids of the two eye groups
+                        ``layout.pupil_index`` (or, for a layout without it, the two halves of
+                        ``normalizer_index``): 300W's eye contours, WFLW's pupils 96/97.
+    ``"box"``           ``sqrt(w * h)`` of the face boxes (N, 4) ``(x1, y1, x2, y2)`` (the AFLW
+                        protocol; AFLW2000-3D uses :func:`landmark_box`).
+    ``"head"``          MPII: ``0.6 * |(x2 - x1, y2 - y1)|`` of the head boxes (N, 4).
+
+    Raises ValueError for an unknown rule, missing indices or boxes, or a normaliser that is zero,
+    negative or not finite (naming the sample).
+    """
+    gt = _points(gt, "gt")
+    rule = rule or layout.normalizer
+    where = f"layout {layout.name!r} with the {rule!r} normaliser"
+    if rule in ("inter_ocular", "inter_pupil"):
+        groups = _eye_groups(layout, rule, where)
+        if max(max(g) for g in groups) >= gt.shape[1]:
+            raise ValueError(f"{where}: eye indices {groups} are out of range for {gt.shape[1]} keypoints")
+        left, right = (gt[:, list(g)].mean(dim=1) for g in groups)
+        normalizer = torch.linalg.vector_norm(left - right, dim=-1)
+    elif rule in ("box", "head"):
+        if boxes is None:
+            which = "face boxes (or landmark_box(gt))" if rule == "box" else "head boxes"
+            raise ValueError(f"{where}: pass the {which} as boxes (N, 4) = x1, y1, x2, y2")
+        boxes = _float64(boxes)
+        if tuple(boxes.shape) != (gt.shape[0], 4):
+            raise ValueError(f"{where}: boxes must have shape ({gt.shape[0]}, 4) as x1, y1, x2, y2, "
+                             f"got {tuple(boxes.shape)}")
+        wh = boxes[:, 2:] - boxes[:, :2]
+        bad = ~(wh > 0).all(-1)
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"{where}: box of sample {i} is {boxes[i].tolist()}, which is empty or not "
+                             f"(x1, y1, x2, y2) with x1 < x2 and y1 < y2")
+        if rule == "box":
+            normalizer = (wh[:, 0] * wh[:, 1]).sqrt()
+        else:
+            normalizer = MPII_HEAD_SCALE * torch.linalg.vector_norm(wh, dim=-1)
+    elif rule == "oks":
+        raise ValueError(f"{where}: COCO-style layouts are scored by OKS, not NME; use coco_keypoint_ap")
+    else:
+        raise ValueError(f"{where}: unknown normaliser {rule!r}; known ones are {NORMALIZERS}")
+    return _check_normalizer(normalizer, gt.shape[0], f"the {rule} normaliser")
+
+
+def _eye_groups(layout: Layout, rule: str, where: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The two keypoint groups whose centroids the eye-distance normalisers measure between."""
+    index = layout.normalizer_index
+    if rule == "inter_ocular":
+        if index is None or len(index) != 2:
+            raise ValueError(f"{where}: needs two keypoint indices in normalizer_index, got {index}")
+        return (index[0],), (index[1],)
+    if layout.pupil_index is not None:
+        return tuple(layout.pupil_index[0]), tuple(layout.pupil_index[1])
+    if layout.normalizer == "inter_pupil" and index and len(index) % 2 == 0:
+        return tuple(index[: len(index) // 2]), tuple(index[len(index) // 2:])
+    raise ValueError(f"{where}: the layout defines no pupil_index (two groups of eye keypoints)")
+
+
+# --- face alignment ---------------------------------------------------------------------------
+
+def nme(pred, gt, normalizer, visible=None) -> Tensor:
+    """Normalised mean error per sample (N,), a fraction (x100 for the usual %).
+
+    ``nme[n] = mean_{k visible} |pred[n, k] - gt[n, k]| / normalizer[n]``.
+
+    pred, gt: (N, K, 2) original-image pixels; normalizer: (N,) pixels; visible: (N, K) or None
+    (all visible). Invisible keypoints are ignored, whatever their coordinates (NaN included).
+    """
+    gt = _points(gt, "gt")
+    pred = _points(pred, "pred", tuple(gt.shape)).to(gt.device)
+    visible = _visibility(visible, tuple(gt.shape[:2]), gt.device)
+    normalizer = _check_normalizer(normalizer, gt.shape[0], "normalizer").to(gt.device)
+    _check_finite(gt, visible, "gt")
+    _check_finite(pred, visible, "pred")
+    count = visible.sum(dim=1)
+    if (count == 0).any():
+        raise ValueError(f"sample {int((count == 0).nonzero()[0])} has no visible keypoint, so its NME "
+                         f"is undefined; drop it from the evaluation")
+    error = torch.linalg.vector_norm(pred - gt, dim=-1)
+    error = torch.where(visible, error, torch.zeros_like(error))
+    return error.sum(dim=1) / count / normalizer
+
+
+def _nmes(nmes) -> Tensor:
+    nmes = _float64(nmes)
+    if nmes.ndim != 1 or nmes.numel() == 0:
+        raise ValueError(f"nmes must be a non-empty 1-D array of per-sample NMEs, got shape {tuple(nmes.shape)}")
+    bad = ~(torch.isfinite(nmes) & (nmes >= 0))
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise ValueError(f"NME of sample {i} is {nmes[i].item()}; NMEs must be finite and >= 0")
+    return nmes
+
+
+def failure_rate(nmes, threshold: float = 0.1) -> float:
+    """Fraction of samples whose NME exceeds ``threshold`` (strictly: NME == threshold passes)."""
+    return (_nmes(nmes) > threshold).double().mean().item()
+
+
+def ced_curve(nmes, threshold: float = 0.1, steps: int = 1000) -> tuple[Tensor, Tensor]:
+    """The cumulative error distribution on ``steps + 1`` equally spaced thresholds in [0, threshold].
+
+    Returns ``thresholds`` (steps + 1,) and ``fractions`` (steps + 1,), the fraction of samples
+    with NME <= each threshold.
+    """
+    if not (threshold > 0 and steps >= 1):
+        raise ValueError(f"need threshold > 0 and steps >= 1, got threshold={threshold}, steps={steps}")
+    nmes = _nmes(nmes)
+    thresholds = torch.linspace(0, threshold, steps + 1, dtype=torch.float64, device=nmes.device)
+    below = torch.searchsorted(nmes.sort().values, thresholds, right=True)
+    return thresholds, below.double() / nmes.numel()
+
+
+def auc(nmes, threshold: float = 0.1, steps: int = 1000) -> float:
+    """Area under the CED on [0, threshold] divided by ``threshold``: 1 when every NME is 0, 0 when
+    every NME exceeds ``threshold``.
+
+    As the WFLW / 300W evaluation scripts do, the CED is sampled on a grid (default step
+    ``threshold / 1000``, 1e-4 at 0.1) and integrated by the trapezoid rule. The exact area of the
+    step function is ``mean(max(0, 1 - nme / threshold))``; the trapezoid rule differs from it by
+    at most ``1 / (2 * steps)`` (a sample whose NME falls exactly on a grid point or between two
+    contributes half a grid step), and is exact when every NME lies midway between grid points.
+    """
+    thresholds, fractions = ced_curve(nmes, threshold, steps)
+    return (torch.trapezoid(fractions, thresholds) / threshold).item()
+
+
+def summarize(nmes, subsets: dict | None = None, threshold: float = 0.1) -> dict[str, dict[str, float]]:
+    """NME, failure rate and AUC, overall (row ``"all"``) and for each named subset.
+
+    nmes: (N,) per-sample NMEs (fractions); subsets: name -> (N,) bool mask, e.g. WFLW's
+    ``{"pose": ..., "blur": ...}``. Returns ``{row: {"n", "NME (%)", "FR@0.1 (%)", "AUC@0.1"}}``,
+    ready for ``pandas.DataFrame.from_dict(result, orient="index")``. A subset with no sample gets
+    n = 0 and NaN metrics.
+    """
+    nmes = _nmes(nmes)
+    masks = {"all": torch.ones_like(nmes, dtype=torch.bool)}
+    for name, mask in (subsets or {}).items():
+        if name in masks:
+            raise ValueError(f"subset name {name!r} is reserved for the whole set; rename it")
+        mask = torch.as_tensor(mask, device=nmes.device)
+        if tuple(mask.shape) != tuple(nmes.shape) or mask.dtype != torch.bool:
+            raise ValueError(f"subset {name!r} must be a bool mask of shape {tuple(nmes.shape)}, "
+                             f"got {mask.dtype} {tuple(mask.shape)}")
+        masks[name] = mask
+    t = f"{threshold:g}"
+    table = {}
+    for name, mask in masks.items():
+        part = nmes[mask]
+        empty = part.numel() == 0
+        table[name] = {
+            "n": part.numel(),
+            "NME (%)": math.nan if empty else 100 * part.mean().item(),
+            f"FR@{t} (%)": math.nan if empty else 100 * failure_rate(part, threshold),
+            f"AUC@{t}": math.nan if empty else auc(part, threshold),
+        }
+    return table
+
+
+# --- human pose: MPII PCKh --------------------------------------------------------------------
+
+@dataclass
+class PCKh:
+    """PCKh at one threshold.
+
+    per_joint: (K,) fraction of visible joints within ``threshold * head_size`` (NaN for a joint
+               never visible); count: (K,) how many visible ones each fraction is over;
+    correct:   (N, K) bool, the visible joints within the threshold;
+    mean:      fraction over all visible joints pooled, excluding none (see
+               :func:`mpii_pckh_table` for the MPII "Mean", which leaves out pelvis and thorax).
+    """
+
+    per_joint: Tensor
+    count: Tensor
+    correct: Tensor
+    mean: float
+
+
+def pckh(pred, gt, visible, head_sizes, threshold: float = 0.5) -> PCKh:
+    """MPII's PCKh: a visible joint is correct when ``|pred - gt| <= threshold * head_size``.
+
+    pred, gt: (N, K, 2) original-image pixels; visible: (N, K) (MPII's ``1 - jnt_missing``);
+    head_sizes: (N,) pixels, already ``0.6 * head box diagonal`` (:func:`normalizer_from_layout`
+    with the ``"head"`` rule). Only visible joints count.
+    """
+    gt = _points(gt, "gt")
+    pred = _points(pred, "pred", tuple(gt.shape)).to(gt.device)
+    visible = _visibility(visible, tuple(gt.shape[:2]), gt.device)
+    head_sizes = _check_normalizer(head_sizes, gt.shape[0], "head_sizes").to(gt.device)
+    _check_finite(gt, visible, "gt")
+    _check_finite(pred, visible, "pred")
+    distance = torch.linalg.vector_norm(pred - gt, dim=-1) / head_sizes[:, None]
+    correct = visible & (distance <= threshold)
+    count = visible.sum(dim=0)
+    per_joint = correct.sum(dim=0).double() / count  # 0 / 0 = NaN for a joint never visible
+    total = int(count.sum())
+    mean = correct.sum().item() / total if total else math.nan
+    return PCKh(per_joint, count, correct, mean)
+
+
+#: rows of the MPII table (HRNet / mmpose order) and the joints each averages
+MPII_GROUPS = {
+    "Head": ("head_top",),
+    "Shoulder": ("l_shoulder", "r_shoulder"),
+    "Elbow": ("l_elbow", "r_elbow"),
+    "Wrist": ("l_wrist", "r_wrist"),
+    "Hip": ("l_hip", "r_hip"),
+    "Knee": ("l_knee", "r_knee"),
+    "Ankle": ("l_ankle", "r_ankle"),
+}
+MPII_EXCLUDED = ("pelvis", "thorax")
+
+
+def mpii_pckh_table(pred, gt, visible, head_sizes, names=MPII16_NAMES, style: str = "hrnet") -> dict[str, float]:
+    """The MPII results row, in %: Head, Shoulder, Elbow, Wrist, Hip, Knee, Ankle, Mean, Mean@0.1.
+
+    Each group is the plain average of its joints' PCKh@0.5 (left and right). ``Mean`` pools every
+    visible joint except pelvis and thorax (the MPII toolkit's "Total", HRNet's count-weighted
+    "Mean"); ``Mean@0.1`` is the same at threshold 0.1 exactly (HRNet's table reads row 11 of its
+    0.01-step grid, i.e. PCKh@0.11).
+
+    style: ``"hrnet"`` (HRNet, mmpose: Head is head_top alone) or ``"mpii"`` (the official MATLAB
+    toolkit's ``genTablePCK``: Head averages upper_neck and head_top).
+    """
+    groups = dict(MPII_GROUPS)
+    if style == "mpii":
+        groups["Head"] = ("upper_neck", "head_top")
+    elif style != "hrnet":
+        raise ValueError(f"style must be 'hrnet' or 'mpii', got {style!r}")
+    names = tuple(names)
+    missing = ({j for g in groups.values() for j in g} | set(MPII_EXCLUDED)) - set(names)
+    if missing:
+        raise ValueError(f"names lack the MPII joints {sorted(missing)}; pass the joint names in "
+                         f"the order of the keypoints (MPII16_NAMES)")
+    at_half = pckh(pred, gt, visible, head_sizes, 0.5)
+    at_tenth = pckh(pred, gt, visible, head_sizes, 0.1)
+    keep = torch.tensor([n not in MPII_EXCLUDED for n in names], device=at_half.correct.device)
+    counted = at_half.count[keep].sum().item()
+    table = {row: 100 * at_half.per_joint[[names.index(j) for j in joints]].mean().item()
+             for row, joints in groups.items()}
+    table["Mean"] = 100 * at_half.correct[:, keep].sum().item() / counted
+    table["Mean@0.1"] = 100 * at_tenth.correct[:, keep].sum().item() / counted
+    return table
+
+
+# --- human pose: COCO keypoint AP -------------------------------------------------------------
+
+_GT_FIELDS = ("id", "image_id", "category_id", "keypoints", "num_keypoints", "area", "bbox", "iscrowd")
+_PRED_FIELDS = ("image_id", "category_id", "keypoints", "score")
+
+
+def _as_coco(coco_gt):
+    """A pycocotools ``COCO`` from a ``COCO`` or an in-memory COCO-format dict (no temp file)."""
+    from pycocotools.coco import COCO
+
+    if isinstance(coco_gt, COCO):
+        return coco_gt
+    if not isinstance(coco_gt, dict):
+        raise TypeError(f"coco_gt must be a pycocotools COCO or a COCO-format dict, got {type(coco_gt).__name__}")
+    for key in ("images", "annotations", "categories"):
+        if key not in coco_gt:
+            raise ValueError(f"coco_gt lacks the top-level key {key!r} (COCO format needs images, "
+                             f"annotations, categories)")
+    for i, ann in enumerate(coco_gt["annotations"]):
+        missing = [f for f in _GT_FIELDS if f not in ann]
+        if missing:
+            raise ValueError(f"coco_gt annotation {i} (id {ann.get('id')}) lacks {missing}; keypoint "
+                             f"evaluation needs {_GT_FIELDS}")
+    coco = COCO()
+    coco.dataset = coco_gt
+    coco.createIndex()
+    return coco
+
+
+def _prediction(i: int, p: dict, num_keypoints: int, image_ids: set) -> dict:
+    missing = [f for f in _PRED_FIELDS if f not in p]
+    if missing:
+        raise ValueError(f"prediction {i} lacks {missing}; each needs {_PRED_FIELDS}")
+    keypoints = np.asarray(p["keypoints"], dtype=np.float64).ravel()
+    if keypoints.size != 3 * num_keypoints or not np.isfinite(keypoints).all():
+        raise ValueError(f"prediction {i} (image {p['image_id']}) must have {3 * num_keypoints} finite "
+                         f"values [x, y, score] * {num_keypoints}, got {keypoints.size} values")
+    if p["image_id"] not in image_ids:
+        raise ValueError(f"prediction {i} is for image_id {p['image_id']!r}, which is not in the ground truth")
+    return {**p, "keypoints": keypoints.tolist(), "score": float(p["score"])}
+
+
+def coco_keypoint_ap(predictions: list[dict], coco_gt, sigmas=None, return_log: bool = False):
+    """COCO keypoint AP and AR, computed by pycocotools' ``COCOeval(iouType="keypoints")``.
+
+    predictions: ``[{"image_id", "category_id", "keypoints": [x, y, score] * K, "score"}, ...]``
+    in original-image pixels (the caller's dicts are not modified).
+    coco_gt: a pycocotools ``COCO``, or a COCO-format dict loaded in memory.
+    sigmas: per-keypoint OKS sigmas (K,); default COCO's 17. Needed for any other K.
+
+    Returns a dict with the 10 standard stats ``COCO_KEYPOINT_STATS`` (fractions; NaN where
+    pycocotools reports -1 because no ground truth falls in that area range), and also the
+    captured pycocotools printout when ``return_log`` (then ``(stats, log)``).
+    """
+    from pycocotools.cocoeval import COCOeval, Params
+
+    if not predictions:
+        raise ValueError("no predictions: COCO AP is undefined for an empty result list (every "
+                         "ground-truth person would be missed); check the inference loop")
+    sigmas = np.asarray(Params(iouType="keypoints").kpt_oks_sigmas if sigmas is None else sigmas, dtype=np.float64)
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        coco = _as_coco(coco_gt)
+        for ann in coco.dataset["annotations"]:
+            if len(ann["keypoints"]) != 3 * len(sigmas):
+                raise ValueError(f"ground-truth annotation {ann['id']} has {len(ann['keypoints']) // 3} "
+                                 f"keypoints but there are {len(sigmas)} OKS sigmas; pass sigmas=")
+        image_ids = set(coco.getImgIds())
+        results = [_prediction(i, p, len(sigmas), image_ids) for i, p in enumerate(predictions)]
+        evaluator = COCOeval(coco, coco.loadRes(results), iouType="keypoints")
+        evaluator.params.kpt_oks_sigmas = sigmas
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    stats = {name: (math.nan if v == -1 else float(v)) for name, v in zip(COCO_KEYPOINT_STATS, evaluator.stats)}
+    return (stats, log.getvalue()) if return_log else stats
