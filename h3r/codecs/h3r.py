@@ -140,6 +140,14 @@ class H3R(Codec):
 
     # -- decoding -----------------------------------------------------------------------------
 
+    def scores_from_probabilities(self, heatmaps: Tensor) -> Tensor:
+        """What the decoder should be given for heatmaps of probabilities (a target, an average
+        of targets): ``log p`` for softmax weighting, since ``softmax(log p) = p / sum p`` over the
+        selected cells (zeros become a very negative logit), and ``p`` itself for normalized."""
+        if self.weighting == "normalized":
+            return heatmaps
+        return heatmaps.float().clamp_min(torch.finfo(torch.float32).tiny).log()
+
     def activation_points(self, heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The selected cells (N, K, S, 2), their values (N, K, S) and validity (N, K, S) bool.
 
