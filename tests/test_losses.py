@@ -1,0 +1,180 @@
+"""Losses: hand-computable values, masking, shape errors, the registry, bf16 autocast."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from h3r.codecs import Target, Vanilla
+from h3r.losses import LOSSES, binary_ce, build_loss, l1_coords, mse, spatial_ce, weighted_mean
+
+N, K, H, W = 2, 3, 4, 5
+
+
+def onehot_target(cells: list[tuple[int, int]] | None = None, weights=None) -> Target:
+    """One-hot targets (N, K, H, W) at cells (x, y), the same for every sample."""
+    cells = cells or [(0, 0), (4, 3), (2, 1)]
+    heatmaps = torch.zeros(N, K, H, W)
+    for k, (x, y) in enumerate(cells):
+        heatmaps[:, k, y, x] = 1
+    keypoints = torch.tensor(cells, dtype=torch.float32).expand(N, K, 2).clone()
+    weights = torch.ones(N, K) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+    return Target(heatmaps, keypoints, weights)
+
+
+# --- hand-computable values ------------------------------------------------------------------------
+
+def test_mse_is_zero_for_a_perfect_prediction_and_one_over_cells_for_a_missed_peak():
+    target = onehot_target()
+    assert mse(target.heatmaps.clone(), target) == 0
+    assert torch.isclose(mse(torch.zeros(N, K, H, W), target), torch.tensor(1 / (H * W)))
+
+
+def test_spatial_ce_of_uniform_logits_is_log_of_the_cell_count():
+    assert torch.isclose(spatial_ce(torch.zeros(N, K, H, W), onehot_target()), torch.tensor(math.log(H * W)))
+    soft = Target(torch.rand(N, K, H, W), torch.zeros(N, K, 2), torch.ones(N, K))
+    assert torch.isclose(spatial_ce(torch.full((N, K, H, W), 7.0), soft), torch.tensor(math.log(H * W)))
+
+
+def test_spatial_ce_of_a_one_hot_target_is_minus_log_p_of_its_cell():
+    target = onehot_target()
+    logits = torch.randn(N, K, H, W)
+    log_p = logits.flatten(2).log_softmax(-1).view(N, K, H, W)
+    cells = [(0, 0), (4, 3), (2, 1)]
+    expected = -torch.stack([log_p[:, k, y, x] for k, (x, y) in enumerate(cells)], 1).mean()
+    assert torch.isclose(spatial_ce(logits, target), expected)
+
+
+def test_spatial_ce_normalises_soft_targets():
+    logits = torch.randn(N, K, H, W)
+    heatmaps = torch.rand(N, K, H, W)
+    a = spatial_ce(logits, Target(heatmaps, torch.zeros(N, K, 2), torch.ones(N, K)))
+    b = spatial_ce(logits, Target(3 * heatmaps, torch.zeros(N, K, 2), torch.ones(N, K)))
+    assert torch.isclose(a, b)
+
+
+def test_binary_ce_at_even_odds_and_with_pos_weight():
+    target = onehot_target()
+    output = torch.zeros(N, 2, K, H, W)  # p(foreground) = 1/2 everywhere
+    assert torch.isclose(binary_ce(output, target), torch.tensor(math.log(2)))
+    # one foreground cell of H*W carries weight 10 instead of 1
+    expected = math.log(2) * (H * W - 1 + 10) / (H * W)
+    assert torch.isclose(binary_ce(output, target, pos_weight=10.0), torch.tensor(expected))
+
+
+def test_binary_ce_is_the_two_class_cross_entropy_per_cell():
+    target = onehot_target()
+    output = torch.randn(N, 2, K, H, W)
+    labels = target.heatmaps.long()  # 1 = foreground
+    reference = torch.nn.functional.cross_entropy(output, labels)  # mean over N, K, H, W cells
+    assert torch.isclose(binary_ce(output, target), reference, atol=1e-6)
+
+
+def test_l1_coords_of_uniform_logits_is_the_distance_from_the_grid_centre():
+    target = onehot_target(cells=[(0, 0), (0, 0), (0, 0)])
+    expected = (W - 1) / 2 + (H - 1) / 2  # the soft-argmax of a flat map is the centre
+    assert torch.isclose(l1_coords(torch.zeros(N, K, H, W), target), torch.tensor(expected))
+
+
+def test_l1_coords_takes_any_coordinate_function():
+    target = onehot_target()
+    loss = l1_coords(torch.zeros(N, K, H, W), target, coords_fn=lambda h: target.keypoints + 0.5)
+    assert torch.isclose(loss, torch.tensor(1.0))
+
+
+def test_l1_coords_beta_sharpens_towards_the_argmax():
+    target = onehot_target()
+    logits = 5 * target.heatmaps  # peaks at the targets
+    assert l1_coords(logits, target, beta=10.0) < 1e-3 < l1_coords(logits, target, beta=0.1)
+
+
+# --- masking ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_masked_keypoints_contribute_nothing_even_when_nan(name):
+    weights = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    target = onehot_target(weights=weights)
+    output = torch.randn(N, 2, K, H, W) if name == "binary_ce" else torch.randn(N, K, H, W)
+    output.requires_grad_(True)
+    clean = LOSSES[name](output, target)
+    poisoned = Target(target.heatmaps.clone(), target.keypoints.clone(), weights)
+    poisoned.heatmaps[weights == 0] = float("nan")
+    poisoned.keypoints[weights == 0] = float("nan")
+    loss = LOSSES[name](output, poisoned)
+    assert torch.isclose(loss, clean)
+    loss.backward()
+    assert torch.isfinite(output.grad).all()
+    grad = output.grad.transpose(1, 2) if name == "binary_ce" else output.grad  # (N, K, ...)
+    assert (grad[weights == 0] == 0).all() and (grad[weights > 0] != 0).any()
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_all_zero_weights_give_zero_not_nan(name):
+    target = onehot_target(weights=torch.zeros(N, K))
+    output = (torch.randn(N, 2, K, H, W) if name == "binary_ce" else torch.randn(N, K, H, W)).requires_grad_()
+    loss = LOSSES[name](output, target)
+    assert loss == 0
+    loss.backward()
+    assert (output.grad == 0).all()
+
+
+def test_weighted_mean_uses_the_weights():
+    losses = torch.tensor([[1.0, 2.0], [3.0, float("nan")]])
+    weights = torch.tensor([[1.0, 0.5], [2.0, 0.0]])
+    assert torch.isclose(weighted_mean(losses, weights), torch.tensor((1 + 1 + 6) / 3.5))
+
+
+# --- with a real codec and a real network's precision ------------------------------------------------
+
+def test_mse_on_a_codec_target():
+    codec = Vanilla((64, 64), (16, 16), target="gaussian", sigma=1.5)
+    keypoints = torch.tensor([[[10.0, 20.0], [30.0, 33.0], [-50.0, 5.0]]])  # the last is off the image
+    target = codec.encode(keypoints)
+    assert target.weights.tolist() == [[1.0, 1.0, 0.0]]
+    assert mse(target.heatmaps.clone(), target) == 0
+    assert mse(torch.zeros(1, 3, 16, 16), target) > 0
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_gradients_are_finite_under_bf16_autocast(name):
+    binary = name == "binary_ce"
+    conv = torch.nn.Conv2d(4, 2 * K if binary else K, 1)
+    target = onehot_target()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(torch.randn(N, 4, H, W))
+        assert out.dtype == torch.bfloat16
+        if binary:
+            out = out.view(N, 2, K, H, W)
+        loss = LOSSES[name](out, target)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(conv.weight.grad).all() and conv.weight.grad.abs().sum() > 0
+
+
+# --- errors and the registry ----------------------------------------------------------------------------
+
+def test_wrong_inputs_are_explained():
+    target = onehot_target()
+    with pytest.raises(ValueError, match="binary_scores"):
+        mse(torch.zeros(N, 2, K, H, W), target)
+    with pytest.raises(ValueError, match="head='binary'"):
+        binary_ce(torch.zeros(N, K, H, W), target)
+    with pytest.raises(ValueError, match="heatmap_size"):
+        spatial_ce(torch.zeros(N, K, H + 1, W), target)
+    with pytest.raises(ValueError, match="l1_coords"):
+        mse(torch.zeros(N, K, H, W), Target(None, target.keypoints, target.weights))
+    with pytest.raises(ValueError, match="pos_weight"):
+        binary_ce(torch.zeros(N, 2, K, H, W), target, pos_weight=0)
+
+
+def test_build_loss_binds_options_and_rejects_unknown_ones():
+    target = onehot_target()
+    output = torch.zeros(N, 2, K, H, W)
+    assert torch.equal(build_loss("binary_ce", pos_weight=10.0)(output, target),
+                       binary_ce(output, target, pos_weight=10.0))
+    assert build_loss("mse")(target.heatmaps, target) == 0
+    with pytest.raises(ValueError, match="unknown loss"):
+        build_loss("focal")
+    with pytest.raises(TypeError, match="pos_weight"):
+        build_loss("mse", pos_weight=2.0)

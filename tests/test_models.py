@@ -1,0 +1,239 @@
+"""Networks: shapes, strides, the binary head's layout, counting against the official README."""
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+import torchvision
+
+from h3r.models import HEATMAP_STRIDES, binary_scores, build_model, count_flops, count_params
+from h3r.models.backbones import fuse_to_stride4
+from h3r.models.heads import HeatmapHead, resample_to_stride
+
+# Reported in the official README (baoshengyu/H3R README.md and models/README.md): #Params (M)
+# and "FLOPs" (G, thop MACs) of the released binary-head models, stride 4, square inputs.
+# (backbone, keypoints, input side) -> (params M, FLOPs G)
+REPORTED = {
+    ("hrnet_w18", 98, 256): (9.69, 4.84),     # WFLW
+    ("hrnet_w18", 68, 256): (9.67, 4.77),     # 300W
+    ("hrnet_w18", 68, 128): (9.67, 1.19),     # AFLW2000-3D (trained on 300W-LP)
+    ("hrnet_w18", 106, 256): (9.69, 4.86),    # LaPa
+    ("mobilenet_v2", 98, 256): (0.60, 0.51),  # WFLW
+    ("mobilenet_v2", 98, 160): (0.60, 0.20),
+    ("mobilenet_v2", 98, 128): (0.60, 0.13),
+    ("mobilenet_v2", 68, 256): (0.59, 0.47),  # 300W
+    ("mobilenet_v2", 68, 128): (0.59, 0.12),  # 300W, AFLW2000-3D
+    ("mobilenet_v2", 106, 256): (0.60, 0.52),  # LaPa
+    ("mobilenet_v2", 106, 128): (0.60, 0.13),
+}
+
+
+@pytest.fixture(scope="module")
+def hrnet():
+    return build_model("hrnet_w18", 5, head="binary").eval()
+
+
+@pytest.fixture(scope="module")
+def mobilenet():
+    return build_model("mobilenet_v2", 5, head="heatmap").eval()
+
+
+# --- shapes and strides -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backbone, channels", [("hrnet_w18", 270), ("mobilenet_v2", 152)])
+def test_fused_features_are_stride_4_with_the_papers_channels(backbone, channels, hrnet, mobilenet):
+    model = hrnet if backbone == "hrnet_w18" else mobilenet
+    with torch.no_grad():
+        features = model.backbone(torch.randn(2, 3, 64, 96))
+    assert features.shape == (2, channels, 16, 24)
+    assert model.backbone.out_channels == channels
+
+
+@pytest.mark.parametrize("stride", HEATMAP_STRIDES)
+@pytest.mark.parametrize("head", ["heatmap", "binary"])
+def test_output_shape_at_every_stride(stride, head):
+    model = build_model("mobilenet_v2", 7, head=head, heatmap_stride=stride, width_mult=0.35).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 96))
+    hw = (64 // stride, 96 // stride)
+    assert out.shape == ((1, 7, *hw) if head == "heatmap" else (1, 2, 7, *hw))
+    assert (model.heatmap_stride, model.num_keypoints, model.head_kind) == (stride, 7, head)
+
+
+def test_hrnet_forward_binary(hrnet):
+    with torch.no_grad():
+        out = hrnet(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 2, 5, 16, 16) and torch.isfinite(out).all()
+
+
+def test_width_multiplier_changes_mobilenet_channels():
+    model = build_model("mobilenet_v2", 3, width_mult=0.5)
+    # torchvision rounds 24/32/96 x 0.5 to multiples of 8: 16 + 16 + 48
+    assert model.backbone.out_channels == 80
+    assert model.backbone(torch.randn(1, 3, 32, 32)).shape == (1, 80, 8, 8)
+
+
+def test_input_size_must_fit_the_network(hrnet, mobilenet):
+    with pytest.raises(ValueError, match="multiples of 32.*e.g. 96x64"):
+        hrnet(torch.randn(1, 3, 64, 80))
+    assert build_model("mobilenet_v2", 3, heatmap_stride=32).size_divisor == 32
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        mobilenet(torch.randn(1, 1, 64, 64))
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="heatmap_stride"):
+        build_model("mobilenet_v2", 3, heatmap_stride=3)
+    with pytest.raises(ValueError, match="unknown backbone"):
+        build_model("resnet50", 3)
+    with pytest.raises(ValueError, match="head kind"):
+        build_model("mobilenet_v2", 3, head="offsets")
+    with pytest.raises(ValueError, match="width_mult"):
+        build_model("hrnet_w18", 3, width_mult=0.5)
+
+
+def test_fusion_resizes_bilinearly_to_the_first_map():
+    a, b = torch.randn(1, 2, 8, 8), torch.randn(1, 3, 4, 4)
+    fused = fuse_to_stride4([a, b])
+    assert fused.shape == (1, 5, 8, 8)
+    assert torch.equal(fused[:, :2], a)
+    # bilinear upsampling by 2 (align_corners=False) keeps a constant map constant
+    assert torch.allclose(fuse_to_stride4([a, torch.full((1, 1, 4, 4), 3.0)])[:, 2], torch.tensor(3.0))
+
+
+# --- the stride adapter respects the "center" alignment ------------------------------------------
+
+def test_average_pooling_is_the_mean_of_the_covered_cells():
+    x = torch.randn(2, 3, 8, 8)
+    pooled = resample_to_stride(x, 16)  # 4 stride-4 cells per side
+    assert pooled.shape == (2, 3, 2, 2)
+    assert torch.allclose(pooled[..., 1, 0], x[..., 4:8, 0:4].mean(dim=(-2, -1)))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_upsampling_places_cells_by_the_center_alignment(stride):
+    # features equal to the stride-4 coordinate u; at stride s cell u' should read u = (u' + 1/2) s/4 - 1/2
+    u = torch.arange(8.0).expand(1, 1, 8, 8)
+    fine = resample_to_stride(u, stride)[0, 0, 0]
+    f = 4 // stride
+    u_fine = torch.arange(8.0 * f)
+    expected = (u_fine + 0.5) / f - 0.5
+    inside = (expected >= 0) & (expected <= 7)  # bilinear clamps beyond the outer centres
+    assert torch.allclose(fine[inside], expected[inside])
+
+
+# --- the binary head ------------------------------------------------------------------------------
+
+def test_binary_head_views_channels_as_the_official_code():
+    head = HeatmapHead(6, 4, kind="binary").eval()
+    x = torch.randn(2, 6, 3, 5)
+    raw = head.layers(x)  # (N, 2K, H, W): background maps 0..K-1, then foreground K..2K-1
+    out = head(x)
+    assert out.shape == (2, 2, 4, 3, 5)
+    assert torch.equal(out[:, 0, 2], raw[:, 2]) and torch.equal(out[:, 1, 2], raw[:, 4 + 2])
+    assert torch.equal(binary_scores(out, "foreground"), raw[:, 4:])
+    assert torch.equal(binary_scores(out, "log_odds"), raw[:, 4:] - raw[:, :4])
+    # log-odds are the logit of the two-class softmax's foreground probability
+    p = out.softmax(dim=1)[:, 1]
+    assert torch.allclose(torch.sigmoid(binary_scores(out, "log_odds")), p, atol=1e-6)
+    with pytest.raises(ValueError, match="mode"):
+        binary_scores(out, "softmax")
+    with pytest.raises(ValueError, match=r"\(N, 2, K, H, W\)"):
+        binary_scores(raw, "foreground")
+
+
+def test_head_matches_the_official_block():
+    head = HeatmapHead(10, 3, kind="binary", proj_channels=8)
+    convs = [m for m in head.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [tuple(c.weight.shape) for c in convs] == [(8, 10, 1, 1), (6, 8, 1, 1)]
+    assert all(c.bias is None for c in convs)
+    assert count_params(head) == 10 * 8 + 2 * 8 + 8 * 6
+
+
+# --- precision and memory format ------------------------------------------------------------------
+
+@pytest.mark.parametrize("backbone, width_mult, side", [
+    pytest.param("hrnet_w18", 1.0, 64, marks=pytest.mark.slow), ("mobilenet_v2", 0.35, 32)])
+def test_channels_last_and_bf16_autocast(backbone, width_mult, side):
+    # training mode: BatchNorm normalises by batch statistics, so a fresh network's outputs are O(1)
+    # (the input keeps >= 2x2 cells at stride 32: batch statistics of 2 values are ill-conditioned)
+    model = build_model(backbone, 4, head="binary", width_mult=width_mult).train()
+    x = torch.randn(2, 3, side, side)
+    with torch.no_grad():
+        reference = model(x)
+        model_cl = model.to(memory_format=torch.channels_last)
+        assert torch.allclose(model_cl(x.contiguous(memory_format=torch.channels_last)), reference,
+                              atol=1e-4, rtol=1e-3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x.contiguous(memory_format=torch.channels_last))
+    assert out.shape == reference.shape and torch.isfinite(out).all()
+    out.float().square().mean().backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert len(grads) == len(list(model.parameters()))
+    assert all(torch.isfinite(g).all() for g in grads)
+
+
+# --- pretrained backbones: local files only -------------------------------------------------------
+
+def test_pretrained_loads_a_torchvision_checkpoint(tmp_path):
+    imagenet = torchvision.models.mobilenet_v2()  # stands in for the ImageNet file: same names
+    path = tmp_path / "mobilenet_v2.pth"
+    torch.save(imagenet.state_dict(), path)
+    model = build_model("mobilenet_v2", 3, pretrained=path)
+    assert torch.equal(model.backbone.features[13].conv[2].weight, imagenet.features[13].conv[2].weight)
+    assert torch.equal(model.backbone.features[0][1].running_var, imagenet.features[0][1].running_var)
+
+
+@pytest.mark.slow
+def test_pretrained_loads_a_timm_checkpoint(tmp_path):
+    imagenet = timm.create_model("hrnet_w18", pretrained=False)  # with its classification head
+    path = tmp_path / "hrnet_w18.pth"
+    torch.save({"state_dict": imagenet.state_dict()}, path)
+    model = build_model("hrnet_w18", 3, pretrained=path)
+    assert torch.equal(model.backbone.body.stage4[2].fuse_layers[3][0][2][0].weight,
+                       imagenet.stage4[2].fuse_layers[3][0][2][0].weight)
+
+
+def test_pretrained_never_downloads_and_checks_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        build_model("mobilenet_v2", 3, pretrained=tmp_path / "missing.pth")
+    with pytest.raises(TypeError, match="path of a local checkpoint"):
+        build_model("mobilenet_v2", 3, pretrained=True)
+    state = torchvision.models.mobilenet_v2(width_mult=0.5).state_dict()
+    torch.save(state, tmp_path / "narrow.pth")
+    with pytest.raises(ValueError, match=r"narrow.pth.*wrong shape.*features\.0\.0\.weight"):
+        build_model("mobilenet_v2", 3, pretrained=tmp_path / "narrow.pth")
+
+
+# --- counting: the official README's figures --------------------------------------------------------
+
+@pytest.mark.parametrize("backbone, keypoints, side", [
+    pytest.param(*config, marks=[pytest.mark.slow] if config[0] == "hrnet_w18" else [])
+    for config in REPORTED])
+def test_params_and_flops_match_the_reported_figures(backbone, keypoints, side):
+    """Params to the README's two decimals. FLOPs: our MACs count convolutions only; thop (the
+    README) also counts 2 ops per BatchNorm output.
+
+    Tolerance: our figure lies at most 6% below the README's: thop's BatchNorm term is 0.8% of
+    HRNet-W18's count and 3.4% of MobileNetV2's, and the README rounds to 0.01 G (up to 4% at
+    0.12 G). With the BatchNorm term added back the README's two decimals are reproduced exactly.
+    """
+    reported_params, reported_gmacs = REPORTED[backbone, keypoints, side]
+    model = build_model(backbone, keypoints, head="binary")
+    assert round(count_params(model) / 1e6, 2) == reported_params
+    macs = count_flops(model, (side, side))
+    assert 0.94 * reported_gmacs <= macs / 1e9 <= reported_gmacs
+    assert round(count_flops(model, (side, side), count_batchnorm=True) / 1e9, 2) == reported_gmacs
+
+
+def test_flops_of_the_head_by_hand():
+    model = build_model("mobilenet_v2", 10, head="heatmap", heatmap_stride=8)
+    head_macs = (152 * 152 + 152 * 10) * 16 * 16  # two 1x1 convs on the 16x16 stride-8 map
+    backbone_macs = count_flops(build_model("mobilenet_v2", 10, heatmap_stride=4), (128, 128)) \
+        - (152 * 152 + 152 * 10) * 32 * 32
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = model.eval()(x)
+        assert count_flops(model.train(), (128, 128)) == backbone_macs + head_macs
+        assert model.training  # counting leaves the model as it was
+        assert torch.equal(model.eval()(x), before)
