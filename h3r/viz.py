@@ -1,0 +1,160 @@
+"""Pictures for the book: keypoints on images, sample grids, heatmaps over images.
+
+Matplotlib only, and nothing is shown: functions draw on an ``Axes`` or return a ``Figure``.
+``imshow`` puts pixel ``(c, r)`` on ``[c - 1/2, c + 1/2] x [r - 1/2, r + 1/2]``, which is the
+convention of :mod:`h3r.geometry`, so keypoints in input pixels are plotted as they are.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from h3r.data.base import denormalize_image
+from h3r.geometry import heatmap_to_input
+
+# Polylines drawn between keypoints, per layout name: (indices, side); a closed contour repeats
+# its first index. Sides pick colours when no colour is given.
+SKELETONS: dict[str, tuple[tuple[tuple[int, ...], str], ...]] = {
+    "ibug68": (
+        (tuple(range(0, 17)), "centre"), (tuple(range(17, 22)), "right"), (tuple(range(22, 27)), "left"),
+        (tuple(range(27, 31)), "centre"), (tuple(range(31, 36)), "centre"),
+        ((*range(36, 42), 36), "right"), ((*range(42, 48), 42), "left"),
+        ((*range(48, 60), 48), "centre"), ((*range(60, 68), 60), "centre"),
+    ),
+    "wflw98": (
+        (tuple(range(0, 33)), "centre"), ((*range(33, 42), 33), "right"), ((*range(42, 51), 42), "left"),
+        (tuple(range(51, 55)), "centre"), (tuple(range(55, 60)), "centre"),
+        ((*range(60, 68), 60), "right"), ((*range(68, 76), 68), "left"),
+        ((*range(76, 88), 76), "centre"), ((*range(88, 96), 88), "centre"),
+    ),
+    "mpii16": (
+        ((0, 1, 2, 6), "right"), ((6, 3, 4, 5), "left"), ((6, 7, 8, 9), "centre"),
+        ((10, 11, 12, 7), "right"), ((7, 13, 14, 15), "left"),
+    ),
+    "coco17": (
+        ((0, 1, 3), "left"), ((0, 2, 4), "right"), ((5, 7, 9), "left"), ((6, 8, 10), "right"),
+        ((5, 6, 12, 11, 5), "centre"), ((11, 13, 15), "left"), ((12, 14, 16), "right"),
+    ),
+}
+SIDE_COLORS = {"left": "#1f9bff", "right": "#ff4b3e", "centre": "#3ddc84"}
+
+
+def skeleton(layout) -> tuple[tuple[tuple[int, ...], str], ...]:
+    """The polylines of a layout (or layout name); empty for an unknown layout."""
+    name = layout if isinstance(layout, str) or layout is None else layout.name
+    return SKELETONS.get(name, ())
+
+
+def draw_keypoints(ax: Axes, image, keypoints, visible=None, layout=None, color=None,
+                   connect: bool = True, occluded=None, size: float = 10.0) -> Axes:
+    """Draw ``image`` (uint8 (H, W, 3), a normalised (3, H, W) tensor, or None to draw over what
+    is there) and ``keypoints`` (K, 2) in input pixels.
+
+    Invisible keypoints (``visible`` == 0) are left out, and so are the segments that touch them;
+    ``occluded`` ones are drawn hollow. ``connect`` joins the contours / limbs of ``layout``.
+    ``color`` colours everything; by default the subject's left is blue, right red, centre green.
+    """
+    if image is not None:
+        ax.imshow(_as_uint8(image))
+    xy = _numpy(keypoints).reshape(-1, 2)
+    shown = np.ones(len(xy), dtype=bool) if visible is None else _numpy(visible).reshape(-1) > 0
+    hollow = np.zeros(len(xy), dtype=bool) if occluded is None else _numpy(occluded).reshape(-1) > 0
+    polylines = skeleton(layout) if connect else ()
+    needed = max((max(indices) + 1 for indices, _ in polylines), default=0)
+    if needed > len(xy):
+        name = getattr(layout, "name", layout)
+        raise ValueError(f"layout {name!r} needs {needed} keypoints, got {len(xy)}; pass the dataset's layout")
+    for indices, side in polylines:
+        indices = np.asarray(indices)
+        path = np.where(shown[indices, None], xy[indices], np.nan)  # NaN breaks the line
+        ax.plot(path[:, 0], path[:, 1], color=color or SIDE_COLORS[side], lw=1.0, alpha=0.8)
+    point_color = color or SIDE_COLORS["centre"]
+    solid, empty = shown & ~hollow, shown & hollow
+    ax.scatter(xy[solid, 0], xy[solid, 1], s=size, c=point_color, edgecolors="black", linewidths=0.3, zorder=3)
+    ax.scatter(xy[empty, 0], xy[empty, 1], s=size, facecolors="none", edgecolors=point_color,
+               linewidths=0.8, zorder=3)
+    ax.set_axis_off()
+    return ax
+
+
+def sample_grid(dataset, n: int = 12, cols: int = 6, seed: int = 0, indices=None,
+                size: float = 2.2) -> Figure:
+    """A figure of ``n`` random samples (or ``indices``) with their keypoints and subset flags."""
+    if indices is None:
+        rng = np.random.default_rng(seed)
+        indices = np.sort(rng.choice(len(dataset), size=min(n, len(dataset)), replace=False))
+    indices = [int(i) for i in indices]
+    rows = -(-len(indices) // cols)
+    fig = Figure(figsize=(size * min(cols, len(indices)), size * rows), layout="constrained")
+    axes = fig.subplots(rows, min(cols, len(indices)), squeeze=False).ravel()
+    for ax, index in zip(axes, indices):
+        sample = dataset[index]
+        draw_keypoints(ax, sample["image"], sample["keypoints"], sample.get("visible"),
+                       getattr(dataset, "layout", None), occluded=sample.get("occluded"))
+        flags = [k for k, v in sample.get("subsets", {}).items() if bool(v)]
+        ax.set_title(f"#{index} " + " ".join(flags), fontsize=7)
+    for ax in axes[len(indices):]:
+        fig.delaxes(ax)
+    return fig
+
+
+def overlay_heatmap(ax: Axes, image, heatmap, align: str = "center", alpha: float = 0.6,
+                    cmap: str = "magma") -> Axes:
+    """Draw ``heatmap`` (Hh, Wh) over ``image`` (H, W); cell ``i`` is placed where the codec's
+    alignment (:mod:`h3r.geometry`) puts it, so a peak lies under the keypoint it encodes."""
+    image = _as_uint8(image)
+    h, w = image.shape[:2]
+    heatmap = _numpy(heatmap).astype(np.float32)
+    hh, wh = heatmap.shape
+    corners = heatmap_to_input(torch.tensor([[-0.5, -0.5], [wh - 0.5, hh - 0.5]]), (w, h), (wh, hh), align)
+    (x0, y0), (x1, y1) = corners.tolist()
+    ax.imshow(image)
+    ax.imshow(heatmap, extent=(x0, x1, y1, y0), cmap=cmap, alpha=alpha, interpolation="nearest")
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_axis_off()
+    return ax
+
+
+def show_heatmaps(image, heatmaps, keypoints=None, cols: int = 4, titles=None, align: str = "center",
+                  size: float = 2.2, alpha: float = 0.6, cmap: str = "magma") -> Figure:
+    """One panel per channel of ``heatmaps`` ((K, Hh, Wh) or (Hh, Wh)) over ``image``, with
+    keypoint ``k`` (``keypoints`` (K, 2) in input pixels) marked on panel ``k``."""
+    heatmaps = _numpy(heatmaps)
+    heatmaps = heatmaps[None] if heatmaps.ndim == 2 else heatmaps
+    if heatmaps.ndim != 3:
+        raise ValueError(f"heatmaps must have shape (K, Hh, Wh) or (Hh, Wh), got {heatmaps.shape}")
+    k = len(heatmaps)
+    xy = None if keypoints is None else _numpy(keypoints).reshape(-1, 2)
+    if xy is not None and len(xy) != k:
+        raise ValueError(f"got {len(xy)} keypoints for {k} heatmaps")
+    cols = min(cols, k)
+    rows = -(-k // cols)
+    fig = Figure(figsize=(size * cols, size * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for i, ax in enumerate(axes[:k]):
+        overlay_heatmap(ax, image, heatmaps[i], align, alpha, cmap)
+        if xy is not None:
+            ax.scatter(*xy[i], s=30, marker="+", c="cyan", linewidths=1.0)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=8)
+    for ax in axes[k:]:
+        fig.delaxes(ax)
+    return fig
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _as_uint8(image) -> np.ndarray:
+    """uint8 (H, W, 3) from itself or from a normalised (3, H, W) tensor."""
+    if isinstance(image, torch.Tensor) and image.is_floating_point() and image.ndim == 3 and len(image) == 3:
+        return denormalize_image(image)
+    image = _numpy(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 (H, W, 3) image or a normalised (3, H, W) tensor, "
+                         f"got {image.dtype} {image.shape}")
+    return image

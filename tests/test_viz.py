@@ -1,0 +1,83 @@
+"""Pictures: keypoints over images, sample grids, heatmaps placed by the codec's alignment."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from h3r.data.layouts import IBUG68, MPII16
+from h3r.data.synthetic import SyntheticFaces, SyntheticPose
+from h3r.viz import SKELETONS, draw_keypoints, overlay_heatmap, sample_grid, show_heatmaps, skeleton
+
+
+def _axes():
+    return Figure().subplots()
+
+
+@pytest.mark.parametrize("layout", [IBUG68, MPII16])
+def test_draw_keypoints_connects_the_layout(layout):
+    image = np.zeros((32, 48, 3), np.uint8)
+    keypoints = torch.rand(layout.num_keypoints, 2) * torch.tensor([47.0, 31.0])
+    ax = draw_keypoints(_axes(), image, keypoints, layout=layout)
+    assert len(ax.lines) == len(skeleton(layout)) > 0
+    assert len(ax.images) == 1 and ax.images[0].get_extent() == [-0.5, 47.5, 31.5, -0.5]
+    offsets = np.concatenate([c.get_offsets() for c in ax.collections])
+    np.testing.assert_allclose(np.sort(offsets, axis=0), np.sort(keypoints.numpy(), axis=0), rtol=1e-6)
+
+
+def test_draw_keypoints_hides_invisible_points_and_their_segments():
+    keypoints = np.stack([np.arange(16.0), np.arange(16.0)], 1)
+    visible = np.ones(16)
+    visible[[0, 9]] = 0
+    occluded = np.zeros(16)
+    occluded[3] = 1
+    ax = draw_keypoints(_axes(), None, keypoints, visible, "mpii16", color="k", occluded=occluded)
+    solid, hollow = ax.collections
+    assert len(solid.get_offsets()) == 13 and len(hollow.get_offsets()) == 1
+    first_leg = ax.lines[0].get_xydata()  # r_ankle (invisible), r_knee, r_hip, pelvis
+    assert np.isnan(first_leg[0]).all() and not np.isnan(first_leg[1:]).any()
+
+
+def test_draw_keypoints_rejects_a_layout_that_does_not_fit():
+    with pytest.raises(ValueError, match="needs 68 keypoints"):
+        draw_keypoints(_axes(), None, np.zeros((16, 2)), layout=IBUG68)
+
+
+def test_skeletons_stay_inside_their_layouts():
+    sizes = {"ibug68": 68, "wflw98": 98, "mpii16": 16, "coco17": 17}
+    for name, polylines in SKELETONS.items():
+        assert max(max(indices) for indices, _ in polylines) < sizes[name]
+    assert skeleton(None) == () and skeleton("unknown") == ()
+
+
+@pytest.mark.parametrize("cls", [SyntheticFaces, SyntheticPose])
+def test_sample_grid_has_one_axes_per_sample(cls, tmp_path):
+    ds = cls("test", 20, 64)
+    fig = sample_grid(ds, n=5, cols=3, seed=1)
+    assert isinstance(fig, Figure) and len(fig.axes) == 5
+    assert all(len(ax.images) == 1 for ax in fig.axes)
+    fig.savefig(tmp_path / "grid.png")
+    assert (tmp_path / "grid.png").stat().st_size > 0
+    assert len(sample_grid(ds, indices=[0, 3]).axes) == 2
+
+
+@pytest.mark.parametrize("align", ["center", "corner"])
+def test_show_heatmaps_places_cells_by_the_alignment(align):
+    image = np.zeros((64, 48, 3), np.uint8)  # W=48, H=64, stride 4
+    heatmaps = torch.rand(3, 16, 12)
+    fig = show_heatmaps(image, heatmaps, keypoints=torch.rand(3, 2) * 40, titles="abc", cols=2, align=align)
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    extent = fig.axes[0].images[1].get_extent()
+    expected = [-0.5, 47.5, 63.5, -0.5] if align == "center" else [-2.0, 46.0, 62.0, -2.0]
+    np.testing.assert_allclose(extent, expected)
+    assert fig.axes[2].get_title() == "c"
+
+
+def test_overlay_heatmap_takes_a_normalised_tensor_and_a_single_map():
+    ds = SyntheticFaces("test", 2, 64)
+    ax = overlay_heatmap(_axes(), ds[0]["image"], np.ones((16, 16)))
+    assert ax.images[0].get_array().shape == (64, 64, 3)
+    assert len(show_heatmaps(ds[0]["image"], np.ones((16, 16))).axes) == 1
+    with pytest.raises(ValueError, match="3 heatmaps"):
+        show_heatmaps(ds[0]["image"], np.ones((3, 16, 16)), keypoints=np.zeros((2, 2)))
