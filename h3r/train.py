@@ -1,0 +1,381 @@
+"""Training and evaluation: one loop for 2 CPU cores and for GPUs.
+
+Driven by a plain :class:`Config`; the notebooks map their papermill parameters onto it and the
+command line (``h3r train --help``) exposes every field. GPU runs use bf16 autocast, channels_last
+and pinned-memory workers; several GPUs use PyTorch DDP launched by ``torchrun``. The CPU runs
+the same code.
+
+A run lives in ``<out_dir>/<name>/`` (``name`` defaults to a hash of the config, so a finished
+run is found again instead of retrained):
+
+``checkpoint.pt``   model, optimiser, scheduler and progress, written atomically every epoch
+``metrics.jsonl``   one line per epoch (loss, learning rate, images/s, and evaluation if run)
+``results.json``    the final evaluation with its provenance (config, commit, device, torch, time)
+
+``resume=True`` continues from the checkpoint. Every random draw (data order, augmentation,
+randomized rounding) is derived from ``(seed, epoch)``, so a resumed run ends with the same
+numbers as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from tqdm.auto import tqdm
+
+from h3r import metrics
+from h3r.codecs import Codec, build_codec
+from h3r.geometry import apply_affine, flip_keypoints, invert_affine
+from h3r.losses import build_loss
+from h3r.models import binary_scores, build_model, count_flops, count_params
+from h3r.provenance import pick_device, provenance, write_json_atomic
+
+#: the loss each codec trains with unless the config names another
+DEFAULT_LOSS = {"h3r": "spatial_ce", "h3r-official": "binary_ce", "soft-argmax": "l1_coords"}
+BINARY_LOSSES = ("binary_ce",)
+
+
+@dataclass
+class Config:
+    """Everything a run depends on. ``None``/``"auto"`` fields take the documented default."""
+
+    # data
+    dataset: str = "synthetic_faces"
+    data_root: str | None = None
+    train_split: str = "train"
+    test_split: str = "test"
+    train_samples: int = 4000  # length of the synthetic training set (ignored by real datasets)
+    test_samples: int = 500
+    input_size: int = 128
+    box: str = "P2"  # face crops: "P1" (ground-truth landmark box) or "P2" (dataset box)
+    augment: bool = True
+    # model
+    backbone: str = "mobilenet_v2"
+    width_mult: float = 1.0
+    pretrained: str | None = None
+    # codec and loss
+    codec: str = "h3r"
+    codec_args: dict = field(default_factory=dict)
+    heatmap_stride: int = 4
+    loss: str = "auto"  # "auto": DEFAULT_LOSS[codec], else "mse"
+    loss_args: dict = field(default_factory=dict)
+    # optimisation
+    optimizer: str = "adam"  # "adam" or "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    epochs: int = 10
+    lr_milestones: list = field(default_factory=lambda: [0.7, 0.9])  # fractions of training
+    lr_gamma: float = 0.1
+    batch_size: int = 32
+    # evaluation
+    flip_test: bool = True
+    score_mode: str = "foreground"  # binary head: "foreground" (official) or "log_odds"
+    eval_every: int = 0  # also evaluate every n epochs (0: only at the end)
+    # runtime (not part of the run's identity)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA
+    channels_last: bool = True  # on CUDA
+    workers: int = 2
+    out_dir: str = "runs"
+    name: str = ""
+    resume: bool = True
+    progress: bool = True
+
+    RUNTIME_FIELDS = ("device", "amp", "channels_last", "workers", "out_dir", "name", "resume", "progress")
+
+    @property
+    def resolved_loss(self) -> str:
+        return self.loss if self.loss != "auto" else DEFAULT_LOSS.get(self.codec, "mse")
+
+    @property
+    def head(self) -> str:
+        return "binary" if self.resolved_loss in BINARY_LOSSES else "heatmap"
+
+    def key(self) -> str:
+        """A short hash of every field that changes the result (runtime fields excluded)."""
+        identity = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUNTIME_FIELDS}
+        return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / (self.name or f"{self.dataset}-{self.codec}-s{self.heatmap_stride}-{self.key()}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config field(s) {unknown}; the fields are {sorted(known)}")
+        return cls(**values)
+
+
+
+# --- building blocks ---------------------------------------------------------------------------
+
+def build_data(cfg: Config, split: str, train: bool) -> Dataset:
+    """The synthetic benchmarks render fresh samples every training epoch (``train_samples`` each);
+    real datasets get the crop augmentation of :class:`h3r.data.transforms.Augment` when training."""
+    from h3r.data.registry import SYNTHETIC, build_dataset
+    from h3r.data.transforms import Augment
+
+    if cfg.dataset in SYNTHETIC:
+        return build_dataset(cfg.dataset, split=split, input_size=cfg.input_size, seed=cfg.seed,
+                             length=cfg.train_samples if train else cfg.test_samples)
+    return build_dataset(cfg.dataset, split=split, data_root=cfg.data_root, input_size=cfg.input_size,
+                         augment=Augment() if cfg.augment and train else None, box=cfg.box, seed=cfg.seed)
+
+
+def build_codec_for(cfg: Config) -> Codec:
+    return build_codec(cfg.codec, cfg.input_size, stride=cfg.heatmap_stride, **cfg.codec_args)
+
+
+def decodable(output: Tensor, head: str, score_mode: str) -> Tensor:
+    """The head's output as (N, K, Hh, Wh) scores for a codec's decoder."""
+    return binary_scores(output, score_mode) if head == "binary" else output
+
+
+def lr_schedule(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    milestones = sorted(int(round(m * cfg.epochs * steps_per_epoch)) for m in cfg.lr_milestones)
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=cfg.lr_gamma)
+
+
+def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    if cfg.optimizer not in kinds:
+        raise ValueError(f"optimizer must be one of {sorted(kinds)}, got {cfg.optimizer!r}")
+    return kinds[cfg.optimizer](model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def epoch_seed(cfg: Config, epoch: int, stream: int) -> int:
+    """Seeds of the random streams of one epoch: 0 data order, 1 randomized rounding."""
+    return (cfg.seed * 1_000_003 + epoch * 101 + stream) % (2**63)
+
+
+# --- distributed ---------------------------------------------------------------------------------
+
+def init_distributed() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size); initialises the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), world
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def save_checkpoint(path: Path, **state) -> None:
+    """Write atomically: a crash leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}. The file is "
+                              f"damaged; delete it to start the run afresh, or pass resume=False") from None
+    missing = {"model", "optimizer", "scheduler", "epoch", "config"} - set(state) if isinstance(state, dict) else {"*"}
+    if missing:
+        raise CheckpointError(f"{path} is not an h3r training checkpoint (missing {sorted(missing)})")
+    return state
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+def train(cfg: Config) -> dict:
+    """Train (or resume) the run described by ``cfg``, evaluate it, return the results dict."""
+    rank, local_rank, world = init_distributed()
+    device = pick_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.seed)
+    run_dir = cfg.run_dir()
+    ckpt_path = run_dir / "checkpoint.pt"
+
+    train_set, test_set = build_data(cfg, cfg.train_split, True), build_data(cfg, cfg.test_split, False)
+    codec = build_codec_for(cfg)
+    model = build_model(cfg.backbone, train_set.layout.num_keypoints, head=cfg.head,
+                        heatmap_stride=cfg.heatmap_stride, width_mult=cfg.width_mult, pretrained=cfg.pretrained)
+    model.to(device)
+    if device.type == "cuda" and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    loss_fn = build_loss(cfg.resolved_loss, **cfg.loss_args)
+    optimizer = build_optimizer(cfg, model)
+    steps_per_epoch = max(1, len(train_set) // (cfg.batch_size * world))
+    scheduler = lr_schedule(cfg, optimizer, steps_per_epoch)
+
+    start_epoch, elapsed = 0, 0.0
+    if cfg.resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        if state["config"] != _identity(cfg):
+            raise CheckpointError(f"{ckpt_path} belongs to a run with another config; use another name or "
+                                  f"out_dir, or delete the run folder {run_dir}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, elapsed = state["epoch"], state.get("elapsed", 0.0)
+    net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
+        if world > 1 else model
+
+    for epoch in range(start_epoch, cfg.epochs):
+        tick = time.perf_counter()
+        loss = train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, train_set, epoch, device,
+                               rank, world)
+        seconds = time.perf_counter() - tick
+        elapsed += seconds
+        log = {"epoch": epoch + 1, "loss": loss, "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
+               "images_per_s": steps_per_epoch * cfg.batch_size * world / seconds}
+        if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs and rank == 0:
+            log["eval"] = evaluate(cfg, model, codec, test_set, device)["summary"]["all"]
+        if rank == 0:
+            save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict(), epoch=epoch + 1, elapsed=elapsed,
+                            config=_identity(cfg))
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(log) + "\n")
+    if rank != 0:
+        return {}
+    evaluation = evaluate(cfg, model, codec, test_set, device)
+    results = {
+        "config": dataclasses.asdict(cfg),
+        "key": cfg.key(),
+        "summary": evaluation["summary"],
+        "params": count_params(model),
+        "macs": count_flops(model, cfg.input_size),
+        "train_seconds": elapsed,
+        "provenance": provenance(device, world_size=world, dataset_samples={"train": len(train_set),
+                                                                            "test": len(test_set)}),
+    }
+    write_json_atomic(run_dir / "results.json", results)
+    torch.save(evaluation["predictions"], run_dir / "predictions.pt")
+    return results
+
+
+def _identity(cfg: Config) -> dict:
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in Config.RUNTIME_FIELDS}
+
+
+def _loader(cfg: Config, dataset: Dataset, sampler, shuffle_seed: int | None, device: torch.device) -> DataLoader:
+    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                      pin_memory=device.type == "cuda", drop_last=shuffle_seed is not None,
+                      persistent_workers=False)
+
+
+def train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, dataset, epoch, device, rank, world) -> float:
+    net.train()
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)  # augmentation draws depend on (seed, epoch, index)
+    if world > 1:
+        sampler = DistributedSampler(dataset, seed=cfg.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+    else:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(epoch_seed(cfg, epoch, 0)))
+    loader = _loader(cfg, dataset, sampler, epoch_seed(cfg, epoch, 0), device)
+    rounding = torch.Generator(device).manual_seed(epoch_seed(cfg, epoch, 1) + rank)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
+    total, count = 0.0, 0
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress or rank != 0,
+               leave=False, dynamic_ncols=True)
+    for batch in bar:
+        images = batch["image"].to(device, non_blocking=True)
+        if device.type == "cuda" and cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        keypoints = batch["keypoints"].to(device, non_blocking=True)
+        target = codec.encode(keypoints, batch["visible"].to(device), generator=rounding)
+        with autocast:
+            output = net(images)
+        loss = loss_fn(output.float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total, count = total + loss.item(), count + 1
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    if count == 0:
+        raise ValueError(f"the training set has {len(dataset)} samples, fewer than one batch of {cfg.batch_size}")
+    return total / count
+
+
+@torch.no_grad()
+def predict(model: nn.Module, codec: Codec, dataset: Dataset, device: torch.device, batch_size: int = 32,
+            flip_test: bool = True, score_mode: str = "foreground", workers: int = 0,
+            progress: bool = True) -> dict:
+    """Predictions for every sample, in crop and original-image pixels.
+
+    Returns tensors ``pred`` (N, K, 2) in original pixels, ``pred_crop``, ``gt`` (``keypoints_orig``),
+    ``visible``, ``normalizer`` and ``subsets`` (dict of (N,) bool) when the dataset has them.
+    The flip test averages the coordinates decoded from the image and from its mirror (mapped back
+    with the layout's ``flip_index``), as the official H3R code does.
+    """
+    model.eval()
+    flip_index = dataset.layout.flip_index
+    width = dataset.input_size[0] if isinstance(dataset.input_size, tuple) else dataset.input_size
+    head = getattr(model, "head_kind", "heatmap")
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    out: dict[str, list] = {k: [] for k in ("pred", "pred_crop", "gt", "visible", "normalizer", "scores")}
+    subsets: dict[str, list] = {}
+    for batch in tqdm(loader, desc="evaluate", disable=not progress, leave=False, dynamic_ncols=True):
+        images = batch["image"].to(device)
+        coords, scores = codec.decode(decodable(model(images), head, score_mode).float())
+        if flip_test:
+            mirrored, _ = codec.decode(decodable(model(images.flip(-1)), head, score_mode).float())
+            coords = (coords + flip_keypoints(mirrored, width, flip_index)) / 2
+        coords = coords.cpu().double()
+        affine = batch["affine"].double()
+        out["pred_crop"].append(coords.float())
+        out["pred"].append(apply_affine(coords, invert_affine(affine)).float())
+        out["gt"].append(batch["keypoints_orig"].float())
+        out["visible"].append(batch["visible"].float())
+        out["normalizer"].append(batch["normalizer"].float())
+        out["scores"].append(scores.cpu().float())
+        for name, flags in batch.get("subsets", {}).items():
+            subsets.setdefault(name, []).append(flags.bool())
+    result = {k: torch.cat(v) for k, v in out.items()}
+    result["subsets"] = {k: torch.cat(v) for k, v in subsets.items()}
+    return result
+
+
+def evaluate(cfg: Config, model: nn.Module, codec: Codec, dataset: Dataset, device: torch.device) -> dict:
+    """NME, FR@0.1 and AUC@0.1 overall and per subset, with the predictions."""
+    p = predict(model, codec, dataset, device, cfg.batch_size, cfg.flip_test, cfg.score_mode, 0, cfg.progress)
+    nmes = metrics.nme(p["pred"], p["gt"], p["normalizer"], p["visible"])
+    return {"summary": metrics.summarize(nmes, p["subsets"] or None), "predictions": {**p, "nme": nmes}}
+
+
+def run(cfg: Config, force: bool = False) -> dict:
+    """The results of ``cfg``: read from ``results.json`` if that run finished before, else trained.
+
+    ``force=True`` retrains from scratch (the old run folder is moved aside, not deleted).
+    """
+    results_path = cfg.run_dir() / "results.json"
+    if force and cfg.run_dir().exists():
+        cfg.run_dir().rename(cfg.run_dir().with_name(cfg.run_dir().name + f".old-{int(time.time())}"))
+    if results_path.exists():
+        try:
+            results = json.loads(results_path.read_text())
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"{results_path} is damaged ({err}); delete it to re-evaluate the run") from None
+        if results.get("key") == cfg.key():
+            results["cached"] = True
+            return results
+    results = train(cfg)
+    results["cached"] = False
+    return results
