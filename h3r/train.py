@@ -88,11 +88,13 @@ class Config:
     channels_last: bool = True  # on CUDA
     workers: int = 2
     out_dir: str = "runs"
+    render_cache: bool = True  # synthetic data: render each sample once, reuse it across runs
     name: str = ""
     resume: bool = True
     progress: bool = True
 
-    RUNTIME_FIELDS = ("device", "amp", "channels_last", "workers", "out_dir", "name", "resume", "progress")
+    RUNTIME_FIELDS = ("device", "amp", "channels_last", "workers", "out_dir", "render_cache", "name", "resume",
+                      "progress")
 
     @property
     def resolved_loss(self) -> str:
@@ -129,8 +131,9 @@ def build_data(cfg: Config, split: str, train: bool) -> Dataset:
     from h3r.data.transforms import Augment
 
     if cfg.dataset in SYNTHETIC:
-        return build_dataset(cfg.dataset, split=split, input_size=cfg.input_size, seed=cfg.seed,
-                             length=cfg.train_samples if train else cfg.test_samples)
+        dataset = build_dataset(cfg.dataset, split=split, input_size=cfg.input_size, seed=cfg.seed,
+                                length=cfg.train_samples if train else cfg.test_samples)
+        return dataset.enable_cache(Path(cfg.out_dir) / ".render-cache") if cfg.render_cache else dataset
     return build_dataset(cfg.dataset, split=split, data_root=cfg.data_root, input_size=cfg.input_size,
                          augment=Augment() if cfg.augment and train else None, box=cfg.box, seed=cfg.seed)
 
@@ -283,6 +286,8 @@ def train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, dataset, epo
     net.train()
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)  # augmentation draws depend on (seed, epoch, index)
+    if getattr(dataset, "cache_dir", None) is not None:
+        dataset.ensure_cached(workers=cfg.workers, progress=cfg.progress and rank == 0)
     if world > 1:
         sampler = DistributedSampler(dataset, seed=cfg.seed, drop_last=True)
         sampler.set_epoch(epoch)
@@ -355,6 +360,8 @@ def predict(model: nn.Module, codec: Codec, dataset: Dataset, device: torch.devi
 
 def evaluate(cfg: Config, model: nn.Module, codec: Codec, dataset: Dataset, device: torch.device) -> dict:
     """NME, FR@0.1 and AUC@0.1 overall and per subset, with the predictions."""
+    if getattr(dataset, "cache_dir", None) is not None:
+        dataset.ensure_cached(workers=cfg.workers, progress=cfg.progress)
     p = predict(model, codec, dataset, device, cfg.batch_size, cfg.flip_test, cfg.score_mode, 0, cfg.progress)
     nmes = metrics.nme(p["pred"], p["gt"], p["normalizer"], p["visible"])
     return {"summary": metrics.summarize(nmes, p["subsets"] or None), "predictions": {**p, "nme": nmes}}

@@ -27,9 +27,12 @@ Randomness
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import operator
+import os
 from dataclasses import dataclass, field
+from pathlib import Path as PathLib
 
 import cv2
 import numpy as np
@@ -473,6 +476,61 @@ class SyntheticDataset(torch.utils.data.Dataset):
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, SPLITS[self.split], self.epoch * self.length + index])
 
+    # -- an optional render cache ---------------------------------------------------------------
+    # Many runs of the study train on the same samples (same seed, size, length, epoch); rendering
+    # them once and reading them back makes data loading free. The cache holds exactly what
+    # `render` returns, keyed by everything that determines it, the rendering code included.
+
+    cache_dir: PathLib | None = None
+    _block: tuple | None = None
+
+    def enable_cache(self, cache_dir) -> "SyntheticDataset":
+        self.cache_dir = PathLib(cache_dir)
+        return self
+
+    def cache_file(self) -> PathLib:
+        key = repr((type(self).__name__, self.split, self.seed, self.epoch, self.length, self.input_size,
+                    self.nuisance, _source_digest()))
+        digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+        return self.cache_dir / f"{self.name}-{self.split}-{self.input_size[0]}x{self.input_size[1]}-{digest}.npz"
+
+    def ensure_cached(self, workers: int = 0, progress: bool = False) -> PathLib:
+        """Render the current epoch's samples into the cache unless they are there already."""
+        path = self.cache_file()
+        if path.exists():
+            return path
+        from tqdm.auto import tqdm
+
+        scenes = [None] * self.length
+        loader = torch.utils.data.DataLoader(_Renderer(self), batch_size=None, num_workers=workers)
+        for index, scene in tqdm(loader, total=self.length, desc=f"render {self.name} {self.split}",
+                                 disable=not progress, leave=False):
+            scenes[index] = scene
+        head = [sc.head_box for sc in scenes] if scenes and scenes[0].head_box is not None else []
+        arrays = dict(image=np.stack([sc.image for sc in scenes]), keypoints=np.stack([sc.keypoints for sc in scenes]),
+                      occluded=np.stack([sc.occluded for sc in scenes]),
+                      normalizer=np.array([sc.normalizer for sc in scenes]),
+                      subsets=np.array([[sc.subsets[k] for k in self.subset_names] for sc in scenes], dtype=bool),
+                      head_box=np.array(head, dtype=np.float64))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    def _cached_scene(self, index: int) -> "Scene":
+        path = self.cache_file()
+        if self._block is None or self._block[0] != path:
+            if not path.exists():
+                self.ensure_cached()
+            with np.load(path) as data:
+                self._block = (path, {k: data[k] for k in data.files})
+        d = self._block[1]
+        return Scene(image=d["image"][index], keypoints=d["keypoints"][index], occluded=d["occluded"][index],
+                     normalizer=float(d["normalizer"][index]),
+                     subsets={k: bool(v) for k, v in zip(self.subset_names, d["subsets"][index])},
+                     head_box=d["head_box"][index] if len(d["head_box"]) else None)
+
     def scene(self, index: int) -> Scene:
         """Render sample ``index`` (uint8 image, exact float64 keypoints, drawn parameters)."""
         return self.render(self.rng(self._check_index(index)))
@@ -482,7 +540,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         index = self._check_index(index)
-        scene = self.render(self.rng(index))
+        scene = self._cached_scene(index) if self.cache_dir else self.render(self.rng(index))
         keypoints = torch.from_numpy(scene.keypoints).float()
         sample = {
             "image": normalize_image(scene.image),
@@ -506,6 +564,27 @@ class SyntheticDataset(torch.utils.data.Dataset):
         if not 0 <= index < self.length:
             raise IndexError(f"{type(self).__name__}: index {index} out of range for length {self.length}")
         return index
+
+
+class _Renderer(torch.utils.data.Dataset):
+    """(index, scene) pairs of a synthetic dataset, for rendering it with DataLoader workers."""
+
+    def __init__(self, dataset: SyntheticDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return index, self.dataset.render(self.dataset.rng(index))
+
+
+@functools.cache
+def _source_digest() -> str:
+    """A hash of the rendering code: a change to it invalidates every cached sample."""
+    here = PathLib(__file__).parent
+    text = b"".join((here / f).read_bytes() for f in ("synthetic.py", "synthetic_faces.py", "synthetic_pose.py"))
+    return hashlib.sha1(text).hexdigest()[:12]
 
 
 def _as_size(size) -> tuple[int, int]:

@@ -1,0 +1,94 @@
+"""The training loop on 2 CPU cores: it learns, resumes to the same numbers, and fails clearly."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from h3r import cli
+from h3r import train as T
+
+
+def tiny(tmp_path, **overrides) -> T.Config:
+    values = dict(dataset="synthetic_faces", input_size=32, train_samples=32, test_samples=16, batch_size=16,
+                  epochs=2, backbone="mobilenet_v2", width_mult=0.5, lr=2e-3, workers=0, progress=False,
+                  out_dir=str(tmp_path / "runs"))
+    return T.Config(**{**values, **overrides})
+
+
+def test_train_writes_results_with_provenance(tmp_path):
+    cfg = tiny(tmp_path)
+    results = T.run(cfg)
+    saved = json.loads((cfg.run_dir() / "results.json").read_text())
+    assert saved["summary"] == results["summary"] and results["cached"] is False
+    assert {"commit", "device", "torch", "time_utc"} <= set(saved["provenance"])
+    assert saved["config"]["codec"] == "h3r" and saved["params"] > 0 and saved["macs"] > 0
+    lines = (cfg.run_dir() / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    assert 0 < results["summary"]["all"]["NME (%)"] < 200
+    again = T.run(cfg)  # finished runs are found, not retrained
+    assert again["cached"] is True and again["summary"] == results["summary"]
+
+
+def test_resume_reaches_the_same_numbers(tmp_path, monkeypatch):
+    reference = T.run(tiny(tmp_path / "a"))
+    cfg = tiny(tmp_path / "b")
+    real_epoch = T.train_one_epoch
+
+    def crash_in_second_epoch(cfg_, net, codec, loss_fn, optimizer, scheduler, dataset, epoch, *args):
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated interruption")
+        return real_epoch(cfg_, net, codec, loss_fn, optimizer, scheduler, dataset, epoch, *args)
+
+    monkeypatch.setattr(T, "train_one_epoch", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        T.run(cfg)
+    assert torch.load(cfg.run_dir() / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    monkeypatch.setattr(T, "train_one_epoch", real_epoch)
+    resumed = T.run(cfg)
+    assert resumed["summary"] == reference["summary"]
+
+
+def test_a_damaged_checkpoint_is_named(tmp_path):
+    cfg = tiny(tmp_path, epochs=1)
+    cfg.run_dir().mkdir(parents=True)
+    (cfg.run_dir() / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(T.CheckpointError, match=r"checkpoint.pt.*damaged; delete it"):
+        T.run(cfg)
+
+
+def test_a_checkpoint_of_another_config_is_refused(tmp_path):
+    cfg = tiny(tmp_path, epochs=1, name="shared")
+    T.run(cfg)
+    (cfg.run_dir() / "results.json").unlink()
+    other = tiny(tmp_path, epochs=1, name="shared", lr=1e-4)
+    with pytest.raises(T.CheckpointError, match="another config"):
+        T.run(other)
+
+
+def test_config_from_dict_names_unknown_fields():
+    with pytest.raises(ValueError, match=r"unknown config field\(s\) \['epoch'\]"):
+        T.Config.from_dict({"epoch": 3})
+
+
+def test_every_codec_trains_one_step(tmp_path):
+    for codec in ("argmax-round", "soft-argmax", "h3r", "h3r-official"):
+        cfg = tiny(tmp_path, codec=codec, epochs=1, flip_test=False, render_cache=False)
+        summary = T.run(cfg)["summary"]["all"]
+        assert summary["n"] == 16, codec
+
+
+def test_cli_help_and_train(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    assert "--heatmap-stride" in capsys.readouterr().out
+    out = tmp_path / "runs"
+    assert cli.main(["train", "--input-size", "32", "--train-samples", "16", "--test-samples", "8",
+                     "--batch-size", "8", "--epochs", "1", "--width-mult", "0.5", "--workers", "0",
+                     "--no-progress", "--out-dir", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["n"] == 8 and printed["cached"] is False
+    assert cli.main(["eval", "--run", printed["run"], "--no-progress", "--device", "cpu"]) == 0
+    assert cli.main(["eval", "--run", str(tmp_path / "nowhere")]) == 1
+    assert "no checkpoint" in capsys.readouterr().err
