@@ -4,6 +4,7 @@
     h3r train --dataset wflw --data-root /data --backbone hrnet_w18 --input-size 256 --device cuda
     torchrun --nproc-per-node 4 -m h3r.cli train --dataset wflw ...  # several GPUs (DDP)
     h3r eval --run runs/<name>                                       # re-evaluate a finished run
+    h3r eval --weights official:models/wflw/hrnet18_256x256_p1 --dataset wflw --protocol official
 """
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import sys
 import typing
 from pathlib import Path
 
+from h3r.data.faces import NORMALIZERS
+from h3r.evaluate import OFFICIAL_SPLITS, PROTOCOLS
+from h3r.models.official import OFFICIAL_ARCHS
 from h3r.train import Config
 
 
@@ -51,33 +55,52 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import torch
+    from h3r.evaluate import evaluate_official, evaluate_run
+    from h3r.provenance import write_json_atomic
 
-    from h3r import train as T
-    from h3r.models import build_model
-    from h3r.provenance import pick_device, write_json_atomic, provenance
-
-    run_dir = Path(args.run)
-    saved = run_dir / "checkpoint.pt"
-    if not saved.is_file():
-        raise FileNotFoundError(f"no checkpoint at {saved}: give the folder of a run started by `h3r train`")
-    state = T.load_checkpoint(saved)
-    cfg = Config.from_dict({**state["config"], "device": args.device, "progress": args.progress})
-    if args.flip_test is not None:
-        cfg.flip_test = args.flip_test
-    device = pick_device(cfg.device)
-    dataset = T.build_data(cfg, args.split or cfg.test_split, train=False)
-    model = build_model(cfg.backbone, dataset.layout.num_keypoints, head=cfg.head,
-                        heatmap_stride=cfg.heatmap_stride, width_mult=cfg.width_mult)
-    model.load_state_dict(state["model"])
-    model.to(device)
-    evaluation = T.evaluate(cfg, model, T.build_codec_for(cfg), dataset, device)
-    out = {"run": str(run_dir), "split": args.split or cfg.test_split, "epoch": state["epoch"],
-           "summary": evaluation["summary"], "provenance": provenance(device)}
+    if args.run is not None:
+        misplaced = [f"--{k.replace('_', '-')}" for k in WEIGHTS_ONLY if getattr(args, k) is not None]
+        if misplaced:
+            raise ValueError(f"{', '.join(misplaced)} only apply to --weights; a run evaluates with its own "
+                             "config (see its results.json)")
+        out = evaluate_run(args.run, protocol=args.protocol or "ours", split=args.split, flip_test=args.flip_test,
+                           device=args.device, progress=args.progress)
+    else:
+        if not args.weights.startswith("official:"):
+            raise ValueError(f"--weights {args.weights!r}: write official:PATH for an official H3R model.pth "
+                             "(or its folder); h3r's own checkpoints are evaluated with --run DIR")
+        if args.dataset is None:
+            raise ValueError("--weights needs --dataset (one of wflw, 300w, lapa, aflw2000)")
+        out = evaluate_official(args.weights, arch=args.arch, dataset=args.dataset, data_root=args.data_root,
+                                split=args.split, input_size=args.input_size, box=args.box,
+                                flip_test=args.flip_test, device=args.device, protocol=args.protocol or "official",
+                                normalizer=args.normalizer, batch_size=args.batch_size, progress=args.progress)
+    out.pop("predictions")
     if args.json:
         write_json_atomic(args.json, out)
-    print(json.dumps(out["summary"], indent=2))
+    print(json.dumps({k: out[k] for k in ("protocol", "dataset", "split", "samples", "summary")}, indent=2))
     return 0
+
+
+EVAL_HELP = """Evaluate a model on a test set and print NME, FR@0.1 and AUC@0.1 overall and per subset
+(WFLW's six attributes, 300W full's common/challenging, AFLW2000-3D's yaw bins).
+
+  h3r eval --run runs/<name>                                   # an h3r run, its own protocol
+  h3r eval --run runs/<name> --protocol official               # ... cut as the official scripts cut
+  h3r eval --weights official:models/wflw/hrnet18_256x256_p1 --dataset wflw --data-root /data
+  h3r eval --weights official:model.pth --arch mobilenet_v2 --dataset lapa --box P2 --input-size 128
+
+Official weights (--weights official:PATH, the authors' torchalign model.pth or its folder) are
+converted onto h3r's HRNet-W18/MobileNetV2 and decoded as torchalign decodes them (softmax over the
+top-9 foreground logits, index x stride 4). --protocol official (their default) reproduces
+examples/test_*.py: crop window 1.25 x max(w, h) around the box (P1: the ground-truth landmarks'
+tight box, which uses the answer at test time and is not deployable; P2: the dataset's box), PIL
+crop + bilinear resize, ImageNet mean/std, flip test averaging coordinates, the official inverse
+mapping. --protocol ours cuts the same faces with h3r's exact crop. --arch, --box, --input-size and
+the flip test default to the config.yaml beside model.pth, else to torchalign/cfg.py's defaults
+(256, P1, flip; the backbone is then guessed from the weights).
+"""
+WEIGHTS_ONLY = ("arch", "dataset", "data_root", "input_size", "box", "normalizer")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,13 +111,33 @@ def main(argv: list[str] | None = None) -> int:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_config_arguments(t)
     t.add_argument("--force", action="store_true", help="retrain even if this config already has results")
-    e = sub.add_parser("eval", help="evaluate a trained run's checkpoint")
-    e.add_argument("--run", required=True, help="the run folder (holds checkpoint.pt)")
-    e.add_argument("--split", default=None, help="dataset split (default: the run's test split)")
-    e.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None)
-    e.add_argument("--device", default="auto")
+    e = sub.add_parser("eval", help="evaluate an h3r run or official H3R weights", description=EVAL_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = e.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="the folder of an h3r run (holds checkpoint.pt)")
+    which.add_argument("--weights", metavar="official:PATH",
+                       help="an official torchalign model.pth, or the folder holding it and its config.yaml")
+    e.add_argument("--protocol", choices=PROTOCOLS, default=None,
+                   help="official: the official test scripts' crop and mapping; ours: h3r's exact crop "
+                        "(default: official for --weights, ours for --run)")
+    e.add_argument("--dataset", choices=sorted(OFFICIAL_SPLITS), help="--weights: the benchmark")
+    e.add_argument("--data-root", help="--weights: folder holding <dataset>/ (default: $H3R_DATA_ROOT, else ./data)")
+    e.add_argument("--arch", choices=sorted(OFFICIAL_ARCHS), help="--weights: backbone (default: config.yaml's "
+                   "BACKBONE.ARCH, else guessed from the weights)")
+    e.add_argument("--box", choices=("P1", "P2"), help="--weights: P1 = ground-truth landmark box (not "
+                   "deployable), P2 = the dataset's box (default: config.yaml's INPUT.BBOX, else P1)")
+    e.add_argument("--input-size", type=int, help="--weights: square input side (default: config.yaml's "
+                   "INPUT.SIZE, else 256)")
+    e.add_argument("--normalizer", choices=NORMALIZERS, help="--weights: NME normaliser (default: the "
+                   "official script's; e.g. inter_pupil for LaPa's pupils 104/105)")
+    e.add_argument("--split", default=None, help="dataset split (default: the run's test split; for --weights "
+                   + ", ".join(f"{k}: {v}" for k, v in OFFICIAL_SPLITS.items()) + ")")
+    e.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
+                   help="average with the mirrored image (default: the run's setting / config.yaml's INPUT.FLIP)")
+    e.add_argument("--batch-size", type=int, default=32, help="--weights: images per forward pass (default: 32)")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default: auto)")
     e.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
-    e.add_argument("--json", type=Path, help="also write the results here (atomically)")
+    e.add_argument("--json", type=Path, help="also write the results, settings and provenance here (atomically)")
     args = parser.parse_args(argv)
     try:
         return {"train": cmd_train, "eval": cmd_eval}[args.command](args)

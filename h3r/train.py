@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from h3r import metrics
 from h3r.codecs import Codec, build_codec
@@ -40,6 +40,8 @@ from h3r.losses import build_loss
 from h3r.models import binary_scores, build_model, count_flops, count_params
 from h3r.provenance import pick_device, provenance, write_json_atomic
 
+#: per-sample ids that predictions carry along when a dataset provides them (COCO's evaluation)
+META_KEYS = ("image_id", "ann_id", "area")
 #: the loss each codec trains with unless the config names another
 DEFAULT_LOSS = {"h3r": "spatial_ce", "h3r-official": "binary_ce", "soft-argmax": "l1_coords"}
 BINARY_LOSSES = ("binary_ce",)
@@ -222,7 +224,7 @@ def train(cfg: Config) -> dict:
         model = model.to(memory_format=torch.channels_last)
     loss_fn = build_loss(cfg.resolved_loss, **cfg.loss_args)
     optimizer = build_optimizer(cfg, model)
-    steps_per_epoch = max(1, len(train_set) // (cfg.batch_size * world))
+    steps_per_epoch = max(1, len(train_set) // (min(cfg.batch_size, len(train_set)) * world))
     scheduler = lr_schedule(cfg, optimizer, steps_per_epoch)
 
     start_epoch, elapsed = 0, 0.0
@@ -277,7 +279,8 @@ def _identity(cfg: Config) -> dict:
 
 
 def _loader(cfg: Config, dataset: Dataset, sampler, shuffle_seed: int | None, device: torch.device) -> DataLoader:
-    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+    # a dataset smaller than one batch (a tiny fixture) trains on one batch of all of it
+    return DataLoader(dataset, batch_size=min(cfg.batch_size, len(dataset)), sampler=sampler, num_workers=cfg.workers,
                       pin_memory=device.type == "cuda", drop_last=shuffle_seed is not None,
                       persistent_workers=False)
 
@@ -326,7 +329,9 @@ def predict(model: nn.Module, codec: Codec, dataset: Dataset, device: torch.devi
     """Predictions for every sample, in crop and original-image pixels.
 
     Returns tensors ``pred`` (N, K, 2) in original pixels, ``pred_crop``, ``gt`` (``keypoints_orig``),
-    ``visible``, ``normalizer`` and ``subsets`` (dict of (N,) bool) when the dataset has them.
+    ``visible``, ``normalizer``, ``scores`` (the decoder's peak values), ``subsets`` (dict of (N,)
+    bool) and the per-sample ids some protocols need (``image_id``, ``ann_id``, ``area`` for COCO)
+    when the dataset has them.
     The flip test averages the coordinates decoded from the image and from its mirror (mapped back
     with the layout's ``flip_index``), as the official H3R code does.
     """
@@ -353,6 +358,9 @@ def predict(model: nn.Module, codec: Codec, dataset: Dataset, device: torch.devi
         out["scores"].append(scores.cpu().float())
         for name, flags in batch.get("subsets", {}).items():
             subsets.setdefault(name, []).append(flags.bool())
+        for name in META_KEYS:
+            if name in batch:
+                out.setdefault(name, []).append(torch.as_tensor(batch[name]))
     result = {k: torch.cat(v) for k, v in out.items()}
     result["subsets"] = {k: torch.cat(v) for k, v in subsets.items()}
     return result

@@ -14,106 +14,14 @@ from torch import nn
 from h3r.models import binary_scores, build_model, count_params
 from h3r.models.official import (convert_official_state_dict, guess_official_arch, load_official,
                                  official_key)
+from tests.fixtures.official import MOBILENET_PLAN, official_hrnet, official_mobilenet, random_state
 
 # README figures (#Params, M) of the released models, by backbone and keypoint count
 REPORTED_PARAMS = {("hrnet_w18", 98): 9.69, ("hrnet_w18", 68): 9.67, ("hrnet_w18", 106): 9.69,
                    ("mobilenet_v2", 98): 0.60, ("mobilenet_v2", 68): 0.59, ("mobilenet_v2", 106): 0.60}
 
 
-# --- the official names and shapes ------------------------------------------------------------------
-
-def conv(name: str, c_out: int, c_in: int, k: int) -> dict[str, tuple]:
-    return {f"{name}.weight": (c_out, c_in, k, k)}
-
-
-def bn(name: str, c: int) -> dict[str, tuple]:
-    return {f"{name}.{p}": (c,) for p in ("weight", "bias", "running_mean", "running_var")} \
-        | {f"{name}.num_batches_tracked": ()}
-
-
-def official_head(channels: int, keypoints: int) -> dict[str, tuple]:
-    """BinaryHeadBlock.layers: 0 conv, 1 BN, 2 ReLU, 3 conv to 2K."""
-    p = "heatmap_head.head.layers"
-    return (conv(f"{p}.0", channels, channels, 1) | bn(f"{p}.1", channels)
-            | conv(f"{p}.3", 2 * keypoints, channels, 1))
-
-
-def official_hrnet(width: int, keypoints: int) -> dict[str, tuple]:
-    """torchalign ``hrnet18``/``hrnet32``: stem, layer1 (4 Bottlenecks), stages 2-4 of 1, 4, 3 modules."""
-    b = "backbone"
-    s = conv(f"{b}.conv1", 64, 3, 3) | bn(f"{b}.bn1", 64) | conv(f"{b}.conv2", 64, 64, 3) | bn(f"{b}.bn2", 64)
-    for i in range(4):
-        p = f"{b}.layer1.{i}"
-        s |= conv(f"{p}.conv1", 64, 64 if i == 0 else 256, 1) | bn(f"{p}.bn1", 64)
-        s |= conv(f"{p}.conv2", 64, 64, 3) | bn(f"{p}.bn2", 64)
-        s |= conv(f"{p}.conv3", 256, 64, 1) | bn(f"{p}.bn3", 256)
-    s |= conv(f"{b}.layer1.0.downsample.0", 256, 64, 1) | bn(f"{b}.layer1.0.downsample.1", 256)
-    previous = [256]
-    for stage, modules in [(2, 1), (3, 4), (4, 3)]:
-        current = [width * 2**i for i in range(stage)]
-        t = f"{b}.transition{stage - 1}"
-        for i, c in enumerate(current):
-            if i >= len(previous):  # the new branch: a stride-2 conv from the lowest resolution
-                s |= conv(f"{t}.{i}.0.0", c, previous[-1], 3) | bn(f"{t}.{i}.0.1", c)
-            elif c != previous[i]:  # only layer1 -> branch 0 changes width
-                s |= conv(f"{t}.{i}.0", c, previous[i], 3) | bn(f"{t}.{i}.1", c)
-        for m in range(modules):
-            p = f"{b}.stage{stage}.{m}"
-            for br, c in enumerate(current):
-                for blk in range(4):  # BasicBlocks
-                    q = f"{p}.branches.{br}.{blk}"
-                    s |= conv(f"{q}.conv1", c, c, 3) | bn(f"{q}.bn1", c)
-                    s |= conv(f"{q}.conv2", c, c, 3) | bn(f"{q}.bn2", c)
-            for i, ci in enumerate(current):
-                for j, cj in enumerate(current):
-                    f = f"{p}.fuse_layers.{i}.{j}"
-                    if j > i:  # 1x1 conv, BN, nearest upsampling
-                        s |= conv(f"{f}.0", ci, cj, 1) | bn(f"{f}.1", ci)
-                    for k in range(i - j):  # j < i: a chain of stride-2 3x3 convs
-                        c_out = ci if k == i - j - 1 else cj
-                        s |= conv(f"{f}.{k}.0", c_out, cj, 3) | bn(f"{f}.{k}.1", c_out)
-        previous = current
-    return s | official_head(sum(previous), keypoints)
-
-
-MOBILENET_PLAN = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1)]  # t, c, n, s
-
-
-def official_mobilenet(keypoints: int) -> dict[str, tuple]:
-    """torchalign ``mobilenetv2``: features.0 = conv, BN, ReLU6; Blocks with one flat ``conv`` Sequential."""
-    s = conv("backbone.features.0.0", 32, 3, 3) | bn("backbone.features.0.1", 32)
-    c_in, i = 32, 1
-    for t, c, n, _ in MOBILENET_PLAN:
-        for _ in range(n):
-            p = f"backbone.features.{i}.conv"
-            if t == 1:  # dw conv, BN, ReLU6, 1x1 conv, BN
-                s |= conv(f"{p}.0", c_in, 1, 3) | bn(f"{p}.1", c_in)
-                s |= conv(f"{p}.3", c, c_in, 1) | bn(f"{p}.4", c)
-            else:  # 1x1 conv, BN, ReLU6, dw conv, BN, ReLU6, 1x1 conv, BN
-                h = t * c_in
-                s |= conv(f"{p}.0", h, c_in, 1) | bn(f"{p}.1", h) | conv(f"{p}.3", h, 1, 3) | bn(f"{p}.4", h)
-                s |= conv(f"{p}.6", c, h, 1) | bn(f"{p}.7", c)
-            c_in, i = c, i + 1
-    return s | official_head(24 + 32 + 96, keypoints)
-
-
-def random_state(shapes: dict[str, tuple]) -> dict[str, torch.Tensor]:
-    """Random tensors of the given shapes; conv weights scaled by 1/sqrt(fan-in) to keep
-    activations O(1) through a deep network, BatchNorm variances positive."""
-    g = torch.Generator().manual_seed(0)
-    state = {}
-    for name, shape in shapes.items():
-        if name.endswith("num_batches_tracked"):
-            state[name] = torch.tensor(1000)
-        elif name.endswith("running_var"):
-            state[name] = torch.rand(shape, generator=g) + 0.5
-        elif len(shape) == 4:  # conv
-            state[name] = torch.randn(shape, generator=g) / torch.Size(shape[1:]).numel() ** 0.5
-        else:  # BatchNorm weight (around 1), bias, running mean
-            state[name] = torch.randn(shape, generator=g) * 0.1 + name.endswith(".weight")
-    return state
-
-
+# the official names and shapes: tests/fixtures/official.py
 OFFICIAL = {"hrnet_w18": lambda k: official_hrnet(18, k), "hrnet_w32": lambda k: official_hrnet(32, k),
             "mobilenet_v2": official_mobilenet}
 

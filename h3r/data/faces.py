@@ -51,19 +51,38 @@ def face_normalizers(keypoints: np.ndarray, layout: Layout, kind: str) -> np.nda
 
 
 class FaceDataset(AnnotatedDataset):
-    """A face dataset: adds the ``normalizer`` choice to :class:`AnnotatedDataset`."""
+    """A face dataset: adds the ``normalizer`` choice to :class:`AnnotatedDataset`.
+
+    ``annotations_only=True`` builds the index (landmarks, boxes, normalisers, crop transform)
+    without looking for the images, for analyses that never read a pixel (codec-only error,
+    annotation statistics) on annotation files shipped without their images; reading an image
+    file then raises (COFW keeps serving the images stored in its ``.mat`` files).
+    """
 
     default_normalizer = "inter_ocular"
 
     def __init__(self, split: str, data_root=None, input_size=256, augment=None, *,
-                 normalizer: str | None = None, **kwargs):
+                 normalizer: str | None = None, annotations_only: bool = False, **kwargs):
         self.normalizer = normalizer or self.default_normalizer
         if self.normalizer not in NORMALIZERS:
             raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {self.normalizer!r}")
+        self.annotations_only = annotations_only
         super().__init__(split, data_root, input_size, augment, **kwargs)
 
     def compute_normalizers(self, ann: Annotations) -> np.ndarray:
         return face_normalizers(ann.keypoints, self.layout, self.normalizer)
+
+    def _drop_missing_images(self, ann: Annotations) -> Annotations:
+        if not self.annotations_only:
+            return super()._drop_missing_images(ann)
+        self.counts["skipped_missing_image"] = 0
+        return ann
+
+    def read_image(self, index: int) -> np.ndarray:
+        if self.annotations_only:
+            raise RuntimeError(f"{self.name}/{self.split} was built with annotations_only=True and reads no "
+                               f"image (sample {index}: {self.ann.images[index]}); build it without that option")
+        return super().read_image(index)
 
 
 # --- WFLW ----------------------------------------------------------------------------------------

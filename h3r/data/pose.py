@@ -145,8 +145,13 @@ coco/
         kwargs.setdefault("box", "P2")
         super().__init__(split, data_root, input_size, augment, **kwargs)
 
+    @property
+    def annotation_file(self):
+        """The ground truth pycocotools evaluates predictions against."""
+        return self.root / "annotations" / f"person_keypoints_{self.split}2017.json"
+
     def load(self) -> Annotations:
-        path = self.root / "annotations" / f"person_keypoints_{self.split}2017.json"
+        path = self.annotation_file
         images = self.root / "images" / f"{self.split}2017"
         self.require(path, images)
         data = _load_json(path)

@@ -499,7 +499,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         path = self.cache_file()
         if path.exists():
             return path
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         scenes = [None] * self.length
         loader = torch.utils.data.DataLoader(_Renderer(self), batch_size=None, num_workers=workers)

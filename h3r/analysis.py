@@ -1,0 +1,250 @@
+"""Codec-only error on real annotations: the floor under every learned result.
+
+Each ground-truth landmark is pushed through the evaluation chain of a trained model with the
+network replaced by the codec's own training target::
+
+    original pixels --A--> crop pixels --encode--> target --decode--> crop pixels --A^-1--> original --> NME
+
+where ``A`` is the dataset's test-time crop (:mod:`h3r.data.transforms`) and the NME uses the
+dataset's normaliser. Nothing is learned, so the result is the error the codec alone adds at that
+heatmap resolution, on the landmark distribution of a real benchmark.
+
+A :class:`RoundTrip` says which target is decoded and by which decoder: the codec's target (one
+randomized draw for H3R), H3R's expected target (what a network trained on the draws converges
+to), or a target decoded by *another* preset (e.g. our centre-aligned H3R target read by the
+official decoder). The flip test averages with the decode of the mirrored crop, mapped back with
+the layout's ``flip_index``, as :func:`h3r.train.predict` does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from h3r import metrics
+from h3r.codecs import H3R, Codec, SoftArgmax, build_codec
+from h3r.geometry import Size, apply_affine, flip_keypoints
+from h3r.data.transforms import inverse
+
+#: the split each face benchmark is evaluated on (300W: common + challenging, the usual "full" set)
+FACE_TEST_SPLITS = {"wflw": "test", "300w": "full", "300w_csv": "valid", "cofw": "test", "aflw": "test",
+                    "lapa": "test", "aflw2000": "test"}
+
+
+@dataclass
+class LandmarkSet:
+    """Ground-truth landmarks and the test-time crops they are seen through.
+
+    keypoints:   (N, K, 2) float64 original-image pixels, NaN where not annotated
+    visible:     (N, K) bool
+    affines:     (N, 2, 3) float64 original -> crop pixels
+    normalizers: (N,) float64 the protocol's normalising distance, original pixels
+    """
+
+    name: str
+    keypoints: Tensor
+    visible: Tensor
+    affines: Tensor
+    normalizers: Tensor
+    input_size: Size
+    flip_index: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+    def spread(self, n: int | None) -> LandmarkSet:
+        """``n`` samples evenly spaced over the set, first and last included (all for None), so
+        that a subset still covers every part of a split (300W's common and challenging faces)."""
+        if n is None or n >= len(self):
+            return self
+        index = torch.linspace(0, len(self) - 1, n).round().long()
+        return replace(self, keypoints=self.keypoints[index], visible=self.visible[index],
+                       affines=self.affines[index], normalizers=self.normalizers[index])
+
+    def crop_keypoints(self) -> Tensor:
+        """(N, K, 2) float64 in crop pixels (NaN where not annotated)."""
+        return apply_affine(self.keypoints, self.affines)
+
+
+def landmark_set(dataset, name: str | None = None, limit: int | None = None) -> LandmarkSet:
+    """The landmarks of an h3r dataset, its first ``limit`` samples.
+
+    Real datasets give their annotations, boxes and unaugmented crop matrices (no image is read;
+    build them with ``annotations_only=True`` when the images are absent). Synthetic ones are
+    rendered, since their landmarks are drawn with the image; their crop is the image itself.
+    """
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    name = name or f"{dataset.name}/{dataset.split}"
+    if hasattr(dataset, "scene"):  # the synthetic benchmarks
+        scenes = [dataset.scene(i) for i in range(n)]
+        keypoints = torch.stack([torch.from_numpy(s.keypoints) for s in scenes]).double()
+        identity = torch.eye(2, 3, dtype=torch.float64)
+        return LandmarkSet(name, keypoints, torch.ones(keypoints.shape[:2], dtype=torch.bool),
+                           identity.expand(n, 2, 3).clone(), torch.tensor([s.normalizer for s in scenes]).double(),
+                           dataset.input_size, dataset.layout.flip_index)
+    if dataset.transform.augment is not None:
+        raise ValueError(f"{name}: codec-only error is measured on the test-time crop; build the dataset "
+                         f"with augment=None")
+    affines = torch.stack([dataset.transform.matrices(box)[1] for box in dataset.boxes[:n]])
+    return LandmarkSet(name, torch.from_numpy(dataset.ann.keypoints[:n]).double(),
+                       torch.from_numpy(dataset.ann.visible[:n]).bool(), affines,
+                       torch.from_numpy(dataset.ann.normalizers[:n]).double(), dataset.input_size,
+                       dataset.layout.flip_index)
+
+
+def find_face_datasets(data_root=None, input_size: int = 256, splits: dict[str, str] = FACE_TEST_SPLITS,
+                       **kwargs) -> tuple[dict, dict[str, str]]:
+    """Every face benchmark of ``splits`` found under ``data_root``, annotations only.
+
+    Returns ``(found, missing)``: name -> dataset, and name -> the ``DatasetNotFoundError`` message
+    saying what was looked for. Malformed annotations raise (they are not "missing").
+    """
+    from h3r.data.registry import build_dataset
+    from h3r.data.root import DatasetNotFoundError
+
+    found, missing = {}, {}
+    for name, split in splits.items():
+        try:
+            found[name] = build_dataset(name, split, data_root=data_root, input_size=input_size,
+                                        annotations_only=True, **kwargs)
+        except DatasetNotFoundError as err:
+            missing[name] = str(err)
+    return found, missing
+
+
+# --- round trips ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """What is decoded: the target of preset ``codec`` (``target="encode"``: one draw of the codec's
+    training target; ``"expected"``: H3R's expectation over draws), read by ``decoder`` (a preset
+    name; None: the codec itself). The decoder gets the same heatmap size."""
+
+    codec: str
+    target: str = "encode"
+    decoder: str | None = None
+
+
+#: the rows of the codec-only tables: every preset, H3R both ways, and our target read officially
+ROUND_TRIPS = {
+    "argmax-floor": RoundTrip("argmax-floor"),
+    "argmax-round": RoundTrip("argmax-round"),
+    "argmax-quarter": RoundTrip("argmax-quarter"),
+    "dark": RoundTrip("dark"),
+    "udp": RoundTrip("udp"),
+    "soft-argmax": RoundTrip("soft-argmax"),
+    "h3r (one draw)": RoundTrip("h3r"),
+    "h3r (expected target)": RoundTrip("h3r", "expected"),
+    "h3r-official (one draw)": RoundTrip("h3r-official"),
+    "h3r-official (expected target)": RoundTrip("h3r-official", "expected"),
+    "h3r target, official decoder": RoundTrip("h3r", "expected", "h3r-official"),
+}
+
+
+def decoder_input(codec: Codec, keypoints: Tensor, visible: Tensor | None = None, target: str = "encode",
+                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """The heatmaps a round trip decodes and the (N, K) weights of the keypoints they represent.
+
+    keypoints (N, K, 2) crop pixels. H3R's targets are probabilities, handed over as
+    :meth:`H3R.scores_from_probabilities` (their log, for softmax weighting). Soft-argmax has no
+    heatmap target: it gets the log of an exact Gaussian on the keypoint, whose spatial softmax is
+    the distribution an integral-regression network learns.
+    """
+    if target not in ("encode", "expected"):
+        raise ValueError(f"target must be 'encode' or 'expected', got {target!r}")
+    if target == "expected" and not isinstance(codec, H3R):
+        raise ValueError(f"only H3R has an expected target; {codec.name} encodes deterministically")
+    if target == "expected":
+        encoded = codec.expected_target(keypoints, visible)
+    else:
+        encoded = codec.encode(keypoints, visible, generator=generator if isinstance(codec, H3R) else None)
+    heatmaps = encoded.heatmaps
+    if isinstance(codec, SoftArgmax):
+        exact = build_codec("dark", codec.input_size, heatmap_size=codec.heatmap_size)
+        heatmaps = exact.encode(keypoints, visible).heatmaps.clamp_min(1e-30).log()
+    elif isinstance(codec, H3R):
+        heatmaps = codec.scores_from_probabilities(heatmaps)
+    return heatmaps, encoded.weights
+
+
+def round_trip(codec: Codec, keypoints: Tensor, visible: Tensor | None = None, target: str = "encode",
+               decoder: Codec | None = None, generator: torch.Generator | None = None,
+               flip_index=None, cell_budget: int = 2**24) -> tuple[Tensor, Tensor]:
+    """Encode keypoints (N, K, 2) crop pixels, decode -> decoded (N, K, 2) float64 and the (N, K)
+    bool mask of keypoints the target represents (elsewhere the decode is meaningless).
+
+    ``flip_index`` (the layout's) adds the flip test: the mirrored keypoints are encoded and decoded
+    too, mapped back and averaged. Works in chunks of samples of at most ``cell_budget`` heatmap
+    cells, so memory stays bounded whatever the heatmap size.
+    """
+    decoder = decoder or codec
+    if decoder.heatmap_size != codec.heatmap_size:
+        raise ValueError(f"decoder heatmap {decoder.heatmap_size} differs from the codec's {codec.heatmap_size}")
+    if visible is None:
+        visible = torch.ones(keypoints.shape[:2], dtype=torch.bool, device=keypoints.device)
+    visible = visible.bool()
+    xy = torch.where(visible[..., None], keypoints, torch.zeros_like(keypoints)).float()
+    width = codec.input_size[0]
+
+    def once(points, vis):
+        heatmaps, weights = decoder_input(codec, points, vis, target, generator)
+        return decoder.decode(heatmaps)[0].double(), weights > 0
+
+    chunk = max(1, cell_budget // (keypoints.shape[1] * codec.heatmap_size[0] * codec.heatmap_size[1]))
+    preds, masks = [], []
+    for points, vis in zip(xy.split(chunk), visible.split(chunk)):
+        pred, ok = once(points, vis)
+        if flip_index is not None:
+            order = torch.as_tensor(flip_index, device=points.device)
+            mirrored, ok_m = once(flip_keypoints(points, width, order), vis[:, order])
+            pred = (pred + flip_keypoints(mirrored, width, order)) / 2
+            ok = ok & ok_m[:, order]
+        preds.append(pred)
+        masks.append(ok & vis)
+    return torch.cat(preds), torch.cat(masks)
+
+
+def codec_nme(landmarks: LandmarkSet, trip: RoundTrip, stride: int, flip_test: bool = False,
+              generator: torch.Generator | None = None, device="cpu") -> tuple[Tensor, Tensor]:
+    """Per-sample NME (fraction) of a round trip at heatmap ``stride``, and the (N, K) mask of the
+    keypoints it scored: visible ones the target represents. Samples where the codec represents no
+    keypoint get NaN. Encoding and decoding run on ``device`` (the generator's)."""
+    codec = build_codec(trip.codec, landmarks.input_size, stride=stride)
+    decoder = None if trip.decoder is None else build_codec(trip.decoder, landmarks.input_size, stride=stride)
+    pred, scored = round_trip(codec, landmarks.crop_keypoints().to(device), landmarks.visible.to(device),
+                              trip.target, decoder, generator, landmarks.flip_index if flip_test else None)
+    pred, scored = inverse(pred.cpu(), landmarks.affines), scored.cpu()
+    ok = scored.any(-1)
+    out = torch.full((len(landmarks),), float("nan"), dtype=torch.float64)
+    out[ok] = metrics.nme(pred[ok], landmarks.keypoints[ok], landmarks.normalizers[ok], scored[ok])
+    return out, scored
+
+
+def codec_nme_table(sets: list[LandmarkSet], strides, trips: dict[str, RoundTrip] = ROUND_TRIPS,
+                    flip_test: bool = False, cell_budget: int | None = None, seed: int = 0,
+                    device="cpu") -> pd.DataFrame:
+    """Long table of codec-only NME: one row per dataset x stride x round trip.
+
+    Columns ``dataset, stride, heatmap, codec, flip_test, nme`` (mean over samples, in %),
+    ``samples``, ``scored`` (fraction of the visible keypoints the target represents).
+    ``cell_budget`` caps the heatmap cells encoded per round trip (keypoints x cells): a dataset
+    is then evaluated on as many samples as fit, evenly spread over it (:meth:`LandmarkSet.spread`),
+    fewer at fine strides (``samples`` says how many). Randomized draws come from a generator on ``device`` seeded with ``seed`` per dataset,
+    so adding a dataset changes no other dataset's numbers.
+    """
+    rows = []
+    for full in sets:
+        generator = torch.Generator(device).manual_seed(seed)
+        for stride in strides:
+            wh, hh = full.input_size[0] // stride, full.input_size[1] // stride
+            fits = None if cell_budget is None else max(1, cell_budget // (full.keypoints.shape[1] * wh * hh))
+            lm = full.spread(fits)
+            for label, trip in trips.items():
+                nmes, scored = codec_nme(lm, trip, stride, flip_test, generator, device)
+                rows.append(dict(dataset=lm.name, stride=stride, heatmap=f"{wh}x{hh}", codec=label,
+                                 flip_test=flip_test, nme=100 * nmes.nanmean().item(),
+                                 samples=int(nmes.isfinite().sum()),
+                                 scored=(scored.sum() / lm.visible.sum()).item()))
+    return pd.DataFrame(rows)
