@@ -1,0 +1,25 @@
+"""The benchmark scripts run (they are measured, not asserted on: no timing is tested)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+from h3r.notebooks import REPO
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_training_benchmark_writes_its_results(tmp_path):
+    out = tmp_path / "train.json"
+    result = _load("benchmark_training").main(["--backbone", "mobilenet_v2", "--width-mult", "0.5", "--input", "32",
+                                                "--keypoints", "5", "--batch", "2", "--steps", "1", "--warmup", "0",
+                                                "--device", "cpu", "--json", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["results"] == result["results"] and len(saved["results"]) == 1  # CPU: fp32 only
+    assert saved["results"][0]["images_per_s"] > 0 and saved["settings"]["backbone"] == "mobilenet_v2"
+    assert "commit" in saved["provenance"]
