@@ -59,7 +59,7 @@ class TableInfo:
 
     paper_ref: its number and caption in the paper where a source gave them, else what is known.
     evidence: what the sources reached confirm about it, each claim with its source.
-    notebook: the h3r notebook that regenerates it (None: none yet). status: where it stands.
+    notebook: the h3r notebook (under ``notebooks/``) that regenerates it. status: where it stands.
     """
 
     id: str
@@ -83,7 +83,7 @@ TABLES: dict[str, TableInfo] = {t.id: t for t in (
         "table/figure number and caption not found",
         "the abstract (arxiv.org/abs/2009.00225v2) frames the trade-off between heatmap resolution, "
         "accuracy and cost; hwhale.com/article/319951 gives the example input 256 / heatmap 64, "
-        "scale factor s = 4", None, NOT_FOUND),
+        "scale factor s = 4", "05_heatmap_resolution", NOT_FOUND),
     TableInfo(
         "num_activation_points", "Number of activation points used by the decoder",
         "decoding from k activation points (k = 1 is argmax) and the activation-point selection",
@@ -91,57 +91,57 @@ TABLES: dict[str, TableInfo] = {t.id: t for t in (
         "hwhale.com/article/319951 and coreui.cn/news/9029.html: the paper proposes two ways to "
         "select activation points, the prediction being their activation-weighted sum; the "
         "official code decodes from the top k = 9 (every config.yaml, HEATMAP.TOPK)",
-        None, NOT_FOUND),
+        "06_ablations", NOT_FOUND),
     TableInfo(
         "onehot_vs_gaussian", "Binary (one-hot) vs Gaussian ground-truth heatmaps",
         "the shape of the target around the randomly rounded activation point", "not confirmed",
         ("target", "NME"), "table/figure number and caption not found",
         "github.com/baoshengyu/H3R/issues/7 (a reader): the paper describes two ways to build the "
         "heatmap, binary and Gaussian; the official head (BinaryHeadBlock) and decoder "
-        "(BinaryHeatmap2Coordinate) are binary", None, NOT_FOUND),
+        "(BinaryHeatmap2Coordinate) are binary", "06_ablations", NOT_FOUND),
     TableInfo(
         "loss", "Training loss", "loss functions for the heatmap head", "not confirmed",
         ("loss", "NME"), "not confirmed that such a table exists",
         "no source reached states the loss; the official head outputs 2 logits per pixel "
         "(background, foreground), consistent with a per-pixel 2-class cross-entropy "
         "(an inference, also made by a reader in github.com/baoshengyu/H3R/issues/7)",
-        None, NOT_FOUND),
+        "06_ablations", NOT_FOUND),
     TableInfo(
         "input_resolution_cost", "Input resolution against accuracy and cost",
         "input size (hence heatmap size at stride 4) against NME, #Params and FLOPs", "WFLW (README)",
         ("input", "#Params", "FLOPs", "NME"), "paper table not found; the official README has a "
         "MobileNetV2 row at 256/160/128 on WFLW and 256/128 on LaPa and 300W",
         "README.md and models/README.md of baoshengyu/H3R@52a8bde (see official_readme)",
-        None, "paper numbers not found; README numbers recorded under official_readme"),
+        "07_cost", "paper numbers not found; README numbers recorded under official_readme"),
     TableInfo(
         "wflw", "Comparison with the state of the art on WFLW",
         "H3R against published facial landmark detectors", "WFLW (98 landmarks)",
         ("method", "NME"), "table number and columns not found",
-        "the abstract (v2) lists WFLW among the facial landmark datasets", None, NOT_FOUND),
+        "the abstract (v2) lists WFLW among the facial landmark datasets", "08_benchmarks", NOT_FOUND),
     TableInfo(
         "300w", "Comparison with the state of the art on 300W",
         "H3R against published facial landmark detectors", "300W (68 landmarks)",
         ("method", "NME"), "table number and columns not found",
-        "the abstract (v2) lists 300W", None, NOT_FOUND),
+        "the abstract (v2) lists 300W", "08_benchmarks", NOT_FOUND),
     TableInfo(
         "cofw", "Comparison with the state of the art on COFW",
         "H3R against published facial landmark detectors", "COFW",
         ("method", "NME"), "table number and columns not found",
-        "the abstract (v2) lists COFW", None, NOT_FOUND),
+        "the abstract (v2) lists COFW", "08_benchmarks", NOT_FOUND),
     TableInfo(
         "aflw", "Comparison with the state of the art on AFLW",
         "H3R against published facial landmark detectors", "AFLW",
         ("method", "NME"), "table number and columns not found",
-        "the abstract (v2) lists AFLW", None, NOT_FOUND),
+        "the abstract (v2) lists AFLW", "08_benchmarks", NOT_FOUND),
     TableInfo(
         "mpii", "Human pose estimation on MPII", "H3R against heatmap decoders / pose estimators",
         "MPII", ("method", "metric not confirmed"), "table number and columns not found",
         "the v2 abstract lists MPII (the v1 abstract, arxiv.org/abs/2009.00225v1, has only the "
-        "four facial datasets)", None, NOT_FOUND),
+        "four facial datasets)", "08_benchmarks", NOT_FOUND),
     TableInfo(
         "coco", "Human pose estimation on COCO", "H3R against heatmap decoders / pose estimators",
         "COCO keypoints", ("method", "metric not confirmed"), "table number and columns not found",
-        "the v2 abstract lists COCO (not in v1)", None, NOT_FOUND),
+        "the v2 abstract lists COCO (not in v1)", "08_benchmarks", NOT_FOUND),
     TableInfo(
         "official_readme", "Official pretrained models (repository README, not the paper)",
         "HRNet-W18 vs MobileNetV2, face box protocol P1 vs P2, input 256/160/128",
@@ -149,7 +149,7 @@ TABLES: dict[str, TableInfo] = {t.id: t for t in (
         ("Backbone", "BBox", "Resolution", "#Params", "FLOPs", "NME (%)"),
         "not a paper table",
         "README.md and models/README.md of baoshengyu/H3R@52a8bde, checked against the snapshot "
-        "by tests/test_reported.py", None,
+        "by tests/test_reported.py", "09_official",
         "numbers recorded; regenerating them needs the pretrained weights (Git LFS / Google "
         "Drive, absent from the snapshot) and the test sets"),
 )}

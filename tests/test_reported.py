@@ -160,3 +160,11 @@ def test_snapshot_decodes_from_top_9_at_stride_4():
     assert len(configs) >= 14
     for path in configs:
         assert config_values(git_show(path)).get("TOPK") == "9", path
+
+
+def test_every_table_names_a_notebook_of_the_book():
+    from h3r.notebooks import toc_notebooks
+
+    book = set(toc_notebooks())
+    for table in TABLES.values():
+        assert table.notebook in book, f"{table.id}: {table.notebook} is not a chapter of the book"
