@@ -43,4 +43,4 @@ benchmark: venv
 	$(PY) scripts/benchmark_codecs.py
 
 clean:
-	rm -rf _build runs/.cache
+	rm -rf _build runs/*/.render-cache

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
+import re
 import sys
 import typing
 from pathlib import Path
@@ -21,22 +23,32 @@ from h3r.models.official import OFFICIAL_ARCHS
 from h3r.train import Config
 
 
+def _field_comments() -> dict[str, str]:
+    """The comment beside each field of :class:`Config` in its source: the option's help."""
+    comments = {}
+    for line in inspect.getsource(Config).splitlines():
+        match = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.+)$", line)
+        if match:
+            comments[match.group(1)] = match.group(2)
+    return comments
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    hints = typing.get_type_hints(Config)
+    hints, comments = typing.get_type_hints(Config), _field_comments()
     for f in dataclasses.fields(Config):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         flag = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
+        text = comments.get(f.name, "")
         if hint is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                                help=f"(default: {default})")
+                                help=f"{text} (default: {default})".strip())
         elif isinstance(default, (list, dict)):
             parser.add_argument(flag, type=json.loads, default=default, metavar="JSON",
-                                help=f"JSON (default: {json.dumps(default)})")
-        elif hint in (int, float):
-            parser.add_argument(flag, type=hint, default=default, help=f"(default: {default})")
+                                help=f"{text} (JSON; default: {json.dumps(default)})".strip())
         else:
-            parser.add_argument(flag, type=str, default=default, help=f"(default: {default})")
+            parser.add_argument(flag, type=hint if hint in (int, float) else str, default=default,
+                                help=f"{text} (default: {default})".strip())
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -107,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="h3r", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train and evaluate a model (every field of h3r.train.Config)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t = sub.add_parser("train", help="train and evaluate a model (every field of h3r.train.Config)")
     _add_config_arguments(t)
     t.add_argument("--force", action="store_true", help="retrain even if this config already has results")
     e = sub.add_parser("eval", help="evaluate an h3r run or official H3R weights", description=EVAL_HELP,

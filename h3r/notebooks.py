@@ -107,11 +107,16 @@ def toc_notebooks(toc: Path = BOOK / "_toc.yml") -> list[str]:
     return stems
 
 
-def check_parameters(notebook: Path, parameters: dict) -> None:
-    """Refuse parameters the notebook's ``parameters`` cell does not declare (papermill only warns)."""
+def declared_parameters(notebook: Path) -> dict:
+    """The parameters a notebook's ``parameters`` cell declares, by name."""
     import papermill
 
-    declared = papermill.inspect_notebook(str(notebook))
+    return papermill.inspect_notebook(str(notebook))
+
+
+def check_parameters(notebook: Path, parameters: dict) -> None:
+    """Refuse parameters the notebook's ``parameters`` cell does not declare (papermill only warns)."""
+    declared = declared_parameters(notebook)
     if not declared:
         raise ParameterError(f"{notebook} has no cell tagged 'parameters'")
     unknown = sorted(set(parameters) - set(declared))
@@ -183,6 +188,10 @@ def build(profile: str = DEFAULT_PROFILE, parameters: dict | None = None, execut
     as they are: quick, for checking the rendering itself.
     """
     stems = toc_notebooks()
+    declared = {stem: declared_parameters(NOTEBOOKS / f"{stem}.ipynb") for stem in stems}
+    unused = sorted(set(parameters or {}) - set().union(*declared.values()))
+    if unused:
+        raise ParameterError(f"no notebook of the book has the parameter(s) {unused}")
     stage = out / "src"
     stage_book(stage)
     timings = {}
@@ -190,7 +199,9 @@ def build(profile: str = DEFAULT_PROFILE, parameters: dict | None = None, execut
         target = stage / "notebooks" / f"{stem}.ipynb"
         if execute_notebooks and (only is None or stem in only):
             print(f"[h3r] executing notebooks/{stem}.ipynb (profile {profile})", flush=True)
-            timings[stem] = execute(NOTEBOOKS / f"{stem}.ipynb", target, {"profile": profile, **(parameters or {})})
+            # a parameter given for the whole book goes to the chapters that declare it
+            mine = {k: v for k, v in (parameters or {}).items() if k in declared[stem]}
+            timings[stem] = execute(NOTEBOOKS / f"{stem}.ipynb", target, {"profile": profile, **mine})
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(NOTEBOOKS / f"{stem}.ipynb", target)
@@ -351,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--no-execute", action="store_true", help="render the stored (smoke) outputs as they are")
     b.add_argument("--only", nargs="+", metavar="STEM", help="execute only these notebooks, copy the rest")
     b.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="a papermill parameter for every notebook, e.g. -p device cuda")
+                   help="a papermill parameter, given to every chapter that declares it, e.g. -p device cuda")
     b.add_argument("--out", type=Path, default=BUILD, help="build folder (default: _build)")
     e = sub.add_parser("execute", help="execute notebooks without rendering")
     e.add_argument("stems", nargs="*", help="notebook stems (default: all the book lists)")

@@ -52,48 +52,48 @@ class Config:
     """Everything a run depends on. ``None``/``"auto"`` fields take the documented default."""
 
     # data
-    dataset: str = "synthetic_faces"
-    data_root: str | None = None
-    train_split: str = "train"
-    test_split: str = "test"
+    dataset: str = "synthetic_faces"  # a name of h3r.data.registry.available_datasets()
+    data_root: str | None = None  # folder of the real datasets (default: $H3R_DATA_ROOT or ./data)
+    train_split: str = "train"  # the dataset split trained on
+    test_split: str = "test"  # the split evaluated at the end
     train_samples: int = 4000  # length of the synthetic training set (ignored by real datasets)
-    test_samples: int = 500
-    input_size: int = 128
+    test_samples: int = 500  # length of the synthetic test set
+    input_size: int = 128  # input side in pixels
     box: str = "P2"  # face crops: "P1" (ground-truth landmark box) or "P2" (dataset box)
-    augment: bool = True
+    augment: bool = True  # real datasets: random rotation, scale, shift, flip, colour
     # model
-    backbone: str = "mobilenet_v2"
-    width_mult: float = 1.0
-    pretrained: str | None = None
+    backbone: str = "mobilenet_v2"  # "hrnet_w18", "hrnet_w32" or "mobilenet_v2"
+    width_mult: float = 1.0  # MobileNetV2 width multiplier
+    pretrained: str | None = None  # a local ImageNet checkpoint for the backbone (never downloaded)
     # codec and loss
-    codec: str = "h3r"
-    codec_args: dict = field(default_factory=dict)
-    heatmap_stride: int = 4
+    codec: str = "h3r"  # a preset of h3r.codecs.PRESETS
+    codec_args: dict = field(default_factory=dict)  # overrides of the preset, e.g. {"k": 4}
+    heatmap_stride: int = 4  # input pixels per heatmap cell: 1, 2, 4, 8, 16 or 32
     loss: str = "auto"  # "auto": DEFAULT_LOSS[codec], else "mse"
-    loss_args: dict = field(default_factory=dict)
+    loss_args: dict = field(default_factory=dict)  # options of the loss, e.g. {"pos_weight": 10}
     # optimisation
     optimizer: str = "adam"  # "adam" or "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    epochs: int = 10
+    lr: float = 1e-3  # initial learning rate
+    weight_decay: float = 0.0  # (decoupled for adamw)
+    epochs: int = 10  # passes over the training set
     lr_milestones: list = field(default_factory=lambda: [0.7, 0.9])  # fractions of training
-    lr_gamma: float = 0.1
-    batch_size: int = 32
+    lr_gamma: float = 0.1  # learning-rate factor at each milestone
+    batch_size: int = 32  # images per step (per GPU under DDP)
     # evaluation
-    flip_test: bool = True
+    flip_test: bool = True  # average with the mirrored image's prediction
     score_mode: str = "foreground"  # binary head: "foreground" (official) or "log_odds"
     eval_every: int = 0  # also evaluate every n epochs (0: only at the end)
     # runtime (not part of the run's identity)
-    seed: int = 0
-    device: str = "auto"
+    seed: int = 0  # seeds data order, augmentation, rounding draws and initialisation
+    device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:1"
     amp: bool = True  # bf16 autocast on CUDA
     channels_last: bool = True  # on CUDA
-    workers: int = 2
-    out_dir: str = "runs"
+    workers: int = 2  # DataLoader worker processes
+    out_dir: str = "runs"  # where run folders are written
     render_cache: bool = True  # synthetic data: render each sample once, reuse it across runs
-    name: str = ""
-    resume: bool = True
-    progress: bool = True
+    name: str = ""  # run folder name (default: dataset-codec-stride-<config hash>)
+    resume: bool = True  # continue from the run's checkpoint if there is one
+    progress: bool = True  # progress bars
 
     RUNTIME_FIELDS = ("device", "amp", "channels_last", "workers", "out_dir", "render_cache", "name", "resume",
                       "progress")

@@ -76,3 +76,10 @@ def test_failing_cell_is_named(tmp_path):
 def test_cli_reports_errors_without_a_traceback(capsys):
     assert nb.main(["execute", "01_quantization_error", "--profile", "smoke", "-p", "no_such", "1"]) == 1
     assert "has no parameter 'no_such'" in capsys.readouterr().err
+
+
+def test_book_parameters_go_to_the_chapters_that_declare_them(tmp_path):
+    with pytest.raises(nb.ParameterError, match=r"no notebook of the book has the parameter\(s\) \['colour'\]"):
+        nb.build(parameters={"colour": "red"}, out=tmp_path)
+    declared = {s: nb.declared_parameters(nb.NOTEBOOKS / f"{s}.ipynb") for s in nb.toc_notebooks()}
+    assert any("data_root" in d for d in declared.values()) and not all("data_root" in d for d in declared.values())
