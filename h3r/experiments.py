@@ -44,11 +44,14 @@ def _row(cfg: Config, results: dict, subset: str = "all") -> dict:
             "run": str(cfg.run_dir())}
 
 
-def run_grid(configs: list[Config], force: bool = False, subsets: bool = False) -> pd.DataFrame:
-    """Train (or read back) every config; one row per run (per subset too with ``subsets=True``)."""
+def run_grid(configs: list[Config], force: bool = False, subsets: bool = False, verbose: bool = False) -> pd.DataFrame:
+    """Train (or read back) every config; one row per run (per subset too with ``subsets=True``).
+
+    The ``cached`` column says which runs were read back rather than trained now."""
     rows = []
     for i, cfg in enumerate(configs, 1):
-        print(f"[{i}/{len(configs)}] {cfg.run_dir().name}", flush=True)
+        if verbose:
+            print(f"[{i}/{len(configs)}] {cfg.run_dir().name}", flush=True)
         results = run(cfg, force=force)
         names = list(results["summary"]) if subsets else ["all"]
         rows += [{**_row(cfg, results, name), "subset": name} for name in names]

@@ -161,7 +161,9 @@ def stage_book(stage: Path) -> None:
     """Copy the book's sources and a local MathJax into ``stage`` (executed notebooks go in later)."""
     if stage.exists():
         shutil.rmtree(stage)
-    shutil.copytree(BOOK, stage / "book")
+    shutil.copytree(BOOK, stage / "book", ignore=shutil.ignore_patterns("_static"))
+    if (BOOK / "_static").is_dir():  # Jupyter Book includes every .css/.js of the root's _static/
+        shutil.copytree(BOOK / "_static", stage / "_static")
     shutil.copy2(REPO / "_config.yml", stage / "_config.yml")
     # Not under _static/: Jupyter Book would add a <script> for every .js file found there.
     shutil.copytree(mathjax_dir(), stage / "_vendor" / "mathjax")

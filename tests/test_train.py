@@ -92,3 +92,24 @@ def test_cli_help_and_train(tmp_path, capsys):
     assert cli.main(["eval", "--run", printed["run"], "--no-progress", "--device", "cpu"]) == 0
     assert cli.main(["eval", "--run", str(tmp_path / "nowhere")]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ddp_with_torchrun_on_two_cpu_processes(tmp_path):
+    """The multi-GPU path is PyTorch DDP launched by torchrun; on the CPU it runs with gloo."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+           "-m", "h3r.cli", "train", "--input-size", "32", "--train-samples", "32", "--test-samples", "8",
+           "--batch-size", "8", "--epochs", "1", "--width-mult", "0.5", "--workers", "0", "--no-progress",
+           "--device", "cpu", "--out-dir", str(out), "--name", "ddp"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((out / "ddp" / "results.json").read_text())
+    assert results["provenance"]["world_size"] == 2 and results["summary"]["all"]["n"] == 8
+    log = [json.loads(line) for line in (out / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert len(log) == 1  # written once, by rank 0
