@@ -256,6 +256,8 @@ def train(cfg: Config) -> dict:
                             config=_identity(cfg))
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(log) + "\n")
+    if world > 1:
+        dist.barrier()  # every rank has finished its epochs; rank 0 evaluates and writes the results
     if rank != 0:
         return {}
     evaluation = evaluate(cfg, model, codec, test_set, device)
@@ -392,5 +394,6 @@ def run(cfg: Config, force: bool = False) -> dict:
             results["cached"] = True
             return results
     results = train(cfg)
-    results["cached"] = False
+    if results:  # the other ranks of a DDP run return nothing
+        results["cached"] = False
     return results
