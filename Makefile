@@ -12,7 +12,7 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 PIP_EXTRA ?=
 PYTEST_ARGS ?=
 
-.PHONY: book test venv notebooks-smoke benchmark clean help
+.PHONY: book test venv notebooks-smoke benchmark peer clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -20,6 +20,7 @@ help:
 	@echo "make test   unit tests + pytest --nbval over the notebooks + the rendered-book check"
 	@echo "make notebooks-smoke   re-execute the notebooks with the smoke profile and store their outputs"
 	@echo "make benchmark         codec throughput on this machine (scripts/benchmark_codecs.py)"
+	@echo "make peer              install mmpose 1.3.2 into the venv, check our decoders against its codecs"
 
 venv: $(VENV)/.installed
 
@@ -40,6 +41,14 @@ notebooks-smoke: venv
 	$(PY) -m h3r.notebooks execute --profile smoke --in-place
 
 benchmark: venv
+	$(PY) scripts/benchmark_codecs.py
+
+# mmpose pins opencv-python (a GUI build) and mmcv's compiled ops; the peer check needs neither:
+# mmcv-lite, the headless opencv, and mmpose itself without its dependency pins.
+peer: venv
+	$(PY) -m pip install --quiet $(PIP_EXTRA) mmengine mmcv-lite munkres json-tricks opencv-python-headless
+	$(PY) -m pip install --quiet --no-deps mmpose==1.3.2
+	$(PY) -m pytest tests/test_codecs_mmpose.py $(PYTEST_ARGS)
 	$(PY) scripts/benchmark_codecs.py
 
 clean:

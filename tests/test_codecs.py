@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from h3r.codecs import CODECS, DARK, H3R, PRESETS, UDP, ArgmaxQuarter, SoftArgmax, Vanilla, build_codec
-from h3r.codecs.base import argmax_2d, gaussian_heatmaps
+from h3r.codecs.base import argmax_2d, gaussian_heatmaps, on_grid
 from h3r.codecs.h3r import rounding_neighbours
 from h3r.geometry import flip_keypoints
 from conftest import DEVICES, REPO
@@ -126,6 +126,27 @@ def test_dark_and_udp_round_trip_their_exact_targets(cls):
     assert t.weights.min() == 1
     err = (codec.decode(t.heatmaps)[0] - kp).abs()
     assert err.max() < 0.01
+
+
+@pytest.mark.parametrize("kernel", [11, 13])
+def test_dark_local_modulation_equals_the_full_map_one(kernel):
+    """The decoder blurs only the window around each peak and skips the rescale; on noisy
+    Gaussians its patch is the full-map modulation's up to a constant, and the step the same."""
+    from h3r.codecs.dark import modulate, modulated_neighbourhood, neighbourhood, newton_step
+
+    codec = DARK(INPUT, HEATMAP, sigma=2.0)
+    g = torch.Generator().manual_seed(1)
+    clean = codec.encode(random_keypoints(6, 30, margin=4 * STRIDE)).heatmaps
+    heatmaps = clean + 0.05 * torch.rand(clean.shape, generator=g)
+    peaks, _ = argmax_2d(heatmaps)
+    assert on_grid(peaks, HEATMAP, margin=-2).all()  # where neighbourhood() reads no clamped cell
+    full = neighbourhood(modulate(heatmaps, 2.0, kernel), peaks)
+    local = modulated_neighbourhood(heatmaps, peaks, 2.0, kernel)
+    ratio = full / local
+    assert torch.allclose(ratio, ratio[..., :1, :1].expand_as(ratio), rtol=1e-5)
+    step_full, _ = newton_step(full.log())
+    step_local, _ = newton_step(local.log())
+    assert torch.allclose(step_full, step_local, atol=1e-4)
 
 
 def test_udp_without_refinement_is_argmax():
