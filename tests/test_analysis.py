@@ -158,7 +158,8 @@ def test_round_trip_chunks_give_the_same_result():
     codec = build_codec("dark", 256, stride=4)
     whole, _ = round_trip(codec, kp)
     chunked, _ = round_trip(codec, kp, cell_budget=2 * 7 * 64 * 64)
-    torch.testing.assert_close(whole, chunked)
+    # DARK's blur is a batched float32 matmul, which may round differently for another batch size
+    torch.testing.assert_close(whole, chunked, rtol=0, atol=1e-4)
 
 
 # --- NME in original pixels --------------------------------------------------------------------
