@@ -83,3 +83,16 @@ def test_book_parameters_go_to_the_chapters_that_declare_them(tmp_path):
         nb.build(parameters={"colour": "red"}, out=tmp_path)
     declared = {s: nb.declared_parameters(nb.NOTEBOOKS / f"{s}.ipynb") for s in nb.toc_notebooks()}
     assert any("data_root" in d for d in declared.values()) and not all("data_root" in d for d in declared.values())
+
+
+def test_nbval_markers_are_ones_nbval_reads():
+    """nbval reads a ``# NBVAL_...`` comment only when it is the whole line (a marker with a
+    trailing remark is silently ignored, so the cell is compared after all); the notebooks use
+    cell tags instead, and no comment that looks like a marker."""
+    from nbval.plugin import metadata_tags
+
+    for path in sorted(nb.NOTEBOOKS.glob("*.ipynb")):
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            lines = [line.strip() for line in cell.source.splitlines()] if cell.cell_type == "code" else []
+            assert not [line for line in lines if line.lstrip("# ").startswith("NBVAL")], (path.name, i)
+            assert set(cell.metadata.get("tags", [])) - {"parameters", "injected-parameters"} <= set(metadata_tags), (path.name, i)
