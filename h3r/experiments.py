@@ -17,7 +17,7 @@ import os
 
 import pandas as pd
 
-from h3r.provenance import pick_device, write_json_atomic
+from h3r.provenance import atomic_path, pick_device, write_json_atomic
 from h3r.train import Config, evaluate, load_checkpoint, run
 
 METRICS = ("NME (%)", "FR@0.1 (%)", "AUC@0.1")
@@ -92,7 +92,8 @@ def reevaluate(cfg: Config, codec: str | None = None, split: str | None = None, 
     model.load_state_dict(state["model"])
     decoder = build_codec(codec, cfg.input_size, stride=cfg.heatmap_stride, **codec_args)
     result = evaluate(evaluation, model.to(device), decoder, dataset, device)
-    torch.save(result["predictions"], path.with_suffix(".pt"))
+    with atomic_path(path.with_suffix(".pt")) as tmp:
+        torch.save(result["predictions"], tmp)
     out = {"summary": result["summary"], "predictions": str(path.with_suffix(".pt")),
            "codec": codec, "codec_args": codec_args, **changes}
     write_json_atomic(path, out)
@@ -123,7 +124,7 @@ BASE = {
     "smoke": Config(dataset="synthetic_faces", input_size=32, train_samples=32, test_samples=16, epochs=1,
                     batch_size=16, backbone="mobilenet_v2", width_mult=0.5, lr=3e-3, workers=0,
                     progress=False, out_dir=f"{RUNS}/smoke"),
-    # the book on 2 CPU cores: MobileNetV2 x0.5 at 64 px, 3 x 1200 fresh faces (~40 s a run)
+    # the book on 2 CPU cores: MobileNetV2 x0.5 at 64 px, 3 x 1200 fresh faces (17 s a run on a quiet 2-core machine)
     "cpu": Config(dataset="synthetic_faces", input_size=64, train_samples=1200, test_samples=300, epochs=3,
                   batch_size=32, backbone="mobilenet_v2", width_mult=0.5, lr=3e-3, workers=2,
                   progress=False, out_dir=f"{RUNS}/cpu"),

@@ -7,8 +7,10 @@ maximum ``mu`` satisfies, expanding at the integer peak ``m``,
 .. math::  \\mu = m - \\left(\\nabla^2 P(m)\\right)^{-1} \\nabla P(m),
 
 one Newton step, exact for a noiseless Gaussian. A predicted heatmap is first *modulated*: blurred
-by a Gaussian of the training sigma (zero padding) and rescaled to its original maximum, which
-makes it closer to a Gaussian. Derivatives are finite differences of ``log`` of the modulated map.
+by a Gaussian of the training sigma (zero padding), which makes it closer to a Gaussian.
+Derivatives are finite differences of ``log`` of the modulated map. DARK's code also rescales the
+blurred map to its original maximum; that adds a constant to the log, which every finite
+difference cancels, so it is left out.
 
 The step is taken only where it is a step toward a maximum: the peak must have the stencil's
 neighbours on the grid and the Hessian must be negative definite. Elsewhere the argmax stands.
@@ -21,53 +23,32 @@ import math
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import Codec, Target, argmax_2d, gather_2d, gaussian_heatmaps, on_grid
+from h3r.codecs.base import Codec, Target, argmax_2d, gaussian_heatmaps, on_grid
 
 STENCILS = ("dark", "udp")
 
 
-def blur_matrix(length: int, sigma: float, kernel_size: int, device=None) -> Tensor:
-    """The (length, length) banded Toeplitz matrix of a zero-padded 1-D Gaussian blur.
-
-    Row ``i`` holds the sampled, normalised Gaussian of ``sigma`` cells truncated to
-    ``kernel_size`` (odd) taps, centred on ``i``; taps that fall off the grid are dropped, which is
-    convolution with zero padding.
-    """
-    r = kernel_size // 2
-    t = torch.arange(-r, r + 1, device=device, dtype=torch.float32)
+def blur_rows(sigma: float, kernel_size: int, radius: int, device=None) -> Tensor:
+    """(2r+1, 2r+k): row ``i`` holds the sampled, normalised Gaussian of ``sigma`` cells truncated
+    to ``kernel_size`` (odd) taps at columns ``i .. i+k-1``, so ``rows @ v`` blurs the 2r+1 centre
+    cells of a window ``v`` of 2r+k cells (a "valid" 1-D convolution)."""
+    half = kernel_size // 2
+    t = torch.arange(-half, half + 1, device=device, dtype=torch.float32)
     taps = torch.exp(-(t**2) / (2 * sigma**2))
     taps = taps / taps.sum()
-    i = torch.arange(length, device=device)
-    lag = i[None, :] - i[:, None]
-    return torch.where(lag.abs() <= r, taps[(lag + r).clamp(0, 2 * r)], torch.zeros((), device=device))
-
-
-def modulate(heatmaps: Tensor, sigma: float, kernel_size: int) -> Tensor:
-    """DARK's modulation of whole maps: Gaussian blur (zero padding), rescaled to each map's
-    original max. heatmaps (N, K, Hh, Wh) -> same shape.
-
-    The decoder needs it only around the peak, and without the rescale (see
-    :func:`modulated_neighbourhood`); this full form is the reference it is tested against.
-    """
-    hh, wh = heatmaps.shape[-2:]
-    blur_x = blur_matrix(wh, sigma, kernel_size, heatmaps.device)
-    blur_y = blur_matrix(hh, sigma, kernel_size, heatmaps.device)
-    blurred = blur_y @ heatmaps @ blur_x.T
-    before = heatmaps.amax(dim=(-2, -1), keepdim=True)
-    after = blurred.amax(dim=(-2, -1), keepdim=True)
-    return blurred * torch.where(after != 0, before / after, torch.ones_like(after))
+    lag = torch.arange(2 * radius + kernel_size, device=device) - torch.arange(2 * radius + 1, device=device)[:, None]
+    return torch.where((lag >= 0) & (lag < kernel_size), taps[lag.clamp(0, kernel_size - 1)], 0.0)
 
 
 def modulated_neighbourhood(heatmaps: Tensor, peaks: Tensor, sigma: float, kernel_size: int,
                             radius: int = 2) -> Tensor:
-    """The blurred map (zero padding) around integer ``peaks`` (N, K, 2): (N, K, 2r+1, 2r+1),
-    indexed as :func:`neighbourhood`.
+    """DARK's modulation (Gaussian blur, zero padding) of heatmaps (N, K, Hh, Wh) around integer
+    ``peaks`` (N, K, 2): (N, K, 2r+1, 2r+1), ``[r + dy, r + dx]`` at the cell ``peak + (dx, dy)``.
 
     Only the (2r+k) x (2r+k) window that the k-tap blur reads is gathered and blurred as
-    ``By @ window @ Bx.T``, where ``B`` holds the taps (2r+1, 2r+k) with the columns of
-    off-grid cells zeroed (zero padding), so the cost per keypoint does not grow with the heatmap.
-    DARK's rescale to the original maximum is left out: it multiplies the map by a constant, which
-    adds a constant to its log, and every finite difference of :func:`newton_step` cancels it.
+    ``By @ window @ Bx.T``, with the :func:`blur_rows` of off-grid cells zeroed (zero padding),
+    so the cost per keypoint does not grow with the heatmap. Cells of the patch off the grid are
+    blurred zeros; callers check the stencil's reach.
     """
     n, k, hh, wh = heatmaps.shape
     reach = radius + kernel_size // 2
@@ -76,9 +57,9 @@ def modulated_neighbourhood(heatmaps: Tensor, peaks: Tensor, sigma: float, kerne
     y = peaks[..., 1].long()[..., None] + steps
     index = y.clamp(0, hh - 1)[..., :, None] * wh + x.clamp(0, wh - 1)[..., None, :]  # (N, K, S, S)
     window = heatmaps.reshape(n, k, hh * wh).gather(2, index.reshape(n, k, -1)).reshape(index.shape)
-    taps = blur_matrix(2 * reach + 1, sigma, kernel_size, heatmaps.device)[kernel_size // 2:][:2 * radius + 1]
-    blur_y = taps * ((y >= 0) & (y < hh))[..., None, :]  # (N, K, 2r+1, S)
-    blur_x = taps * ((x >= 0) & (x < wh))[..., None, :]
+    rows = blur_rows(sigma, kernel_size, radius, heatmaps.device)
+    blur_y = rows * ((y >= 0) & (y < hh))[..., None, :]  # (N, K, 2r+1, S)
+    blur_x = rows * ((x >= 0) & (x < wh))[..., None, :]
     return blur_y @ window @ blur_x.transpose(-1, -2)
 
 
@@ -86,17 +67,9 @@ def modulated_neighbourhood(heatmaps: Tensor, peaks: Tensor, sigma: float, kerne
 STENCIL_REACH = {"dark": 2, "udp": 1}
 
 
-def neighbourhood(heatmaps: Tensor, peaks: Tensor, radius: int = 2) -> Tensor:
-    """Values around integer ``peaks`` (N, K, 2): (N, K, 2r+1, 2r+1), ``[r + dy, r + dx]`` is the
-    cell ``peak + (dx, dy)`` (clamped to the border; callers check the reach)."""
-    steps = torch.arange(-radius, radius + 1, device=peaks.device, dtype=peaks.dtype)
-    offsets = torch.stack(torch.meshgrid(steps, steps, indexing="xy"), dim=-1)  # [dy, dx] -> (dx, dy)
-    return gather_2d(heatmaps, peaks[..., None, None, :] + offsets)
-
-
 def newton_step(log_patch: Tensor, stencil: str = "dark") -> tuple[Tensor, Tensor]:
     """The Newton step ``-H^{-1} g`` at the centre of ``log_patch`` (N, K, 5, 5) (see
-    :func:`neighbourhood`), and where ``H`` is negative definite (N, K) bool; the step is 0 elsewhere.
+    :func:`modulated_neighbourhood`), and where ``H`` is negative definite (N, K) bool; the step is 0 elsewhere.
 
     ``stencil`` picks the finite differences of each method's reference code; both are exact on a
     quadratic and read ``dx = (f[+1] - f[-1]) / 2``:
