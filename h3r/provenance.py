@@ -1,6 +1,7 @@
 """Where a number came from: commit, device, library versions, time; and atomic result files."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -45,17 +46,35 @@ def provenance(device: str | torch.device = "cpu", **extra) -> dict:
     }
 
 
-def write_json_atomic(path: str | Path, obj) -> Path:
-    """Write JSON so that a crash never leaves a half-written file: temp file, fsync, rename."""
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a fresh temporary path beside ``path`` to write to; when the block ends it is synced
+    and renamed onto ``path`` (readers see the old file or the new one, never a part of either);
+    if the block raises, it is removed. Every call gets its own temporary file, so concurrent
+    writers of the same result (DDP ranks, two notebooks) never write into each other's.
+
+        with atomic_path(run_dir / "checkpoint.pt") as tmp:
+            torch.save(state, tmp)
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                     delete=False) as tmp:
-        json.dump(obj, tmp, indent=2, sort_keys=False, default=_jsonable)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
-    return path
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, obj) -> Path:
+    """Write JSON so that a crash never leaves a half-written file (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_jsonable))
+    return Path(path)
 
 
 def _jsonable(value):

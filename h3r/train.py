@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from h3r.codecs import Codec, build_codec
 from h3r.geometry import apply_affine, flip_keypoints, invert_affine
 from h3r.losses import build_loss
 from h3r.models import binary_scores, build_model, count_flops, count_params
-from h3r.provenance import pick_device, provenance, write_json_atomic
+from h3r.provenance import atomic_path, pick_device, provenance, write_json_atomic
 
 #: per-sample ids that predictions carry along when a dataset provides them (COCO's evaluation)
 META_KEYS = ("image_id", "ann_id", "area")
@@ -184,10 +183,8 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(path: Path, **state) -> None:
     """Write atomically: a crash leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path) -> dict:

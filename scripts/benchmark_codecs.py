@@ -13,19 +13,16 @@ the timed region). Its twins: ``argmax-quarter`` = ``MSRAHeatmap(unbiased=False)
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import statistics
-import subprocess
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from h3r.codecs import PRESETS, build_codec
+from h3r.provenance import provenance, write_json_atomic
 
 SIGMA = 2.0
 
@@ -79,30 +76,16 @@ def mmpose_twins(input_size, heatmap_size) -> dict:
     }
 
 
-def provenance(args, device: torch.device) -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
+def benchmark_provenance(args, device: torch.device) -> dict:
+    """h3r's provenance (commit, device, versions, time) plus what a timing depends on."""
     try:
         import mmpose
         mmpose_version = mmpose.__version__
     except ImportError:
         mmpose_version = None
-    return {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "device_type": device.type,
-        "torch": torch.__version__,
-        "mmpose": mmpose_version,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "git_commit": commit,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-    }
+    return provenance(device, mmpose=mmpose_version, torch_threads=torch.get_num_threads(),
+                      platform=platform.platform(),
+                      args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
 
 
 def benchmark(args) -> list[dict]:
@@ -142,7 +125,7 @@ def benchmark(args) -> list[dict]:
 def print_table(rows: list[dict], prov: dict) -> None:
     a = prov["args"]
     print(f"{a['batch']} samples x {a['keypoints']} keypoints, heatmap {a['heatmap']}^2, input {a['input']}^2, "
-          f"on {prov['device']} ({prov['device_type']}), torch {prov['torch']}, mmpose {prov['mmpose']}")
+          f"on {prov['device']}, torch {prov['torch']}, mmpose {prov['mmpose']}")
     cols = [("codec", "codec", "{:<15}"), ("encode_per_s", "encode/s", "{:>10.0f}"),
             ("decode_per_s", "decode/s", "{:>10.0f}"), ("mmpose_encode_per_s", "mm enc/s", "{:>10.0f}"),
             ("mmpose_decode_per_s", "mm dec/s", "{:>10.0f}"), ("encode_ratio", "enc x", "{:>7.1f}"),
@@ -154,21 +137,14 @@ def print_table(rows: list[dict], prov: dict) -> None:
                         for key, _, fmt in cols))
 
 
-def write_json(report: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.manual_seed(0)
     rows = benchmark(args)
-    report = {"provenance": provenance(args, torch.device(args.device)), "results": rows}
+    report = {"provenance": benchmark_provenance(args, torch.device(args.device)), "results": rows}
     print_table(rows, report["provenance"])
     if args.json is not None:
-        write_json(report, args.json)
+        write_json_atomic(args.json, report)
     return report
 
 

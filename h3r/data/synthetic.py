@@ -30,7 +30,6 @@ import functools
 import hashlib
 import math
 import operator
-import os
 from dataclasses import dataclass, field
 from pathlib import Path as PathLib
 
@@ -44,6 +43,7 @@ from matplotlib.transforms import Affine2D, IdentityTransform
 
 from h3r.data.base import normalize_image
 from h3r.data.layouts import Layout
+from h3r.provenance import atomic_path
 
 SPLITS = {"train": 0, "test": 1, "test_hard": 2}
 OCCLUDER = 255  #: label of occluding objects in :meth:`Canvas.covering`
@@ -512,10 +512,8 @@ class SyntheticDataset(torch.utils.data.Dataset):
                       normalizer=np.array([sc.normalizer for sc in scenes]),
                       subsets=np.array([[sc.subsets[k] for k in self.subset_names] for sc in scenes], dtype=bool),
                       head_box=np.array(head, dtype=np.float64))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: savez adds no suffix
+            np.savez(f, **arrays)
         return path
 
     def _cached_scene(self, index: int) -> "Scene":
