@@ -268,8 +268,9 @@ def train(cfg: Config) -> dict:
         "provenance": provenance(device, world_size=world, dataset_samples={"train": len(train_set),
                                                                             "test": len(test_set)}),
     }
-    write_json_atomic(run_dir / "results.json", results)
-    torch.save(evaluation["predictions"], run_dir / "predictions.pt")
+    with atomic_path(run_dir / "predictions.pt") as tmp:
+        torch.save(evaluation["predictions"], tmp)
+    write_json_atomic(run_dir / "results.json", results)  # last: its presence marks a finished run
     return results
 
 
