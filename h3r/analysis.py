@@ -102,7 +102,7 @@ def find_face_datasets(data_root=None, input_size: int = 256, splits: dict[str, 
     saying what was looked for. Malformed annotations raise (they are not "missing").
     """
     from h3r.data.registry import build_dataset
-    from h3r.data.root import DatasetNotFoundError
+    from h3r.data.annotated import DatasetNotFoundError
 
     found, missing = {}, {}
     for name, split in splits.items():

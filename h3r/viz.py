@@ -11,7 +11,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from h3r.data.base import denormalize_image
+from h3r.data.sample import denormalize_image
 from h3r.geometry import heatmap_to_input
 
 # Polylines drawn between keypoints, per layout name: (indices, side); a closed contour repeats

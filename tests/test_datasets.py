@@ -14,11 +14,11 @@ from fixtures import WRITERS, red_peak, write_cofw, write_mpii
 from fixtures.faces import mat73_header
 from torch.utils.data import default_collate
 
-from h3r.data.base import denormalize_image
+from h3r.data.sample import denormalize_image
 from h3r.data.faces import COCOStyleFaces, HRNetCSV
 from h3r.data.layouts import IBUG68, WFLW98
 from h3r.data.registry import DATASETS, LAYOUT_DOCS, available_datasets, build_dataset
-from h3r.data.root import DATA_ROOT_ENV, AnnotationError, DatasetNotFoundError, resolve_data_root
+from h3r.data.annotated import DATA_ROOT_ENV, AnnotationError, DatasetNotFoundError, resolve_data_root
 from h3r.data.transforms import Augment, inverse, official_crop
 from h3r.geometry import flip_keypoints
 

@@ -1,7 +1,7 @@
 """The face-alignment benchmarks of the paper, read from their official files, with their protocols.
 
-Every dataset returns the sample dict of :mod:`h3r.data.base` (see
-:class:`h3r.data.root.AnnotatedDataset`) and takes ``box="P1"`` (the tight box of the
+Every dataset returns the sample dict of :mod:`h3r.data.sample` (see
+:class:`h3r.data.annotated.AnnotatedDataset`) and takes ``box="P1"`` (the tight box of the
 ground-truth landmarks, the paper's P1) or ``box="P2"`` (the dataset's own box, P2), and
 ``normalizer=`` one of:
 
@@ -24,7 +24,7 @@ import numpy as np
 import scipy.io
 
 from h3r.data.layouts import AFLW19, COFW29, IBUG68, LAPA106, WFLW98, Layout
-from h3r.data.root import (AnnotatedDataset, Annotations, AnnotationError, DatasetDocs, DatasetNotFoundError,
+from h3r.data.annotated import (AnnotatedDataset, Annotations, AnnotationError, DatasetDocs, DatasetNotFoundError,
                            as_array, find_image, parse_floats)
 from h3r.data.transforms import box_from_keypoints, square_box, xywh_box
 

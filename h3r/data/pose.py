@@ -14,7 +14,7 @@ import numpy as np
 import scipy.io
 
 from h3r.data.layouts import COCO17, MPII16
-from h3r.data.root import AnnotatedDataset, Annotations, AnnotationError, DatasetDocs, as_array
+from h3r.data.annotated import AnnotatedDataset, Annotations, AnnotationError, DatasetDocs, as_array
 from h3r.data.transforms import square_box
 
 HEAD_SIZE_FACTOR = 0.6  # MPII's PCKh: the head size is 0.6 times the head box diagonal

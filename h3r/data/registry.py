@@ -1,23 +1,22 @@
 """Every dataset by name: ``build_dataset("wflw", "test", input_size=256)``.
 
-Real datasets read ``<data_root>/<folder>/`` (see :mod:`h3r.data.root`); the synthetic benchmarks
-(:mod:`h3r.data.synthetic`, imported only when asked for) are generated on the fly.
+Real datasets read ``<data_root>/<folder>/`` (see :mod:`h3r.data.annotated`); the synthetic benchmarks
+(:mod:`h3r.data.synthetic`) are generated on the fly.
 ``LAYOUT_DOCS`` maps each real dataset to its expected folder tree and official sources, for the
 book's "reproduce it yourself" chapter.
 """
 from __future__ import annotations
 
-import importlib
-
 from h3r.data.faces import AFLW, AFLW2000, COFW, WFLW, W300LP, Face300W, Face300WCSV, LaPa
 from h3r.data.pose import MPII, COCOKeypoints
-from h3r.data.root import AnnotatedDataset, DatasetDocs
+from h3r.data.annotated import AnnotatedDataset, DatasetDocs
+from h3r.data.synthetic import SyntheticDataset, SyntheticFaces, SyntheticPose
 from h3r.data.transforms import Augment
 
 DATASETS: dict[str, type[AnnotatedDataset]] = {cls.name: cls for cls in (
     WFLW, Face300W, Face300WCSV, COFW, AFLW, LaPa, W300LP, AFLW2000, MPII, COCOKeypoints)}
 
-SYNTHETIC = {"synthetic_faces": "SyntheticFaces", "synthetic_pose": "SyntheticPose"}
+SYNTHETIC: dict[str, type[SyntheticDataset]] = {cls.name: cls for cls in (SyntheticFaces, SyntheticPose)}
 
 LAYOUT_DOCS: dict[str, DatasetDocs] = {name: cls.docs for name, cls in DATASETS.items()}
 
@@ -40,8 +39,7 @@ def build_dataset(name: str, split: str, data_root=None, input_size=None, augmen
     if name in SYNTHETIC:
         if augment is not None:
             raise ValueError(f"{name} renders its own variation; augment must be None")
-        module = importlib.import_module("h3r.data.synthetic")
-        return getattr(module, SYNTHETIC[name])(split=split, **kwargs)
+        return SYNTHETIC[name](split=split, **kwargs)
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
     return DATASETS[name](split, data_root=data_root, augment=augment, **kwargs)

@@ -126,7 +126,7 @@ def inverse(keypoints: Tensor, affine: Tensor) -> Tensor:
     """Crop pixels -> original pixels: keypoints (..., K, 2) and affines (..., 2, 3), batched.
 
     Exact for every sample a dataset returns, flipped ones included (their per-keypoint fields are
-    re-indexed, see :class:`h3r.data.root.AnnotatedDataset`). Returns float64 for float64 affines.
+    re-indexed, see :class:`h3r.data.annotated.AnnotatedDataset`). Returns float64 for float64 affines.
     """
     affine = affine.to(keypoints.device)
     return apply_affine(keypoints.to(affine.dtype), invert_affine(affine))

@@ -31,12 +31,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from h3r.data.layouts import MPII16
-from h3r.data.synthetic import (
-    BLUR_SIGMA, OCCLUDED_FRACTION, OCCLUDER, STRONG_LIGHT, Canvas, Nuisance, Scene, SyntheticDataset,
-    background, camera, capsule, clutter, draw_camera, draw_occluders, ellipse, occluders, place,
-    transform, unit,
-)
-from h3r.data.synthetic_faces import HAIR, SKIN
+from h3r.data.synthetic.base import Scene, SyntheticDataset
+from h3r.data.synthetic.canvas import Canvas, capsule, ellipse, place, transform, unit
+from h3r.data.synthetic.scene import (BLUR_SIGMA, HAIR, OCCLUDED_FRACTION, OCCLUDER, SKIN, STRONG_LIGHT,
+                                      Nuisance)
 
 # joint indices (MPII order)
 R_ANKLE, R_KNEE, R_HIP, L_HIP, L_KNEE, L_ANKLE, PELVIS, THORAX, NECK, HEAD_TOP, \
@@ -252,36 +250,48 @@ class SyntheticPose(SyntheticDataset):
     layout = MPII16
     subset_names = ("pose", "back", "illumination", "occlusion", "blur")
 
-    def render(self, rng: np.random.Generator) -> Scene:
-        w, h = self.input_size
+    clutter_range = (3, 10)
+
+    def place_subject(self, rng: np.random.Generator) -> FigurePlacement:
         shape, roll = sample_body_shape(rng, self.nuisance)
         model = body_model(shape)
         matrix = place(model, self.input_size, roll, rng.uniform(0.6, 0.85), rng)
-        joints = transform(model, matrix)
         scale = float(np.hypot(*matrix[:, 0]))
+        return FigurePlacement(shape, roll, transform(model, matrix), scale, 1.2 * scale)
 
-        backdrop = background(rng, self.input_size)
-        canvas = Canvas(self.input_size)
-        clutter(canvas, rng, int(rng.integers(3, 10)), 0.3 * min(w, h))
-        head = draw_body(canvas, rng, shape, joints, scale)
-        n_occluders = draw_occluders(rng, self.nuisance)
-        occluders(canvas, rng, n_occluders, joints, 1.2 * scale, SKIN[rng.integers(len(SKIN))])
-        on_top = canvas.covering(joints)
+    def paint_subject(self, canvas: Canvas, rng: np.random.Generator,
+                      figure: FigurePlacement) -> tuple[np.ndarray, dict]:
+        head = draw_body(canvas, rng, figure.shape, figure.joints, figure.scale)
+        return figure.joints, {"head": head}
+
+    def occluder_skin(self, rng: np.random.Generator, figure: FigurePlacement) -> np.ndarray:
+        return SKIN[rng.integers(len(SKIN))]
+
+    def describe(self, figure: FigurePlacement, drawn: dict, image: np.ndarray, keypoints: np.ndarray,
+                 on_top: np.ndarray, look: dict) -> Scene:
+        shape, roll = figure.shape, figure.roll
         by_occluder = on_top == OCCLUDER
         attached = np.array([on_top[k] in {0, *(PART[p] for p in parts)} for k, parts in enumerate(ATTACHED)])
-        occluded = by_occluder | ~attached
-
-        blur, light, noise = draw_camera(rng, self.nuisance)
-        image = camera(canvas.render(backdrop), rng, light, blur * min(w, h) / 128, noise)
-        head_box = np.concatenate([head.min(0), head.max(0)])
+        head_box = np.concatenate([drawn["head"].min(0), drawn["head"].max(0)])
         subsets = {
             "pose": abs(roll) >= LARGE_ROLL_DEG or abs(math.sin(math.radians(shape.yaw))) >= 0.9,
             "back": math.cos(math.radians(shape.yaw)) < 0,
-            "illumination": light >= STRONG_LIGHT,
+            "illumination": look["light"] >= STRONG_LIGHT,
             "occlusion": bool(by_occluder.mean() >= OCCLUDED_FRACTION),
-            "blur": blur >= BLUR_SIGMA,
+            "blur": look["blur"] >= BLUR_SIGMA,
         }
-        params = {"yaw": shape.yaw, "roll": roll, "blur": blur, "light": light, "noise": noise,
-                  "occluders": float(n_occluders)}
+        params = {"yaw": shape.yaw, "roll": roll, **look}
         normalizer = HEAD_BOX_SCALE * float(np.hypot(*(head_box[2:] - head_box[:2])))
-        return Scene(image, joints, occluded, normalizer, subsets, params, head_box)
+        return Scene(image, keypoints, by_occluder | ~attached, normalizer, subsets, params, head_box)
+
+
+@dataclass
+class FigurePlacement:
+    """A figure before it is painted: its pose, in-plane rotation, joints (16, 2) in pixels,
+    pixels per torso length, and the size its occluders scale with."""
+
+    shape: BodyShape
+    roll: float
+    joints: np.ndarray
+    scale: float
+    size_px: float

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from h3r.data.base import normalize_image
+from h3r.data.sample import normalize_image
 from h3r.data.layouts import Layout
 from h3r.data.transforms import PADDING, Augment, CropTransform, box_from_keypoints
 
@@ -185,7 +185,7 @@ class Annotations:
 class AnnotatedDataset(Dataset):
     """Base of every real dataset: an index of :class:`Annotations` plus the crop transform.
 
-    ``dataset[i]`` is the sample dict of :mod:`h3r.data.base` plus ``box`` (4,) (the box the crop
+    ``dataset[i]`` is the sample dict of :mod:`h3r.data.sample` plus ``box`` (4,) (the box the crop
     was built on, original pixels), ``image_path``, ``subsets`` (where the protocol has test
     subsets) and the dataset's per-keypoint and meta fields.
 

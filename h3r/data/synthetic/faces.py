@@ -25,11 +25,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from h3r.data.layouts import IBUG68
-from h3r.data.synthetic import (
-    BLUR_SIGMA, LARGE_POSE_DEG, OCCLUDED_FRACTION, OCCLUDER, STRONG_LIGHT, Canvas, Nuisance, Scene,
-    SyntheticDataset, background, camera, clutter, draw_camera, draw_occluders, ellipse, occluders,
-    place, ribbon, spline, transform,
-)
+from h3r.data.synthetic.base import Scene, SyntheticDataset
+from h3r.data.synthetic.canvas import Canvas, ellipse, place, ribbon, spline, transform
+from h3r.data.synthetic.scene import (BLUR_SIGMA, HAIR, IRIS, LARGE_POSE_DEG, OCCLUDED_FRACTION, OCCLUDER, SKIN,
+                                      STRONG_LIGHT, Nuisance)
 
 JAW_TOP = 0.05  # height of jaw points 0 and 16 (at the ears), just below the eye line
 # fixed parameters of the outlines: jaw (17 points), brow (5), eyes (2 x 6), skull, hair
@@ -42,11 +41,6 @@ _SKULL_COS, _SKULL_SIN = np.cos(np.linspace(0, np.pi, 25)), np.sin(np.linspace(0
 _HAIR_T = np.linspace(-0.12, np.pi + 0.12, 25)
 _HAIR_COS, _HAIR_SIN = np.cos(_HAIR_T), np.sin(_HAIR_T)
 
-SKIN = np.array([(250, 220, 195), (235, 190, 150), (220, 170, 120), (190, 135, 90), (140, 90, 55),
-                 (95, 62, 40)], dtype=np.float64)
-HAIR = np.array([(25, 18, 14), (60, 40, 25), (105, 70, 40), (190, 150, 90), (150, 150, 150),
-                 (130, 60, 30)], dtype=np.float64)
-IRIS = np.array([(75, 50, 30), (45, 95, 140), (65, 110, 70), (95, 95, 105)], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -292,34 +286,46 @@ class SyntheticFaces(SyntheticDataset):
     layout = IBUG68
     subset_names = ("pose", "expression", "illumination", "occlusion", "blur")
 
-    def render(self, rng: np.random.Generator) -> Scene:
-        w, h = self.input_size
+    def place_subject(self, rng: np.random.Generator) -> FacePlacement:
         shape, roll = sample_face_shape(rng, self.nuisance)
         model = face_model(shape)
         matrix = place(model[0], self.input_size, roll, rng.uniform(0.5, 0.75), rng)
         skin = SKIN[rng.integers(len(SKIN))] * rng.uniform(0.92, 1.05) + rng.normal(0, 6, 3)
+        size_px = 2 * shape.width * float(np.hypot(*matrix[:, 0]))
+        return FacePlacement(shape, roll, model, matrix, skin, size_px)
 
-        backdrop = background(rng, self.input_size)
-        canvas = Canvas(self.input_size)
-        clutter(canvas, rng, int(rng.integers(2, 9)), 0.3 * min(w, h))
-        keypoints = draw_face(canvas, rng, shape, model, matrix, skin)
-        n_occluders = draw_occluders(rng, self.nuisance)
-        face_px = 2 * shape.width * float(np.hypot(*matrix[:, 0]))
-        occluders(canvas, rng, n_occluders, keypoints, face_px, skin)
-        occluded = canvas.covering(keypoints) == OCCLUDER
+    def paint_subject(self, canvas: Canvas, rng: np.random.Generator, face: FacePlacement) -> tuple[np.ndarray, dict]:
+        return draw_face(canvas, rng, face.shape, face.model, face.matrix, face.skin), {}
 
-        blur, light, noise = draw_camera(rng, self.nuisance)
-        image = camera(canvas.render(backdrop), rng, light, blur * min(w, h) / 128, noise)
+    def occluder_skin(self, rng: np.random.Generator, face: FacePlacement) -> np.ndarray:
+        return face.skin
+
+    def describe(self, face: FacePlacement, drawn: dict, image: np.ndarray, keypoints: np.ndarray,
+                 on_top: np.ndarray, look: dict) -> Scene:
+        shape = face.shape
+        occluded = on_top == OCCLUDER
         i, j = IBUG68.normalizer_index
         subsets = {
-            "pose": max(abs(shape.yaw), abs(roll)) >= LARGE_POSE_DEG,
+            "pose": max(abs(shape.yaw), abs(face.roll)) >= LARGE_POSE_DEG,
             "expression": bool(shape.mouth_open >= 0.1 or abs(shape.smile) >= 0.5 or shape.brow_raise >= 0.06
                                or shape.eye_closure >= 0.5),
-            "illumination": light >= STRONG_LIGHT,
+            "illumination": look["light"] >= STRONG_LIGHT,
             "occlusion": bool(occluded.mean() >= OCCLUDED_FRACTION),
-            "blur": blur >= BLUR_SIGMA,
+            "blur": look["blur"] >= BLUR_SIGMA,
         }
-        params = {"yaw": shape.yaw, "pitch": shape.pitch, "roll": roll, "blur": blur, "light": light,
-                  "noise": noise, "occluders": float(n_occluders)}
+        params = {"yaw": shape.yaw, "pitch": shape.pitch, "roll": face.roll, **look}
         return Scene(image, keypoints, occluded, float(np.linalg.norm(keypoints[i] - keypoints[j])),
                      subsets, params)
+
+
+@dataclass
+class FacePlacement:
+    """A face before it is painted: its shape, in-plane rotation, model (landmarks and outlines in
+    face units), the similarity to pixels (2x3), skin tone (RGB) and width in pixels."""
+
+    shape: FaceShape
+    roll: float
+    model: tuple
+    matrix: np.ndarray
+    skin: np.ndarray
+    size_px: float
