@@ -31,14 +31,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 book: venv
-	$(PY) -m h3r.notebooks build --profile $(PROFILE)
+	$(PY) -m h3r.book build --profile $(PROFILE)
 
 test: venv
 	$(PY) -m pytest tests notebooks --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 $(PYTEST_ARGS)
 
 notebooks-smoke: venv
-	$(PY) -m h3r.notebooks execute --profile smoke --in-place
+	$(PY) -m h3r.book execute --profile smoke --in-place
 
 benchmark: venv
 	$(PY) scripts/benchmark_codecs.py

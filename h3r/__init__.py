@@ -1,12 +1,27 @@
 """h3r: Heatmap Regression via Randomized Rounding (Yu & Tao, TPAMI 2021), as a library.
 
-Modules, one concept each:
-    geometry   the one coordinate convention (input pixels <-> heatmap units), affine maps
-    codecs     every heatmap codec the study compares, H3R among them
-    models     HRNet-W18 and MobileNetV2 backbones with heatmap heads; losses
-    data       keypoint layouts, the embedded synthetic benchmark, the real datasets
-    metrics    NME, FR, AUC/CED, PCKh, COCO AP
-    train      the training loop (CPU and GPU) and evaluation
-    notebooks  the profile/papermill runner that builds the book
+The core (torch and numpy only):
+    geometry     the one coordinate convention (input pixels <-> heatmap units), affine maps
+    codecs       every heatmap codec the study compares, H3R among them
+    losses       training losses on a codec's target (spatial CE, MSE, binary CE, L1 on coordinates)
+    metrics      NME, FR, AUC/CED, PCKh, COCO AP
+
+The study (extras ``[data]``, ``[train]``, ``[book]``):
+    data         keypoint layouts, the embedded synthetic benchmark, the real datasets
+    protocols    per benchmark: splits, normaliser, metric, input size; the official test crop
+    models       HRNet-W18 and MobileNetV2 with heatmap heads; the official checkpoint converter
+    zoo          the official model zoo: folders and config.yaml settings
+    train        the run's Config and the training loop (CPU, GPU, DDP)
+    evaluation   predictions and metrics of a model on a test set; official weights
+    runs         one run's lifecycle: trained once, read back, loaded, re-evaluated
+    experiments  grids of runs and the tables the book makes of them
+    analysis     codec-only error: the floor under every learned result
+    profiles     every chapter's settings per profile (smoke, cpu, paper)
+    reported     the numbers reported for H3R, with their sources
+    viz          pictures for the book
+    provenance   where a number came from; atomic result files
+    cli          the ``h3r`` command (``python -m h3r``)
+    integrations H3R in other frameworks (mmpose)
+    book         book tooling (papermill runner, page check), not library
 """
 __version__ = "0.1.0"

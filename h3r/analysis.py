@@ -27,10 +27,8 @@ from h3r import metrics
 from h3r.codecs import H3R, Codec, SoftArgmax, build_codec
 from h3r.geometry import Size, apply_affine, flip_keypoints
 from h3r.data.transforms import inverse
+from h3r.protocols import PROTOCOLS, face_benchmarks
 
-#: the split each face benchmark is evaluated on (300W: common + challenging, the usual "full" set)
-FACE_TEST_SPLITS = {"wflw": "test", "300w": "full", "300w_csv": "valid", "cofw": "test", "aflw": "test",
-                    "lapa": "test", "aflw2000": "test"}
 
 
 @dataclass
@@ -94,9 +92,10 @@ def landmark_set(dataset, name: str | None = None, limit: int | None = None) -> 
                        dataset.layout.flip_index)
 
 
-def find_face_datasets(data_root=None, input_size: int = 256, splits: dict[str, str] = FACE_TEST_SPLITS,
+def find_face_datasets(data_root=None, input_size: int = 256, names: list[str] | None = None,
                        **kwargs) -> tuple[dict, dict[str, str]]:
-    """Every face benchmark of ``splits`` found under ``data_root``, annotations only.
+    """Every face benchmark (``names``, default all of :func:`h3r.protocols.face_benchmarks`) found
+    under ``data_root``, its default test split (:data:`h3r.protocols.PROTOCOLS`), annotations only.
 
     Returns ``(found, missing)``: name -> dataset, and name -> the ``DatasetNotFoundError`` message
     saying what was looked for. Malformed annotations raise (they are not "missing").
@@ -105,9 +104,9 @@ def find_face_datasets(data_root=None, input_size: int = 256, splits: dict[str, 
     from h3r.data.annotated import DatasetNotFoundError
 
     found, missing = {}, {}
-    for name, split in splits.items():
+    for name in names or face_benchmarks():
         try:
-            found[name] = build_dataset(name, split, data_root=data_root, input_size=input_size,
+            found[name] = build_dataset(name, PROTOCOLS[name].test_split, data_root=data_root, input_size=input_size,
                                         annotations_only=True, **kwargs)
         except DatasetNotFoundError as err:
             missing[name] = str(err)

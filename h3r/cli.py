@@ -2,7 +2,7 @@
 
     h3r train --codec h3r --heatmap-stride 8 --epochs 20            # embedded synthetic faces
     h3r train --dataset wflw --data-root /data --backbone hrnet_w18 --input-size 256 --device cuda
-    torchrun --nproc-per-node 4 -m h3r.cli train --dataset wflw ...  # several GPUs (DDP)
+    torchrun --nproc-per-node 4 -m h3r train --dataset wflw ...      # several GPUs (DDP)
     h3r eval --run runs/<name>                                       # re-evaluate a finished run
     h3r eval --weights official:models/wflw/hrnet18_256x256_p1 --dataset wflw --protocol official
 """
@@ -17,9 +17,10 @@ import sys
 import typing
 from pathlib import Path
 
+from h3r.data.annotated import CROP_PROTOCOLS
 from h3r.data.faces import NORMALIZERS
-from h3r.evaluate import OFFICIAL_SPLITS, PROTOCOLS
 from h3r.models.official import OFFICIAL_ARCHS
+from h3r.protocols import official_benchmarks
 from h3r.train import Config
 
 
@@ -56,7 +57,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from h3r.train import run
+    from h3r.runs import run
 
     cfg = _config(args)
     results = run(cfg, force=args.force)
@@ -67,7 +68,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from h3r.evaluate import evaluate_official, evaluate_run
+    from h3r.evaluation import evaluate_official
+    from h3r.runs import evaluate_run
     from h3r.provenance import write_json_atomic
 
     if args.run is not None:
@@ -128,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--run", help="the folder of an h3r run (holds checkpoint.pt)")
     which.add_argument("--weights", metavar="official:PATH",
                        help="an official torchalign model.pth, or the folder holding it and its config.yaml")
-    e.add_argument("--protocol", choices=PROTOCOLS, default=None,
+    e.add_argument("--protocol", choices=CROP_PROTOCOLS, default=None,
                    help="official: the official test scripts' crop and mapping; ours: h3r's exact crop "
                         "(default: official for --weights, ours for --run)")
-    e.add_argument("--dataset", choices=sorted(OFFICIAL_SPLITS), help="--weights: the benchmark")
+    e.add_argument("--dataset", choices=sorted(official_benchmarks()), help="--weights: the benchmark")
     e.add_argument("--data-root", help="--weights: folder holding <dataset>/ (default: $H3R_DATA_ROOT, else ./data)")
     e.add_argument("--arch", choices=sorted(OFFICIAL_ARCHS), help="--weights: backbone (default: config.yaml's "
                    "BACKBONE.ARCH, else guessed from the weights)")
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--normalizer", choices=NORMALIZERS, help="--weights: NME normaliser (default: the "
                    "official script's; e.g. inter_pupil for LaPa's pupils 104/105)")
     e.add_argument("--split", default=None, help="dataset split (default: the run's test split; for --weights "
-                   + ", ".join(f"{k}: {v}" for k, v in OFFICIAL_SPLITS.items()) + ")")
+                   + ", ".join(f"{k}: {v}" for k, v in official_benchmarks().items()) + ")")
     e.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the mirrored image (default: the run's setting / config.yaml's INPUT.FLIP)")
     e.add_argument("--batch-size", type=int, default=32, help="--weights: images per forward pass (default: 32)")

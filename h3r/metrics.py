@@ -110,6 +110,21 @@ def normalizer_from_layout(layout: Layout, gt, boxes=None, rule: str | None = No
     Raises ValueError for an unknown rule, missing indices or boxes, or a normaliser that is zero,
     negative or not finite (naming the sample).
     """
+    rule = rule or layout.normalizer
+    normalizer = normalizer_distances(layout, gt, boxes, rule)
+    if rule in ("box", "head"):
+        boxes = _float64(boxes)
+        bad = ~((boxes[:, 2:] - boxes[:, :2]) > 0).all(-1)
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"layout {layout.name!r} with the {rule!r} normaliser: box of sample {i} is "
+                             f"{boxes[i].tolist()}, which is empty or not (x1, y1, x2, y2) with x1 < x2 and y1 < y2")
+    return _check_normalizer(normalizer, normalizer.shape[0], f"the {rule} normaliser")
+
+
+def normalizer_distances(layout: Layout, gt, boxes=None, rule: str | None = None) -> Tensor:
+    """The distances of :func:`normalizer_from_layout`, unchecked: (N,) float64, NaN or 0 where
+    the annotation allows no normaliser (datasets count such samples instead of raising)."""
     gt = _points(gt, "gt")
     rule = rule or layout.normalizer
     where = f"layout {layout.name!r} with the {rule!r} normaliser"
@@ -118,8 +133,8 @@ def normalizer_from_layout(layout: Layout, gt, boxes=None, rule: str | None = No
         if max(max(g) for g in groups) >= gt.shape[1]:
             raise ValueError(f"{where}: eye indices {groups} are out of range for {gt.shape[1]} keypoints")
         left, right = (gt[:, list(g)].mean(dim=1) for g in groups)
-        normalizer = torch.linalg.vector_norm(left - right, dim=-1)
-    elif rule in ("box", "head"):
+        return torch.linalg.vector_norm(left - right, dim=-1)
+    if rule in ("box", "head"):
         if boxes is None:
             which = "face boxes (or landmark_box(gt))" if rule == "box" else "head boxes"
             raise ValueError(f"{where}: pass the {which} as boxes (N, 4) = x1, y1, x2, y2")
@@ -128,20 +143,12 @@ def normalizer_from_layout(layout: Layout, gt, boxes=None, rule: str | None = No
             raise ValueError(f"{where}: boxes must have shape ({gt.shape[0]}, 4) as x1, y1, x2, y2, "
                              f"got {tuple(boxes.shape)}")
         wh = boxes[:, 2:] - boxes[:, :2]
-        bad = ~(wh > 0).all(-1)
-        if bad.any():
-            i = int(bad.nonzero()[0])
-            raise ValueError(f"{where}: box of sample {i} is {boxes[i].tolist()}, which is empty or not "
-                             f"(x1, y1, x2, y2) with x1 < x2 and y1 < y2")
         if rule == "box":
-            normalizer = (wh[:, 0] * wh[:, 1]).sqrt()
-        else:
-            normalizer = MPII_HEAD_SCALE * torch.linalg.vector_norm(wh, dim=-1)
-    elif rule == "oks":
+            return (wh[:, 0] * wh[:, 1]).sqrt()
+        return MPII_HEAD_SCALE * torch.linalg.vector_norm(wh, dim=-1)
+    if rule == "oks":
         raise ValueError(f"{where}: COCO-style layouts are scored by OKS, not NME; use coco_keypoint_ap")
-    else:
-        raise ValueError(f"{where}: unknown normaliser {rule!r}; known ones are {NORMALIZERS}")
-    return _check_normalizer(normalizer, gt.shape[0], f"the {rule} normaliser")
+    raise ValueError(f"{where}: unknown normaliser {rule!r}; known ones are {NORMALIZERS}")
 
 
 def _eye_groups(layout: Layout, rule: str, where: str) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import os
 import platform
@@ -13,6 +15,10 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+PACKAGE = Path(__file__).resolve().parent
+#: package sources that present numbers but never change one: a change to them keeps runs valid
+PRESENTATION = ("analysis.py", "cli.py", "experiments.py", "profiles.py", "reported.py", "viz.py", "__main__.py",
+                "book", "integrations")
 
 
 def git_commit(short: bool = True) -> str:
@@ -25,6 +31,20 @@ def git_commit(short: bool = True) -> str:
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A short hash of the package sources that compute a run's numbers (every ``h3r/**/*.py`` but
+    the :data:`PRESENTATION` modules), independent of git: a run keyed by it is never reused by
+    code that would compute something else."""
+    digest = hashlib.sha1()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] in PRESENTATION:
+            continue
+        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def device_name(device: str | torch.device = "cpu") -> str:

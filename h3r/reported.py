@@ -15,15 +15,16 @@ from dataclasses import asdict, dataclass, fields
 
 import pandas as pd
 
+from h3r.models.official import OFFICIAL_STRIDE
+
 PAPER_URL = "https://arxiv.org/abs/2009.00225v2"
 OFFICIAL_REPO = "baoshengyu/H3R"
 OFFICIAL_COMMIT = "52a8bde"  # HEAD of the snapshot read, 52a8bde2efd4d77ce3ca76dd248610736245b29e
 README = f"official README ({OFFICIAL_REPO}@{OFFICIAL_COMMIT}), README.md"
 MODELS_README = f"official README ({OFFICIAL_REPO}@{OFFICIAL_COMMIT}), models/README.md"
 
-# Every official model predicts heatmaps at 1/4 of the input: torchalign/cfg.py sets
-# HEATMAP.STRIDE = 4.0 and both backbones (HRNet-W18, the truncated MobileNetV2) end at stride 4.
-OFFICIAL_STRIDE = 4
+# Every official model predicts heatmaps at 1/4 of the input (OFFICIAL_STRIDE): torchalign/cfg.py
+# sets HEATMAP.STRIDE = 4.0 and both backbones (HRNet-W18, the truncated MobileNetV2) end at stride 4.
 
 
 @dataclass(frozen=True)

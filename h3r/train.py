@@ -28,19 +28,15 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from h3r import metrics
 from h3r.codecs import Codec, build_codec
-from h3r.geometry import apply_affine, flip_keypoints, invert_affine
+from h3r.evaluation import evaluate_model
 from h3r.losses import build_loss
-from h3r.models import binary_scores, build_model, count_flops, count_params
-from h3r.provenance import atomic_path, pick_device, provenance, write_json_atomic
-
-#: per-sample ids that predictions carry along when a dataset provides them (COCO's evaluation)
-META_KEYS = ("image_id", "ann_id", "area")
+from h3r.models import HeatmapModel, build_model, count_flops, count_params
+from h3r.provenance import atomic_path, code_fingerprint, pick_device, provenance, write_json_atomic
 #: the loss each codec trains with unless the config names another
 DEFAULT_LOSS = {"h3r": "spatial_ce", "h3r-official": "binary_ce", "soft-argmax": "l1_coords"}
 BINARY_LOSSES = ("binary_ce",)
@@ -106,9 +102,17 @@ class Config:
         return "binary" if self.resolved_loss in BINARY_LOSSES else "heatmap"
 
     def key(self) -> str:
-        """A short hash of every field that changes the result (runtime fields excluded)."""
-        identity = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUNTIME_FIELDS}
+        """A short hash of every field that changes the result (runtime fields excluded) and of
+        the code that computes it (:func:`h3r.provenance.code_fingerprint`): a run trained by other
+        code is another run."""
+        identity = {**_identity(self), "code": code_fingerprint()}
         return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def eval_options(self) -> dict:
+        """How :func:`h3r.evaluation.evaluate_model` evaluates this run."""
+        return dict(batch_size=self.batch_size, flip_test=self.flip_test, score_mode=self.score_mode,
+                    progress=self.progress, workers=self.workers)
 
     def run_dir(self) -> Path:
         return Path(self.out_dir) / (self.name or f"{self.dataset}-{self.codec}-s{self.heatmap_stride}-{self.key()}")
@@ -139,13 +143,19 @@ def build_data(cfg: Config, split: str, train: bool) -> Dataset:
                          augment=Augment() if cfg.augment and train else None, box=cfg.box, seed=cfg.seed)
 
 
-def build_codec_for(cfg: Config) -> Codec:
-    return build_codec(cfg.codec, cfg.input_size, stride=cfg.heatmap_stride, **cfg.codec_args)
+def build_run(cfg: Config) -> tuple[HeatmapModel, Codec]:
+    """The network (initialised from ``cfg.seed``) and the codec of a run.
 
+    The keypoint count comes from the dataset's layout, so nothing is read from disk; the same
+    seed gives the same initial weights to every codec of a study.
+    """
+    from h3r.data.registry import dataset_class
 
-def decodable(output: Tensor, head: str, score_mode: str) -> Tensor:
-    """The head's output as (N, K, Hh, Wh) scores for a codec's decoder."""
-    return binary_scores(output, score_mode) if head == "binary" else output
+    torch.manual_seed(cfg.seed)
+    layout = dataset_class(cfg.dataset).layout
+    model = build_model(cfg.backbone, layout.num_keypoints, head=cfg.head, heatmap_stride=cfg.heatmap_stride,
+                        width_mult=cfg.width_mult, pretrained=cfg.pretrained)
+    return model, build_codec(cfg.codec, cfg.input_size, stride=cfg.heatmap_stride, **cfg.codec_args)
 
 
 def lr_schedule(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
@@ -208,14 +218,11 @@ def train(cfg: Config) -> dict:
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    torch.manual_seed(cfg.seed)
     run_dir = cfg.run_dir()
     ckpt_path = run_dir / "checkpoint.pt"
 
     train_set, test_set = build_data(cfg, cfg.train_split, True), build_data(cfg, cfg.test_split, False)
-    codec = build_codec_for(cfg)
-    model = build_model(cfg.backbone, train_set.layout.num_keypoints, head=cfg.head,
-                        heatmap_stride=cfg.heatmap_stride, width_mult=cfg.width_mult, pretrained=cfg.pretrained)
+    model, codec = build_run(cfg)
     model.to(device)
     if device.type == "cuda" and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -246,7 +253,7 @@ def train(cfg: Config) -> dict:
         log = {"epoch": epoch + 1, "loss": loss, "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
                "images_per_s": steps_per_epoch * cfg.batch_size * world / seconds}
         if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs and rank == 0:
-            log["eval"] = evaluate(cfg, model, codec, test_set, device)["summary"]["all"]
+            log["eval"] = evaluate_model(model, codec, test_set, device, **cfg.eval_options)["summary"]["all"]
         if rank == 0:
             save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(), epoch=epoch + 1, elapsed=elapsed,
@@ -257,10 +264,11 @@ def train(cfg: Config) -> dict:
         dist.barrier()  # every rank has finished its epochs; rank 0 evaluates and writes the results
     if rank != 0:
         return {}
-    evaluation = evaluate(cfg, model, codec, test_set, device)
+    evaluation = evaluate_model(model, codec, test_set, device, **cfg.eval_options)
     results = {
         "config": dataclasses.asdict(cfg),
         "key": cfg.key(),
+        "code": code_fingerprint(),
         "summary": evaluation["summary"],
         "params": count_params(model),
         "macs": count_flops(model, cfg.input_size),
@@ -320,78 +328,3 @@ def train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, dataset, epo
     if count == 0:
         raise ValueError(f"the training set has {len(dataset)} samples, fewer than one batch of {cfg.batch_size}")
     return total / count
-
-
-@torch.no_grad()
-def predict(model: nn.Module, codec: Codec, dataset: Dataset, device: torch.device, batch_size: int = 32,
-            flip_test: bool = True, score_mode: str = "foreground", workers: int = 0,
-            progress: bool = True) -> dict:
-    """Predictions for every sample, in crop and original-image pixels.
-
-    Returns tensors ``pred`` (N, K, 2) in original pixels, ``pred_crop``, ``gt`` (``keypoints_orig``),
-    ``visible``, ``normalizer``, ``scores`` (the decoder's peak values), ``subsets`` (dict of (N,)
-    bool) and the per-sample ids some protocols need (``image_id``, ``ann_id``, ``area`` for COCO)
-    when the dataset has them.
-    The flip test averages the coordinates decoded from the image and from its mirror (mapped back
-    with the layout's ``flip_index``), as the official H3R code does.
-    """
-    model.eval()
-    flip_index = dataset.layout.flip_index
-    width = dataset.input_size[0] if isinstance(dataset.input_size, tuple) else dataset.input_size
-    head = getattr(model, "head_kind", "heatmap")
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
-    out: dict[str, list] = {k: [] for k in ("pred", "pred_crop", "gt", "visible", "normalizer", "scores")}
-    subsets: dict[str, list] = {}
-    for batch in tqdm(loader, desc="evaluate", disable=not progress, leave=False, dynamic_ncols=True):
-        images = batch["image"].to(device)
-        coords, scores = codec.decode(decodable(model(images), head, score_mode).float())
-        if flip_test:
-            mirrored, _ = codec.decode(decodable(model(images.flip(-1)), head, score_mode).float())
-            coords = (coords + flip_keypoints(mirrored, width, flip_index)) / 2
-        coords = coords.cpu().double()
-        affine = batch["affine"].double()
-        out["pred_crop"].append(coords.float())
-        out["pred"].append(apply_affine(coords, invert_affine(affine)).float())
-        out["gt"].append(batch["keypoints_orig"].float())
-        out["visible"].append(batch["visible"].float())
-        out["normalizer"].append(batch["normalizer"].float())
-        out["scores"].append(scores.cpu().float())
-        for name, flags in batch.get("subsets", {}).items():
-            subsets.setdefault(name, []).append(flags.bool())
-        for name in META_KEYS:
-            if name in batch:
-                out.setdefault(name, []).append(torch.as_tensor(batch[name]))
-    result = {k: torch.cat(v) for k, v in out.items()}
-    result["subsets"] = {k: torch.cat(v) for k, v in subsets.items()}
-    return result
-
-
-def evaluate(cfg: Config, model: nn.Module, codec: Codec, dataset: Dataset, device: torch.device) -> dict:
-    """NME, FR@0.1 and AUC@0.1 overall and per subset, with the predictions."""
-    if getattr(dataset, "cache_dir", None) is not None:
-        dataset.ensure_cached(workers=cfg.workers, progress=cfg.progress)
-    p = predict(model, codec, dataset, device, cfg.batch_size, cfg.flip_test, cfg.score_mode, 0, cfg.progress)
-    nmes = metrics.nme(p["pred"], p["gt"], p["normalizer"], p["visible"])
-    return {"summary": metrics.summarize(nmes, p["subsets"] or None), "predictions": {**p, "nme": nmes}}
-
-
-def run(cfg: Config, force: bool = False) -> dict:
-    """The results of ``cfg``: read from ``results.json`` if that run finished before, else trained.
-
-    ``force=True`` retrains from scratch (the old run folder is moved aside, not deleted).
-    """
-    results_path = cfg.run_dir() / "results.json"
-    if force and cfg.run_dir().exists():
-        cfg.run_dir().rename(cfg.run_dir().with_name(cfg.run_dir().name + f".old-{int(time.time())}"))
-    if results_path.exists():
-        try:
-            results = json.loads(results_path.read_text())
-        except json.JSONDecodeError as err:
-            raise CheckpointError(f"{results_path} is damaged ({err}); delete it to re-evaluate the run") from None
-        if results.get("key") == cfg.key():
-            results["cached"] = True
-            return results
-    results = train(cfg)
-    if results:  # the other ranks of a DDP run return nothing
-        results["cached"] = False
-    return results

@@ -9,6 +9,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("H3R_SHARED_DATA", REPO.parent / "shared" / "data"))
+#: a git snapshot of the official repository (baoshengyu/H3R): tests that read it need this variable
+OFFICIAL_SNAPSHOT_ENV = "H3R_OFFICIAL_SNAPSHOT"
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +19,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real annotation samples not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def official_snapshot() -> Path:
+    """The official repository's git directory, from ``$H3R_OFFICIAL_SNAPSHOT``; skips when unset."""
+    path = os.environ.get(OFFICIAL_SNAPSHOT_ENV)
+    if not path:
+        pytest.skip(f"set ${OFFICIAL_SNAPSHOT_ENV} to a git clone of baoshengyu/H3R to compare with it")
+    if not Path(path).exists():
+        pytest.skip(f"${OFFICIAL_SNAPSHOT_ENV} is {path}, which does not exist")
+    return Path(path)
 
 
 @pytest.fixture(autouse=True)

@@ -9,13 +9,14 @@ import pytest
 import torch
 from fixtures import WRITERS
 
-from h3r.analysis import (FACE_TEST_SPLITS, ROUND_TRIPS, LandmarkSet, RoundTrip, codec_nme, codec_nme_table,
+from h3r.analysis import (ROUND_TRIPS, LandmarkSet, RoundTrip, codec_nme, codec_nme_table,
                           find_face_datasets, landmark_set, round_trip)
 from h3r.codecs import build_codec
 from h3r.data.layouts import IBUG68
 from h3r.data.registry import build_dataset
+from h3r.protocols import PROTOCOLS, face_benchmarks
 
-FACES = [name for name in FACE_TEST_SPLITS if name in WRITERS]
+FACES = [name for name in face_benchmarks() if name in WRITERS]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_annotations_only_builds_the_index_without_images(data, tmp_path):
 
 def test_landmark_set_matches_the_samples_a_dataset_serves(data):
     for name in FACES:
-        ds = build_dataset(name, FACE_TEST_SPLITS[name], data_root=data, input_size=64)
+        ds = build_dataset(name, PROTOCOLS[name].test_split, data_root=data, input_size=64)
         lm = landmark_set(ds)
         assert len(lm) == len(ds) and lm.flip_index == ds.layout.flip_index and lm.input_size == (64, 64)
         for i in range(len(ds)):
@@ -89,7 +90,7 @@ def test_synthetic_landmarks_are_the_rendered_ones():
 
 def test_find_face_datasets_reports_what_is_missing(data, tmp_path):
     found, missing = find_face_datasets(tmp_path)
-    assert not found and set(missing) == set(FACE_TEST_SPLITS)
+    assert not found and set(missing) == set(face_benchmarks())
     assert all("not found" in message and str(tmp_path) in message for message in missing.values())
     found, missing = find_face_datasets(data, input_size=64)
     assert set(found) == set(FACES) and all(len(ds) > 0 for ds in found.values())
@@ -207,7 +208,7 @@ def test_table_rows_and_the_cell_budget():
 # --- real annotations --------------------------------------------------------------------------
 
 def test_300w_validation_annotations(shared_data):
-    found, _ = find_face_datasets(shared_data, splits={"300w_csv": "valid"})
+    found, _ = find_face_datasets(shared_data, names=["300w_csv"])
     lm = landmark_set(found["300w_csv"])
     assert len(lm) == 689 and lm.visible.all()
     trips = {k: ROUND_TRIPS[k] for k in ("argmax-floor", "argmax-round", "h3r (expected target)")}

@@ -15,7 +15,6 @@ from h3r.reported import (COLUMNS, MODELS_README, OFFICIAL_COMMIT, OFFICIAL_STRI
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK_PAGE = REPO / "book" / "paper_tables.md"
-SNAPSHOT = Path(os.environ.get("H3R_OFFICIAL_SNAPSHOT", "/work/.mirror/baoshengyu+H3R/repo"))
 EXPECTED_TABLES = {"heatmap_resolution", "num_activation_points", "onehot_vs_gaussian", "loss",
                    "input_resolution_cost", "wflw", "300w", "cofw", "aflw", "mpii", "coco",
                    "official_readme"}
@@ -78,14 +77,12 @@ def test_book_page_mentions_every_table():
 
 # --- against the official repository snapshot ---------------------------------------------------
 
-def git_show(path: str) -> str:
+def git_show(snapshot: Path, path: str) -> str:
     """A file of the official repository at the recorded commit; skips when it cannot be read."""
-    if not SNAPSHOT.is_dir():
-        pytest.skip(f"official repository snapshot not found at {SNAPSHOT}")
-    result = subprocess.run(["git", "--git-dir", str(SNAPSHOT), "show", f"{OFFICIAL_COMMIT}:{path}"],
+    result = subprocess.run(["git", "--git-dir", str(snapshot), "show", f"{OFFICIAL_COMMIT}:{path}"],
                             capture_output=True, text=True)
     if result.returncode != 0:
-        pytest.skip(f"cannot read {path} at {OFFICIAL_COMMIT} from {SNAPSHOT}: {result.stderr.strip()}")
+        pytest.skip(f"cannot read {path} at {OFFICIAL_COMMIT} from {snapshot}: {result.stderr.strip()}")
     return result.stdout
 
 
@@ -121,8 +118,8 @@ def as_numbers(rows: list[dict]) -> set[tuple]:
 
 
 @pytest.mark.parametrize("path, source", [("README.md", README), ("models/README.md", MODELS_README)])
-def test_official_readme_numbers_match_snapshot(path, source):
-    rows = readme_rows(git_show(path))
+def test_official_readme_numbers_match_snapshot(official_snapshot, path, source):
+    rows = readme_rows(git_show(official_snapshot, path))
     assert rows, f"no table found in {path}"
     recorded = {(r.dataset, r.train_set, r.backbone, r.bbox, r.input_size, r.metric, r.value)
                 for r in RECORDS if r.source == source}
@@ -135,14 +132,14 @@ def config_values(text: str) -> dict:
     return dict(re.findall(r"^\s*(ARCH|PROJ_CHANNEL|OUT_CHANNEL|TOPK):\s*'?(\w+)'?", text, re.M))
 
 
-def test_parameter_counts_differ_only_by_the_last_convolution():
+def test_parameter_counts_differ_only_by_the_last_convolution(official_snapshot):
     """#Params differ between datasets only through the head's last 1x1 conv (C -> 2K, no bias)."""
     configs = {"WFLW": "models/wflw/hrnet18_256x256_p2", "LaPa": "models/lapa/hrnet18_256x256_p2",
                "300W": "models/300w/hrnet18_256x256_p2"}
     backbones = {"HRNet-W18": "hrnet18", "MobileNetV2": "mobilenet"}
     params = reported("official_readme", metric="Params", input_size=256)
     for backbone, stem in backbones.items():
-        cfg = {d: config_values(git_show(f"{p.replace('hrnet18', stem)}/config.yaml")) for d, p in configs.items()}
+        cfg = {d: config_values(git_show(official_snapshot, f"{p.replace('hrnet18', stem)}/config.yaml")) for d, p in configs.items()}
         count = {d: params[(params.dataset == d) & (params.backbone == backbone)]["value"].iloc[0] for d in configs}
         for a, b in [("WFLW", "300W"), ("LaPa", "WFLW"), ("LaPa", "300W")]:
             channels = int(cfg[a]["PROJ_CHANNEL"])
@@ -152,18 +149,18 @@ def test_parameter_counts_differ_only_by_the_last_convolution():
             assert abs((count[a] - count[b]) - predicted) <= 0.01 + 1e-9, (backbone, a, b)
 
 
-def test_snapshot_decodes_from_top_9_at_stride_4():
-    assert re.search(r"_C\.HEATMAP\.STRIDE\s*=\s*4\.0", git_show("torchalign/cfg.py"))
-    listing = subprocess.run(["git", "--git-dir", str(SNAPSHOT), "ls-tree", "-r", "--name-only", OFFICIAL_COMMIT],
+def test_snapshot_decodes_from_top_9_at_stride_4(official_snapshot):
+    assert re.search(r"_C\.HEATMAP\.STRIDE\s*=\s*4\.0", git_show(official_snapshot, "torchalign/cfg.py"))
+    listing = subprocess.run(["git", "--git-dir", str(official_snapshot), "ls-tree", "-r", "--name-only", OFFICIAL_COMMIT],
                              capture_output=True, text=True, check=True).stdout.split()
     configs = [p for p in listing if p.endswith("config.yaml")]
     assert len(configs) >= 14
     for path in configs:
-        assert config_values(git_show(path)).get("TOPK") == "9", path
+        assert config_values(git_show(official_snapshot, path)).get("TOPK") == "9", path
 
 
 def test_every_table_names_a_notebook_of_the_book():
-    from h3r.notebooks import toc_notebooks
+    from h3r.book.runner import toc_notebooks
 
     book = set(toc_notebooks())
     for table in TABLES.values():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
-from h3r.notebooks import REPO
+from h3r.book.runner import REPO
 
 
 def _load(name: str):

@@ -8,6 +8,7 @@ import torch
 
 from h3r import cli
 from h3r import train as T
+from h3r.runs import run
 
 
 def tiny(tmp_path, **overrides) -> T.Config:
@@ -19,7 +20,7 @@ def tiny(tmp_path, **overrides) -> T.Config:
 
 def test_train_writes_results_with_provenance(tmp_path):
     cfg = tiny(tmp_path)
-    results = T.run(cfg)
+    results = run(cfg)
     saved = json.loads((cfg.run_dir() / "results.json").read_text())
     assert saved["summary"] == results["summary"] and results["cached"] is False
     assert {"commit", "device", "torch", "time_utc"} <= set(saved["provenance"])
@@ -27,12 +28,12 @@ def test_train_writes_results_with_provenance(tmp_path):
     lines = (cfg.run_dir() / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     assert 0 < results["summary"]["all"]["NME (%)"] < 200
-    again = T.run(cfg)  # finished runs are found, not retrained
+    again = run(cfg)  # finished runs are found, not retrained
     assert again["cached"] is True and again["summary"] == results["summary"]
 
 
 def test_resume_reaches_the_same_numbers(tmp_path, monkeypatch):
-    reference = T.run(tiny(tmp_path / "a"))
+    reference = run(tiny(tmp_path / "a"))
     cfg = tiny(tmp_path / "b")
     real_epoch = T.train_one_epoch
 
@@ -43,10 +44,10 @@ def test_resume_reaches_the_same_numbers(tmp_path, monkeypatch):
 
     monkeypatch.setattr(T, "train_one_epoch", crash_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
-        T.run(cfg)
+        run(cfg)
     assert torch.load(cfg.run_dir() / "checkpoint.pt", weights_only=False)["epoch"] == 1
     monkeypatch.setattr(T, "train_one_epoch", real_epoch)
-    resumed = T.run(cfg)
+    resumed = run(cfg)
     assert resumed["summary"] == reference["summary"]
 
 
@@ -55,16 +56,16 @@ def test_a_damaged_checkpoint_is_named(tmp_path):
     cfg.run_dir().mkdir(parents=True)
     (cfg.run_dir() / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(T.CheckpointError, match=r"checkpoint.pt.*damaged; delete it"):
-        T.run(cfg)
+        run(cfg)
 
 
 def test_a_checkpoint_of_another_config_is_refused(tmp_path):
     cfg = tiny(tmp_path, epochs=1, name="shared")
-    T.run(cfg)
+    run(cfg)
     (cfg.run_dir() / "results.json").unlink()
     other = tiny(tmp_path, epochs=1, name="shared", lr=1e-4)
     with pytest.raises(T.CheckpointError, match="another config"):
-        T.run(other)
+        run(other)
 
 
 def test_config_from_dict_names_unknown_fields():
@@ -75,7 +76,7 @@ def test_config_from_dict_names_unknown_fields():
 def test_every_codec_trains_one_step(tmp_path):
     for codec in ("argmax-round", "soft-argmax", "h3r", "h3r-official"):
         cfg = tiny(tmp_path, codec=codec, epochs=1, flip_test=False, render_cache=False)
-        summary = T.run(cfg)["summary"]["all"]
+        summary = run(cfg)["summary"]["all"]
         assert summary["n"] == 16, codec
 
 

@@ -29,9 +29,12 @@ from torch.utils.data import Dataset
 from h3r.data.sample import normalize_image
 from h3r.data.layouts import Layout
 from h3r.data.transforms import PADDING, Augment, CropTransform, box_from_keypoints
+from h3r.protocols import OfficialCrop
 
 DATA_ROOT_ENV = "H3R_DATA_ROOT"
 DEFAULT_DATA_ROOT = "./data"
+#: how a test face is cut out: h3r's exact crop, or the official H3R test scripts' (h3r.protocols)
+CROP_PROTOCOLS = ("ours", "official")
 IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".JPG", ".PNG", ".JPEG")
 
 
@@ -197,7 +200,8 @@ class AnnotatedDataset(Dataset):
         box: ``"P1"`` (tight box of the ground-truth landmarks) or ``"P2"`` (the dataset's own box);
             faces only, pose datasets always crop on their person box.
         padding: the crop is ``padding`` times the box (1.25 as the official H3R code and HRNet).
-        official: reproduce the official H3R test-time crop mapping (see :class:`CropTransform`).
+        protocol: ``"ours"`` (the exact crop, :class:`CropTransform`) or ``"official"`` (the official
+            H3R test-time crop and mapping, :class:`h3r.protocols.OfficialCrop`; no augmentation).
         on_missing_image: ``"raise"`` or ``"skip"`` (drop at index time, counted in ``summary()``).
         seed: per-sample augmentation seed; samples draw from ``default_rng([seed, epoch, index])``
             (``set_epoch`` changes the draw each epoch); None draws fresh entropy.
@@ -221,7 +225,7 @@ class AnnotatedDataset(Dataset):
             cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    " + docs + "\n"
 
     def __init__(self, split: str, data_root=None, input_size=256, augment: Augment | None = None,
-                 box: str = "P1", padding: float = PADDING, official: bool = False,
+                 box: str = "P1", padding: float = PADDING, protocol: str = "ours",
                  on_missing_image: str = "raise", seed: int | None = None):
         if split not in self.splits:
             raise ValueError(f"{self.name}: unknown split {split!r}; choose one of {self.splits}")
@@ -233,7 +237,13 @@ class AnnotatedDataset(Dataset):
         self.on_missing_image = on_missing_image
         self.data_root = resolve_data_root(data_root)
         self.root = self.data_root / (self.folder or self.name)
-        self.transform = CropTransform(input_size, self.layout.flip_index, padding, augment, official)
+        if protocol not in CROP_PROTOCOLS:
+            raise ValueError(f"protocol must be one of {CROP_PROTOCOLS}, got {protocol!r}")
+        if protocol == "official" and augment is not None:
+            raise ValueError("the official protocol is the official test-time crop; it takes no augmentation")
+        self.protocol = protocol
+        self.transform = (OfficialCrop(input_size, self.layout.flip_index, padding) if protocol == "official"
+                          else CropTransform(input_size, self.layout.flip_index, padding, augment))
         self.input_size = self.transform.input_size
         self.ann = self._finalize(self.load())
 

@@ -27,27 +27,18 @@ from h3r.data.layouts import AFLW19, COFW29, IBUG68, LAPA106, WFLW98, Layout
 from h3r.data.annotated import (AnnotatedDataset, Annotations, AnnotationError, DatasetDocs, DatasetNotFoundError,
                            as_array, find_image, parse_floats)
 from h3r.data.transforms import box_from_keypoints, square_box, xywh_box
+from h3r.metrics import normalizer_distances
+from h3r.protocols import PROTOCOLS
 
 NORMALIZERS = ("inter_ocular", "inter_pupil", "box", "box_size")
 
 
-def group_distance(keypoints: np.ndarray, groups) -> np.ndarray:
-    """Distance between the centroids of two keypoint groups: (N, K, 2) -> (N,)."""
-    a, b = (keypoints[:, list(g)].mean(1) for g in groups)
-    return np.linalg.norm(a - b, axis=-1)
-
-
 def face_normalizers(keypoints: np.ndarray, layout: Layout, kind: str) -> np.ndarray:
-    """The per-sample normalising distance (N,) of ``kind`` (see the module docstring)."""
-    if kind == "inter_ocular" and layout.normalizer_index is not None:
-        i, j = layout.normalizer_index
-        return group_distance(keypoints, ((i,), (j,)))
-    if kind == "inter_pupil" and layout.pupil_index is not None:
-        return group_distance(keypoints, layout.pupil_index)
-    if kind == "box":
-        box = box_from_keypoints(keypoints)
-        return np.sqrt((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]))
-    raise ValueError(f"layout {layout.name} has no {kind!r} normaliser")
+    """The per-sample normalising distance (N,) of ``kind`` (see the module docstring), computed by
+    :func:`h3r.metrics.normalizer_distances`; invalid values (coinciding eye points) are kept and
+    counted by the dataset, not raised."""
+    boxes = box_from_keypoints(keypoints) if kind == "box" else None
+    return normalizer_distances(layout, keypoints, boxes, rule=kind).numpy()
 
 
 class FaceDataset(AnnotatedDataset):
@@ -59,11 +50,13 @@ class FaceDataset(AnnotatedDataset):
     file then raises (COFW keeps serving the images stored in its ``.mat`` files).
     """
 
+    #: the normaliser of a dataset that is no benchmark of :data:`h3r.protocols.PROTOCOLS`
     default_normalizer = "inter_ocular"
 
     def __init__(self, split: str, data_root=None, input_size=256, augment=None, *,
                  normalizer: str | None = None, annotations_only: bool = False, **kwargs):
-        self.normalizer = normalizer or self.default_normalizer
+        benchmark = PROTOCOLS.get(self.name)
+        self.normalizer = normalizer or (benchmark.normalizer if benchmark else self.default_normalizer)
         if self.normalizer not in NORMALIZERS:
             raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {self.normalizer!r}")
         self.annotations_only = annotations_only
@@ -328,7 +321,6 @@ class AFLW(HRNetCSV):
     layout = AFLW19
     splits = ("train", "test", "test_frontal")
     csv_template = "face_landmarks_aflw_{split}.csv"
-    default_normalizer = "box_size"
     docs = DatasetDocs(
         title="AFLW, 19-point protocol (AFLW-Full / AFLW-Frontal)",
         tree="""
@@ -597,7 +589,6 @@ class AFLW2000(FaceDataset):
     name = "aflw2000"
     layout = IBUG68
     splits = ("test",)
-    default_normalizer = "box"
     YAW_BINS = (("yaw_0_30", 0, 30), ("yaw_30_60", 30, 60), ("yaw_60_90", 60, np.inf))
     docs = DatasetDocs(
         title="AFLW2000-3D (68 points, test set)",

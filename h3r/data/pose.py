@@ -16,8 +16,8 @@ import scipy.io
 from h3r.data.layouts import COCO17, MPII16
 from h3r.data.annotated import AnnotatedDataset, Annotations, AnnotationError, DatasetDocs, as_array
 from h3r.data.transforms import square_box
+from h3r.metrics import normalizer_distances
 
-HEAD_SIZE_FACTOR = 0.6  # MPII's PCKh: the head size is 0.6 times the head box diagonal
 
 
 def _load_json(path: Path):
@@ -86,7 +86,7 @@ mpii/
         gt = self.root / "annot" / f"gt_{self.split}.mat"
         if gt.is_file():
             head_box, missing = self._read_gt(gt, n)
-            ann.normalizers = HEAD_SIZE_FACTOR * np.linalg.norm(head_box[:, 2:] - head_box[:, :2], axis=-1)
+            ann.normalizers = normalizer_distances(MPII16, ann.keypoints, head_box, rule="head").numpy()
             ann.meta["head_box"] = head_box.astype(np.float32)
             if missing is not None:
                 ann.counts["visibility_differs_from_gt"] = int((missing == ann.visible).sum())

@@ -25,13 +25,22 @@ def available_datasets() -> list[str]:
     return [*DATASETS, *SYNTHETIC]
 
 
+def dataset_class(name: str) -> type[AnnotatedDataset] | type[SyntheticDataset]:
+    """The class of dataset ``name`` (its ``layout`` tells the keypoints without reading any file)."""
+    if name in SYNTHETIC:
+        return SYNTHETIC[name]
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
+    return DATASETS[name]
+
+
 def build_dataset(name: str, split: str, data_root=None, input_size=None, augment: Augment | None = None,
                   **kwargs):
     """The dataset ``name`` (see :func:`available_datasets`) for ``split``.
 
     ``input_size`` (int or (width, height)) defaults to the dataset's own: 256 x 256 for faces and
     MPII, 192 x 256 for COCO. Real datasets take ``data_root``, ``augment`` and their own keyword
-    arguments (``box``, ``normalizer``, ``official``, ``on_missing_image``, ``seed``, ...). Synthetic ones take
+    arguments (``box``, ``normalizer``, ``protocol``, ``on_missing_image``, ``seed``, ...). Synthetic ones take
     ``length`` and ``seed``; they render their own variation, so ``augment`` must be None.
     """
     if input_size is not None:
@@ -40,6 +49,4 @@ def build_dataset(name: str, split: str, data_root=None, input_size=None, augmen
         if augment is not None:
             raise ValueError(f"{name} renders its own variation; augment must be None")
         return SYNTHETIC[name](split=split, **kwargs)
-    if name not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
-    return DATASETS[name](split, data_root=data_root, augment=augment, **kwargs)
+    return dataset_class(name)(split, data_root=data_root, augment=augment, **kwargs)

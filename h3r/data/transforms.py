@@ -80,42 +80,6 @@ def crop_matrix(box: Sequence[float], input_size: Size, padding: float = PADDING
     return matrix
 
 
-def official_crop(box: Sequence[float], input_size: Size, padding: float = PADDING) -> tuple[Tensor, Tensor]:
-    """The official H3R crop (``torchalign/api.py``): ``(render, mapping)``, each (2, 3) float64.
-
-    The official code takes ``wh = max(x2 - x1 + 1, y2 - y1 + 1) * padding``,
-    ``rect = [(x1 + x2 + 1 - wh) / 2, ... , + wh]``, lets PIL crop ``rect`` (PIL rounds it to
-    integers ``[a, b)``) and resizes to ``S``, then maps predictions back with
-    ``x = u * wh / S + rect[0]``.
-
-    ``render`` is what the crop really shows: pixels ``a .. b-1`` spread over ``S`` pixels, i.e.
-    ``u = (x + 1/2 - a) * S / (b - a) - 1/2``. ``mapping`` is the official inverse, inverted:
-    ``u = (x - rect[0]) * S / wh``. For the same window the two differ by
-    ``1/2 * (1 - wh / S)`` original pixels (the half-pixel offset the official mapping ignores) plus
-    the rounding of the window (up to 1/2 pixel), which the official mapping ignores too.
-    """
-    width, height = input_size
-    x1, y1, x2, y2 = (float(v) for v in box)
-    wh = max(x2 - x1 + 1, y2 - y1 + 1) * padding
-    r0 = np.array([(x1 + x2 + 1 - wh) / 2, (y1 + y2 + 1 - wh) / 2])
-    a = np.array([round(r0[0]), round(r0[1])], dtype=np.float64)  # PIL: int(round(.)), half to even
-    b = np.array([round(r0[0] + wh), round(r0[1] + wh)], dtype=np.float64)
-    out = np.array([width, height], dtype=np.float64)
-    k_render = out / (b - a)
-    render = _axis_aligned(k_render, (0.5 - a) * k_render - 0.5)
-    k_map = out / wh
-    mapping = _axis_aligned(k_map, -r0 * k_map)
-    return render, mapping
-
-
-def _axis_aligned(scale: np.ndarray, offset: np.ndarray) -> Tensor:
-    """``u = scale * x + offset`` per axis as a (2, 3) float64 matrix."""
-    m = torch.zeros(2, 3, dtype=torch.float64)
-    m[0, 0], m[1, 1] = float(scale[0]), float(scale[1])
-    m[:, 2] = torch.as_tensor(offset, dtype=torch.float64)
-    return m
-
-
 def warp(image: np.ndarray, matrix: Tensor, input_size: Size) -> np.ndarray:
     """Render the crop: uint8 (H, W, 3) original -> uint8 (h, w, 3), black outside the image."""
     return cv2.warpAffine(image, matrix.numpy(), tuple(input_size), flags=cv2.INTER_LINEAR,
@@ -198,28 +162,21 @@ class Crop:
 class CropTransform:
     """Box -> crop matrix (with augmentation) -> rendered crop and landmarks in crop pixels.
 
-    official: reproduce the official H3R test-time mapping (:func:`official_crop`): the crop shows
-    PIL's rounded window and ``affine`` is the official (half-pixel-biased) mapping, so that
-    ``inverse`` gives exactly what ``torchalign`` reports. Test time only: no augmentation. The
-    default (``official=False``) is exact: ``affine`` is the map that renders the crop.
+    Exact: ``affine`` is the map that renders the crop. The official H3R test-time crop, whose
+    mapping is not the one that renders it, is :class:`h3r.protocols.OfficialCrop`.
     """
 
     def __init__(self, input_size, flip_index: Sequence[int], padding: float = PADDING,
-                 augment: Augment | None = None, official: bool = False):
-        if official and augment is not None:
-            raise ValueError("official=True reproduces the official test-time crop; it takes no augmentation")
+                 augment: Augment | None = None):
         if not padding > 0:
             raise ValueError(f"padding must be positive, got {padding}")
         self.input_size = as_size(input_size)
         self.flip_index = np.asarray(flip_index, dtype=np.int64)
-        self.padding, self.augment, self.official = padding, augment, official
+        self.padding, self.augment = padding, augment
 
     def matrices(self, box: np.ndarray, rng: np.random.Generator | None = None) -> tuple[Tensor, Tensor, dict]:
         """``(render, affine, params)``: the matrix that renders the crop, the one that maps the
-        landmarks (the same one unless ``official``), and the drawn augmentation parameters."""
-        if self.official:
-            render, affine = official_crop(box, self.input_size, self.padding)
-            return render, affine, IDENTITY
+        landmarks (the same one here), and the drawn augmentation parameters."""
         params = IDENTITY if self.augment is None else self.augment.sample(
             rng if rng is not None else np.random.default_rng())
         matrix = crop_matrix(box, self.input_size, self.padding, rotation=params["rotation"],

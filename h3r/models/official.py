@@ -54,6 +54,10 @@ from torch import Tensor
 from h3r.models import HeatmapModel, build_model
 from h3r.models.backbones import _first, match_state_dict, read_state_dict
 
+#: the official decoder reads cell ``i`` as input pixel ``OFFICIAL_STRIDE * i`` (``HEATMAP.STRIDE``)
+OFFICIAL_STRIDE = 4
+#: activation points of the official decoder (``HEATMAP.TOPK``)
+OFFICIAL_TOPK = 9
 #: h3r backbone name -> the name in torchalign's config.yaml (``BACKBONE.ARCH``)
 OFFICIAL_ARCHS = {"hrnet_w18": "hrnet18", "hrnet_w32": "hrnet32", "mobilenet_v2": "mobilenetv2"}
 

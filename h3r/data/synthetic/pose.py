@@ -35,11 +35,11 @@ from h3r.data.synthetic.base import Scene, SyntheticDataset
 from h3r.data.synthetic.canvas import Canvas, capsule, ellipse, place, transform, unit
 from h3r.data.synthetic.scene import (BLUR_SIGMA, HAIR, OCCLUDED_FRACTION, OCCLUDER, SKIN, STRONG_LIGHT,
                                       Nuisance)
+from h3r.metrics import MPII_HEAD_SCALE
 
 # joint indices (MPII order)
 R_ANKLE, R_KNEE, R_HIP, L_HIP, L_KNEE, L_ANKLE, PELVIS, THORAX, NECK, HEAD_TOP, \
     R_WRIST, R_ELBOW, R_SHOULDER, L_SHOULDER, L_ELBOW, L_WRIST = range(16)
-HEAD_BOX_SCALE = 0.6  # MPII's PCKh normaliser is 0.6 x the head box diagonal
 LARGE_ROLL_DEG = 45.0  # the "pose" subset: rotated at least this much, or seen in profile
 
 # limbs: (name, root joint, end joint, root radius, end radius) per side; radii in torso lengths
@@ -281,7 +281,7 @@ class SyntheticPose(SyntheticDataset):
             "blur": look["blur"] >= BLUR_SIGMA,
         }
         params = {"yaw": shape.yaw, "roll": roll, **look}
-        normalizer = HEAD_BOX_SCALE * float(np.hypot(*(head_box[2:] - head_box[:2])))
+        normalizer = MPII_HEAD_SCALE * float(np.hypot(*(head_box[2:] - head_box[:2])))
         return Scene(image, keypoints, by_occluder | ~attached, normalizer, subsets, params, head_box)
 
 

@@ -6,17 +6,17 @@ import re
 
 import pytest
 
-from h3r import notebooks as nb
+from h3r.book import check, runner
 
 
 @pytest.fixture(scope="module")
 def html(tmp_path_factory):
     """The book rendered from the stored (smoke) outputs of the notebooks."""
-    return nb.build(execute_notebooks=False, out=tmp_path_factory.mktemp("book"))
+    return runner.build(execute_notebooks=False, out=tmp_path_factory.mktemp("book"))
 
 
 def test_book_has_every_chapter(html):
-    for stem in nb.toc_notebooks():
+    for stem in runner.toc_notebooks():
         assert (html / "notebooks" / f"{stem}.html").is_file(), stem
     assert (html / "book" / "intro.html").is_file()
 
@@ -32,23 +32,23 @@ def test_mathjax_is_served_locally(html):
 def test_no_page_requests_anything_from_the_network(html):
     for page in html.rglob("*.html"):
         text = page.read_text(encoding="utf-8")
-        found = nb.EXTERNAL_RESOURCE.findall(text)
+        found = check.EXTERNAL_RESOURCE.findall(text)
         assert not found, f"{page.relative_to(html)} loads {found[:3]}"
 
 
 def test_chapters_have_no_errors_or_broken_images(html):
-    reports = nb.check_book(html, screenshots=None)
-    assert len(reports) >= 1 + len(nb.toc_notebooks())
+    reports = check.check_book(html, screenshots=None)
+    assert len(reports) >= 1 + len(runner.toc_notebooks())
     bad = {r.page: r.problems for r in reports if r.problems and not any("formulas" in p for p in r.problems)}
     assert not bad, bad
 
 
 @pytest.mark.browser
 def test_formulas_are_typeset_and_figures_render_in_chromium(html, tmp_path):
-    if nb.find_chromium() is None:
+    if check.find_chromium() is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    page = html / "notebooks" / f"{nb.toc_notebooks()[0]}.html"
-    report = nb.check_page(html, page, tmp_path, nb.find_chromium())
+    page = html / "notebooks" / f"{runner.toc_notebooks()[0]}.html"
+    report = check.check_page(html, page, tmp_path, check.find_chromium())
     assert report.formulas > 5 and report.images >= 1, report
     assert report.typeset >= report.formulas, report.problems
     assert report.ok, report.problems

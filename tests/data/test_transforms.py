@@ -9,7 +9,8 @@ from PIL import Image
 
 from h3r.data.layouts import IBUG68, LAPA106, LAYOUTS, WFLW98
 from h3r.data.transforms import (Augment, CropTransform, as_size, box_from_keypoints, color_jitter, crop_matrix,
-                                 inverse, official_crop, square_box, warp, xywh_box)
+                                 inverse, square_box, warp, xywh_box)
+from h3r.protocols import official_crop
 from h3r.geometry import apply_affine, flip_keypoints
 
 # FLIP_ORDER of the official H3R configs (models/300w/*/config.yaml), the reference for IBUG68.
@@ -177,5 +178,5 @@ def test_boxes_and_sizes():
         as_size((0, 3))
     with pytest.raises(ValueError, match="empty"):
         crop_matrix((5, 5, 2, 9), (8, 8))
-    with pytest.raises(ValueError, match="official"):
-        CropTransform(64, range(3), augment=Augment(), official=True)
+    with pytest.raises(ValueError, match="padding must be positive"):
+        CropTransform(64, range(3), padding=0)

@@ -18,16 +18,23 @@ from torch import nn
 from torchvision import transforms
 
 from h3r import cli, metrics
-from h3r import train as T
 from h3r.codecs import build_codec
 from h3r.data.layouts import IBUG68
-from h3r.data.transforms import official_crop
-from h3r.evaluate import (OFFICIAL_SPLITS, evaluate_official, official_model_folder, official_settings,
-                          official_window, protocol_dataset, read_official_config, resolve_weights)
+from h3r.data.registry import build_dataset
+from h3r.data.transforms import Augment
+from h3r.evaluation import evaluate_official, predict
 from h3r.geometry import apply_affine
+from h3r.protocols import official_benchmarks, official_crop, official_window
 from h3r.reported import reported
+from h3r.runs import evaluate_run, run
+from h3r.train import Config
+from h3r.zoo import official_model_folder, official_settings, read_official_config, resolve_weights
 
-SNAPSHOT = Path("/work/.mirror/baoshengyu+H3R/repo")
+OFFICIAL_SPLITS = official_benchmarks()
+
+
+def protocol_dataset(name, split, root, size, box, protocol="official"):
+    return build_dataset(name, split, data_root=root, input_size=size, box=box, protocol=protocol)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +153,7 @@ def test_decode_flip_and_mapping_match_torchalign(root, dataset, box):
     images = torch.stack([data[i]["image"] for i in range(n)])
     model = HandMadeHead(images, logits, logits_mirrored)
     codec = build_codec("h3r-official", size, stride=stride)
-    ours = T.predict(model, codec, data, torch.device("cpu"), batch_size=2, flip_test=True,
+    ours = predict(model, codec, data, torch.device("cpu"), batch_size=2, flip_test=True,
                      score_mode="foreground", progress=False)
     bbox = torch.from_numpy(data.boxes).float()
     expected = torchalign_landmarks(logits, logits_mirrored, bbox, size, list(data.layout.flip_index))
@@ -158,7 +165,7 @@ def test_decode_flip_and_mapping_match_torchalign(root, dataset, box):
     nme = metrics.nme(ours["pred"], ours["gt"], ours["normalizer"], ours["visible"]).mean()
     assert abs(nme.item() - official_nme.item()) < 1e-5
     # the flip test is what makes the two channels of logits count: without it only the first is read
-    plain = T.predict(model, codec, data, torch.device("cpu"), flip_test=False, progress=False)
+    plain = predict(model, codec, data, torch.device("cpu"), flip_test=False, progress=False)
     assert not torch.allclose(plain["pred"], ours["pred"])
 
 
@@ -215,9 +222,12 @@ def test_readme_rows_name_the_official_folders():
     assert len(rows) == 14 and len(set(folders)) == 14
     assert folders[0] == "models/wflw/hrnet18_256x256_p1"
     assert "models/300wlp/pts3d/mobilenet_128x128_p2" in folders
-    if not SNAPSHOT.is_dir():
-        pytest.skip(f"the official repository snapshot is not at {SNAPSHOT}")
-    tree = subprocess.run(["git", "-C", str(SNAPSHOT), "ls-tree", "-r", "--name-only", "HEAD", "models"],
+
+
+def test_the_official_folders_exist_in_the_official_repository(official_snapshot):
+    rows = reported("official_readme", metric="NME")
+    folders = [official_model_folder(r.dataset, r.backbone, r.bbox, r.input_size) for r in rows.itertuples()]
+    tree = subprocess.run(["git", "--git-dir", str(official_snapshot), "ls-tree", "-r", "--name-only", "HEAD", "models"],
                           capture_output=True, text=True, check=True).stdout.split()
     assert all(f"{f}/model.pth" in tree and f"{f}/config.yaml" in tree for f in folders)
 
@@ -273,19 +283,21 @@ def test_argument_errors(root, tmp_path, capsys, model_68):
     assert "--arch only apply to --weights" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: exactly one of --run and --weights
         run_cli("--run", str(tmp_path), "--weights", f"official:{model_68}")
-    with pytest.raises(ValueError, match="official protocol is defined for"):
-        protocol_dataset("synthetic_faces", "test", None, 64, "P1")
+    with pytest.raises(ValueError, match="official weights are evaluated on"):
+        evaluate_official(model_68, dataset="cofw", data_root=root, device="cpu")
     with pytest.raises(ValueError, match="protocol must be one of"):
         protocol_dataset("wflw", "test", root, 64, "P1", protocol="torchalign")
+    with pytest.raises(ValueError, match="the official protocol takes no augmentation|takes no augmentation"):
+        build_dataset("wflw", "test", data_root=root, input_size=64, protocol="official", augment=Augment())
 
 
 # --- an h3r run, under both protocols ----------------------------------------------------------------------------
 
 @pytest.mark.slow
 def test_run_under_both_protocols(root, tmp_path, capsys):
-    cfg = T.Config(dataset="wflw", data_root=str(root), input_size=32, backbone="mobilenet_v2", epochs=1,
+    cfg = Config(dataset="wflw", data_root=str(root), input_size=32, backbone="mobilenet_v2", epochs=1,
                    batch_size=2, workers=0, device="cpu", progress=False, out_dir=str(tmp_path / "runs"))
-    T.run(cfg)
+    run(cfg)
     results = {}
     for protocol in ("ours", "official"):
         assert run_cli("--run", str(cfg.run_dir()), "--protocol", protocol, "--json", str(tmp_path / protocol)) == 0

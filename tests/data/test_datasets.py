@@ -19,7 +19,8 @@ from h3r.data.faces import COCOStyleFaces, HRNetCSV
 from h3r.data.layouts import IBUG68, WFLW98
 from h3r.data.registry import DATASETS, LAYOUT_DOCS, available_datasets, build_dataset
 from h3r.data.annotated import DATA_ROOT_ENV, AnnotationError, DatasetNotFoundError, resolve_data_root
-from h3r.data.transforms import Augment, inverse, official_crop
+from h3r.data.transforms import Augment, inverse
+from h3r.protocols import official_crop
 from h3r.geometry import flip_keypoints
 
 CASES = [("wflw", "train"), ("wflw", "test"), ("300w", "train"), ("300w", "common"), ("300w", "challenging"),
@@ -275,12 +276,12 @@ def test_coco_protocol(data):
 
 def test_official_crop_in_a_dataset(data):
     root, _ = data
-    ds = _build(root, "wflw", "test", official=True)
+    ds = _build(root, "wflw", "test", protocol="official")
     s = ds[0]
     _, mapping = official_crop(s["box"].double().tolist(), (64, 64))
     torch.testing.assert_close(s["affine"], mapping, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="official"):
-        _build(root, "wflw", "test", official=True, augment=Augment())
+        _build(root, "wflw", "test", protocol="official", augment=Augment())
 
 
 def test_unannotated_points_are_invisible_and_counted(data, tmp_path):

@@ -1,41 +1,12 @@
-"""The profile resolver and the papermill runner: clear errors for wrong parameters and failing cells."""
+"""The papermill runner of the book: clear errors for wrong parameters and failing cells."""
 from __future__ import annotations
 
 import nbformat
 import pytest
 
-from h3r import notebooks as nb
-
-
-PROFILES = {"smoke": dict(strides=[4, 8], n_points=10, sigma=2.0, device="auto", flip=False, root=None),
-            "cpu": dict(strides=[1, 2, 4], n_points=1000, sigma=2.0, device="auto", flip=True, root=None)}
-
-
-def test_resolve_takes_the_profile_and_applies_overrides():
-    cfg = nb.resolve(PROFILES, "cpu", strides=None, n_points=50)
-    assert cfg.profile == "cpu" and cfg.strides == [1, 2, 4] and cfg.n_points == 50 and cfg.flip is True
-
-
-def test_resolve_parses_papermill_strings():
-    cfg = nb.resolve(PROFILES, "smoke", strides="[2, 4]", n_points="20", sigma="1.5", flip="True", root="/d")
-    assert (cfg.strides, cfg.n_points, cfg.sigma, cfg.flip, cfg.root) == ([2, 4], 20, 1.5, True, "/d")
-
-
-@pytest.mark.parametrize("override, message", [
-    (dict(n_points="many"), "cannot read 'many' as a int"),
-    (dict(n_points=2.5), "must be a int"),
-    (dict(strides=3), "must be a list"),
-    (dict(flip=1), "must be a bool"),
-    (dict(epochs=3), "'epochs' is not a setting"),
-])
-def test_resolve_rejects_wrong_parameters(override, message):
-    with pytest.raises(nb.ParameterError, match=message):
-        nb.resolve(PROFILES, "smoke", **override)
-
-
-def test_resolve_rejects_unknown_profile():
-    with pytest.raises(nb.ParameterError, match=r"unknown profile 'gpu'.*\['cpu', 'smoke'\]"):
-        nb.resolve(PROFILES, "gpu")
+from h3r.book import runner as nb
+from h3r.book.__main__ import main
+from h3r.profiles import ParameterError
 
 
 def test_every_book_notebook_has_one_parameters_cell_with_a_profile():
@@ -61,7 +32,7 @@ def _notebook(tmp_path, *sources):
 
 def test_unknown_papermill_parameter_is_refused(tmp_path):
     path = _notebook(tmp_path, 'profile = "smoke"', "x = 1")
-    with pytest.raises(nb.ParameterError, match=r"has no parameter 'strides'; its parameters are profile"):
+    with pytest.raises(ParameterError, match=r"has no parameter 'strides'; its parameters are profile"):
         nb.execute(path, tmp_path / "out.ipynb", {"profile": "smoke", "strides": [1]}, progress=False)
 
 
@@ -74,12 +45,12 @@ def test_failing_cell_is_named(tmp_path):
 
 
 def test_cli_reports_errors_without_a_traceback(capsys):
-    assert nb.main(["execute", "01_quantization_error", "--profile", "smoke", "-p", "no_such", "1"]) == 1
+    assert main(["execute", "01_quantization_error", "--profile", "smoke", "-p", "no_such", "1"]) == 1
     assert "has no parameter 'no_such'" in capsys.readouterr().err
 
 
 def test_book_parameters_go_to_the_chapters_that_declare_them(tmp_path):
-    with pytest.raises(nb.ParameterError, match=r"no notebook of the book has the parameter\(s\) \['colour'\]"):
+    with pytest.raises(ParameterError, match=r"no notebook of the book has the parameter\(s\) \['colour'\]"):
         nb.build(parameters={"colour": "red"}, out=tmp_path)
     declared = {s: nb.declared_parameters(nb.NOTEBOOKS / f"{s}.ipynb") for s in nb.toc_notebooks()}
     assert any("data_root" in d for d in declared.values()) and not all("data_root" in d for d in declared.values())

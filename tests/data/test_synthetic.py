@@ -12,7 +12,8 @@ from h3r.data.layouts import IBUG68, MPII16
 from h3r.data.synthetic import HARD, SPLITS, Nuisance, SyntheticFaces, SyntheticPose
 from h3r.data.synthetic.canvas import Canvas, ellipse, place, spline, transform
 from h3r.data.synthetic.faces import face_model, sample_face_shape
-from h3r.data.synthetic.pose import HEAD_BOX_SCALE, HEAD_TOP, NECK, body_model, sample_body_shape
+from h3r.data.synthetic.pose import HEAD_TOP, NECK, body_model, sample_body_shape
+from h3r.metrics import MPII_HEAD_SCALE
 from h3r.geometry import flip_keypoints, in_frame
 
 DATASETS = [SyntheticFaces, SyntheticPose]
@@ -62,7 +63,7 @@ def test_pose_head_box_and_normalizer():
         for joint in (NECK, HEAD_TOP):  # both lie on the head ellipse
             x, y = s["keypoints"][joint].tolist()
             assert x1 - 0.05 <= x <= x2 + 0.05 and y1 - 0.05 <= y <= y2 + 0.05
-        assert s["normalizer"].item() == pytest.approx(HEAD_BOX_SCALE * math.hypot(x2 - x1, y2 - y1), rel=1e-5)
+        assert s["normalizer"].item() == pytest.approx(MPII_HEAD_SCALE * math.hypot(x2 - x1, y2 - y1), rel=1e-5)
 
 
 @pytest.mark.parametrize("cls", DATASETS)

@@ -7,7 +7,7 @@ import re
 import nbformat
 import pytest
 
-from h3r import notebooks as nb
+from h3r.book import runner as nb
 from tests.fixtures import write_300w, write_coco, write_mpii, write_wflw
 
 

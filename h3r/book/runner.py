@@ -1,0 +1,170 @@
+"""The book's runner: execute the notebooks with papermill under a profile, render Jupyter Book.
+
+Every notebook under ``notebooks/`` has one cell tagged ``parameters``: ``profile`` plus the
+settings a user may override (``None`` means "the profile's value", see :mod:`h3r.profiles`).
+The runner refuses parameters a notebook does not declare, names the notebook and cell that
+failed, and renders the book offline (local MathJax, warnings as errors).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from h3r.profiles import DEFAULT_PROFILE, ParameterError
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+BOOK = REPO / "book"
+BUILD = REPO / "_build"
+
+
+# --- the book's notebooks ---------------------------------------------------------------------
+
+def toc_notebooks(toc: Path = BOOK / "_toc.yml") -> list[str]:
+    """Stems of the notebooks the book lists (``notebooks/<stem>`` entries of ``_toc.yml``), in order."""
+    import yaml
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("file"), str):
+                yield node["file"]
+            for value in node.values():
+                yield from walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from walk(item)
+
+    files = list(walk(yaml.safe_load(toc.read_text())))
+    stems = [Path(f).with_suffix("").name for f in files if Path(f).parts[0] == "notebooks"]
+    missing = [s for s in stems if not (NOTEBOOKS / f"{s}.ipynb").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{toc} lists notebooks that do not exist: "
+                                + ", ".join(f"notebooks/{s}.ipynb" for s in missing))
+    return stems
+
+
+def declared_parameters(notebook: Path) -> dict:
+    """The parameters a notebook's ``parameters`` cell declares, by name."""
+    import papermill
+
+    return papermill.inspect_notebook(str(notebook))
+
+
+def check_parameters(notebook: Path, parameters: dict) -> None:
+    """Refuse parameters the notebook's ``parameters`` cell does not declare (papermill only warns)."""
+    declared = declared_parameters(notebook)
+    if not declared:
+        raise ParameterError(f"{notebook} has no cell tagged 'parameters'")
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ParameterError(f"{notebook.name} has no parameter {', '.join(map(repr, unknown))}; "
+                             f"its parameters are {', '.join(sorted(declared))}")
+
+
+@dataclass
+class NotebookFailed(RuntimeError):
+    notebook: Path
+    output: Path
+    cell: int | None
+    error: str
+
+    def __str__(self) -> str:
+        where = f"cell {self.cell}" if self.cell is not None else "a cell"
+        return (f"notebook {self.notebook} failed in {where}: {self.error}\n"
+                f"  the partly executed copy is {self.output}")
+
+
+def execute(source: Path, output: Path, parameters: dict, progress: bool = True) -> float:
+    """Run the notebook ``source`` with papermill into ``output``; return seconds taken.
+
+    Runs with the repository root as working directory. A failing cell raises
+    :class:`NotebookFailed` naming the notebook and the cell.
+    """
+    import papermill
+
+    check_parameters(source, parameters)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(source), str(output), parameters=parameters, cwd=str(REPO),
+                                   kernel_name="python3", progress_bar=progress, log_output=False)
+    except papermill.PapermillExecutionError as err:
+        raise NotebookFailed(source, output, err.exec_count, f"{err.ename}: {err.evalue}") from None
+    return time.perf_counter() - start
+
+
+def stage_book(stage: Path) -> None:
+    """Copy the book's sources and a local MathJax into ``stage`` (executed notebooks go in later)."""
+    if stage.exists():
+        shutil.rmtree(stage)
+    shutil.copytree(BOOK, stage / "book", ignore=shutil.ignore_patterns("_static"))
+    if (BOOK / "_static").is_dir():  # Jupyter Book includes every .css/.js of the root's _static/
+        shutil.copytree(BOOK / "_static", stage / "_static")
+    shutil.copy2(REPO / "_config.yml", stage / "_config.yml")
+    # Not under _static/: Jupyter Book would add a <script> for every .js file found there.
+    shutil.copytree(mathjax_dir(), stage / "_vendor" / "mathjax")
+
+
+def mathjax_dir() -> Path:
+    """MathJax 3's ``es5`` folder as shipped by the ``django-static-mathjax`` wheel (no CDN)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("MathJax is not installed: pip install 'django-static-mathjax>=3.2,<4'")
+    es5 = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax" / "es5"
+    if not (es5 / "tex-chtml.js").is_file():
+        raise FileNotFoundError(f"MathJax's tex-chtml.js not found under {es5}")
+    return es5
+
+
+def build(profile: str = DEFAULT_PROFILE, parameters: dict | None = None, execute_notebooks: bool = True,
+          only: list[str] | None = None, out: Path = BUILD) -> Path:
+    """Execute the book's notebooks under ``profile`` and render the book; return the HTML folder.
+
+    With ``execute_notebooks=False`` the stored notebooks (their ``smoke`` outputs) are rendered
+    as they are: quick, for checking the rendering itself.
+    """
+    stems = toc_notebooks()
+    declared = {stem: declared_parameters(NOTEBOOKS / f"{stem}.ipynb") for stem in stems}
+    unused = sorted(set(parameters or {}) - set().union(*declared.values()))
+    if unused:
+        raise ParameterError(f"no notebook of the book has the parameter(s) {unused}")
+    stage = out / "src"
+    stage_book(stage)
+    timings = {}
+    for stem in stems:
+        target = stage / "notebooks" / f"{stem}.ipynb"
+        if execute_notebooks and (only is None or stem in only):
+            print(f"[h3r] executing notebooks/{stem}.ipynb (profile {profile})", flush=True)
+            # a parameter given for the whole book goes to the chapters that declare it
+            mine = {k: v for k, v in (parameters or {}).items() if k in declared[stem]}
+            timings[stem] = execute(NOTEBOOKS / f"{stem}.ipynb", target, {"profile": profile, **mine})
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(NOTEBOOKS / f"{stem}.ipynb", target)
+    for stem, seconds in timings.items():
+        print(f"[h3r] {stem}: {seconds:.0f} s")
+    html = out / "html"
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(stage), "--toc", str(stage / "book" / "_toc.yml"),
+           "--config", str(stage / "_config.yml"), "--path-output", str(out / "site"), "-W", "-n", "--keep-going"]
+    print("[h3r] jupyter-book " + " ".join(cmd[3:]), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
+    if html.exists():
+        shutil.rmtree(html)
+    shutil.copytree(out / "site" / "_build" / "html", html)
+    print(f"[h3r] the book is at {html / 'index.html'}")
+    return html
+
+
+def execute_in_place(profile: str, stems: list[str]) -> None:
+    """Re-execute notebooks and store their outputs in ``notebooks/`` (for nbval: profile smoke)."""
+    for stem in stems:
+        tmp = BUILD / "inplace" / f"{stem}.ipynb"
+        print(f"[h3r] executing notebooks/{stem}.ipynb (profile {profile})", flush=True)
+        execute(NOTEBOOKS / f"{stem}.ipynb", tmp, {"profile": profile})
+        shutil.move(tmp, NOTEBOOKS / f"{stem}.ipynb")

@@ -1,0 +1,176 @@
+"""Profiles: the settings every chapter of the book runs with, in one place.
+
+``smoke``  seconds per notebook; the stored outputs that ``pytest --nbval`` checks.
+``cpu``    the default of the book: the full analysis, and learned results at a size 2 CPU cores
+           finish in minutes.
+``paper``  the paper's settings, for a GPU and the real datasets.
+
+:data:`BASE` is the training setup the learned chapters share per profile, so that a run one
+chapter trains is found again by the next; :data:`CHAPTERS` holds each chapter's own settings. A
+notebook's set-up is one call, with its papermill parameters as overrides (``None``: the
+profile's value)::
+
+    cfg = chapter("heatmap_resolution", profile, strides=strides, seeds=seeds, device=device)
+    cfg.strides, cfg.base, cfg.device    # settings, the training Config, the torch device
+
+An override must name a setting of the chapter and have its type; strings are read as Python
+literals where the profile holds a number, list or bool (``papermill -p strides "[2, 4]"``).
+Settings that name a :class:`~h3r.train.Config` field (``device``, ``input_size``, ``epochs``,
+``dataset``, ...) also set it in ``cfg.base``.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import os
+from types import SimpleNamespace
+
+from h3r.train import Config
+
+PROFILE_NAMES = ("smoke", "cpu", "paper")
+DEFAULT_PROFILE = "cpu"
+
+#: Runs live under ``$H3R_RUNS/<profile>`` (default ``runs/``).
+RUNS = os.environ.get("H3R_RUNS", "runs")
+BASE = {
+    # seconds: just enough to exercise the whole pipeline (CI and nbval)
+    "smoke": Config(dataset="synthetic_faces", input_size=32, train_samples=32, test_samples=16, epochs=1,
+                    batch_size=16, backbone="mobilenet_v2", width_mult=0.5, lr=3e-3, workers=0,
+                    progress=False, out_dir=f"{RUNS}/smoke"),
+    # the book on 2 CPU cores: MobileNetV2 x0.5 at 64 px, 3 x 1200 fresh faces (17 s a run on a quiet 2-core machine)
+    "cpu": Config(dataset="synthetic_faces", input_size=64, train_samples=1200, test_samples=300, epochs=3,
+                  batch_size=32, backbone="mobilenet_v2", width_mult=0.5, lr=3e-3, workers=2,
+                  progress=False, out_dir=f"{RUNS}/cpu"),
+    # the paper's network and resolution, on a GPU: HRNet-W18 at 256 px
+    "paper": Config(dataset="synthetic_faces", input_size=256, train_samples=10_000, test_samples=2_000,
+                    epochs=60, lr_milestones=[0.5, 0.83], batch_size=16, backbone="hrnet_w18", lr=1e-3,
+                    workers=8, device="auto", progress=False, out_dir=f"{RUNS}/paper"),
+}
+SEEDS = {"smoke": [0], "cpu": [0, 1, 2], "paper": [0, 1, 2]}
+
+
+def _per_profile(**values) -> dict[str, dict]:
+    """The same settings under every profile (a value may be a {profile: value} dict)."""
+    return {name: {k: v[name] if isinstance(v, dict) and set(v) == set(PROFILE_NAMES) else v
+                   for k, v in values.items()} for name in PROFILE_NAMES}
+
+
+def _by_profile(smoke, cpu, paper) -> dict:
+    return {"smoke": smoke, "cpu": cpu, "paper": paper}
+
+
+_LEARNED_CODECS = ["argmax-round", "dark", "udp", "soft-argmax", "h3r"]
+
+#: chapter -> profile -> settings (the names of the notebook's papermill parameters)
+CHAPTERS: dict[str, dict[str, dict]] = {
+    "quantization_error": _per_profile(
+        input_size=256, strides=_by_profile([4, 16], [1, 2, 4, 8, 16, 32], [1, 2, 4, 8, 16, 32]),
+        n_points=_by_profile(4_000, 100_000, 2_000_000), cell_budget=_by_profile(2**22, 2**26, 2**32),
+        draws=_by_profile(200, 4_000, 40_000), seed=0, device="auto",
+        nme_strides=_by_profile([4, 16], [2, 4, 8, 16], [2, 4, 8, 16]), data_root=None,
+        extra_annotations="auto", synthetic_faces=_by_profile(32, 200, 2_000)),
+    "unbiasedness": _per_profile(
+        input_size=256, stride=4, n_points=_by_profile(64, 256, 4_096),
+        max_draws=_by_profile(1024, 4_096, 262_144), seed=0, device="auto"),
+    "codecs": _per_profile(
+        input_size=256, stride=4, batch=_by_profile(4, 64, 64), keypoints=_by_profile(8, 98, 98),
+        heatmap=_by_profile(16, 64, 64), repeats=_by_profile(2, 10, 50), seed=0, device="auto"),
+    "synthetic_benchmark": {name: dict(strides=[4, 8], codecs=["argmax-round", "h3r"], seeds=SEEDS[name],
+                                       input_size=BASE[name].input_size, epochs=BASE[name].epochs,
+                                       train_samples=BASE[name].train_samples, device=BASE[name].device)
+                            for name in PROFILE_NAMES},
+    "heatmap_resolution": _per_profile(
+        strides=_by_profile([4, 8], [4, 8], [2, 4, 8, 16]), codecs=_LEARNED_CODECS,
+        decoders=["argmax-quarter on argmax-round", "dark on argmax-round"], seeds=SEEDS,
+        dataset="synthetic_faces", data_root="", device="auto"),
+    "ablations": _per_profile(
+        ks=_by_profile([1, 4, 9], [1, 2, 4, 9, 16, 25], [1, 2, 4, 9, 16, 25]),
+        windows=_by_profile([1], [1, 2], [1, 2]), ablation_strides=_by_profile([8], [8], [4, 8]), sigma=1.0,
+        seeds=SEEDS, device="auto"),
+    "cost": _per_profile(
+        input_sizes=_by_profile([32], [32, 64], [128, 160, 256]), codecs=["argmax-round", "h3r"], seeds=SEEDS,
+        device="auto"),
+    "benchmarks": _per_profile(
+        datasets=["wflw", "300w", "cofw", "aflw", "mpii", "coco"], data_root="", codecs=["argmax-round", "h3r"],
+        seeds=_by_profile([0], [0, 1, 2], [0, 1, 2]), device="auto"),
+    # smoke looks for nothing on disk, so that its stored outputs are the same on every machine
+    "official": _per_profile(
+        weights_dir=_by_profile("", "official", "official"), data_root=_by_profile("", "data", "data"),
+        results_dir=_by_profile("", "runs/official", "runs/official"), evaluate=_by_profile(False, False, True),
+        device="auto"),
+    "reproduce": _per_profile(data_root=None, device="auto"),
+}
+
+
+class ParameterError(ValueError):
+    """A notebook parameter (papermill ``-p``) has a wrong name, type or value."""
+
+
+def resolve(profiles: dict, profile: str, **overrides) -> SimpleNamespace:
+    """The settings of ``profile`` in ``profiles`` (profile -> settings) with the non-None
+    ``overrides`` applied, checked (see the module docstring). Returns a namespace with
+    ``profile`` and every setting."""
+    if profile not in profiles:
+        raise ParameterError(f"unknown profile {profile!r}; this notebook has profiles {sorted(profiles)}")
+    settings = dict(profiles[profile])
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        if name not in settings:
+            raise ParameterError(f"parameter {name!r} is not a setting of this notebook; "
+                                 f"its settings are {sorted(settings)}")
+        settings[name] = _coerce(name, value, settings[name])
+    return SimpleNamespace(profile=profile, **settings)
+
+
+def chapter(name: str, profile: str, **overrides) -> SimpleNamespace:
+    """A chapter's settings under ``profile`` (:func:`resolve` over :data:`CHAPTERS`), plus
+    ``base`` (the profile's training :class:`~h3r.train.Config` with the settings that name one of
+    its fields applied) and ``device`` (the torch device ``device`` resolves to)."""
+    from h3r.provenance import pick_device
+
+    if name not in CHAPTERS:
+        raise ParameterError(f"unknown chapter {name!r}; the chapters are {sorted(CHAPTERS)}")
+    cfg = resolve(CHAPTERS[name], profile, **overrides)
+    fields = {f.name for f in dataclasses.fields(Config)}
+    changes = {k: v for k, v in vars(cfg).items() if k in fields and v not in (None, "")}
+    cfg.base = dataclasses.replace(BASE[profile], **changes)
+    cfg.device = pick_device(getattr(cfg, "device", "auto") or "auto")
+    return cfg
+
+
+def _coerce(name: str, value, like):
+    if like is None:
+        return value
+    if isinstance(value, str) and not isinstance(like, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ParameterError(f"parameter {name!r}: cannot read {value!r} as a {type(like).__name__}") from None
+    if isinstance(like, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(like, (int, float)):
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and (isinstance(like, float) or float(value).is_integer()))
+    elif isinstance(like, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+    else:
+        ok = isinstance(value, type(like))
+    if not ok:
+        raise ParameterError(f"parameter {name!r} must be a {type(like).__name__} like {like!r}, got {value!r}")
+    return type(like)(value) if isinstance(like, (int, float, list, tuple)) and not isinstance(like, bool) else value
+
+
+def provenance_note(cfg: SimpleNamespace, data: str, device: str = "cpu", seeds=None, **extra):
+    """A Markdown line stating where the numbers above come from (profile, data, device, seeds,
+    commit), for display under every table and figure of the book."""
+    from IPython.display import Markdown
+
+    from h3r.provenance import provenance
+
+    p = provenance(device)
+    seeds = seeds if seeds is not None else getattr(cfg, "seeds", [getattr(cfg, "seed", "-")])
+    parts = [f"profile **{cfg.profile}**", f"data: {data}", f"device: {p['device']}",
+             f"seeds: {', '.join(map(str, seeds)) if isinstance(seeds, (list, tuple)) else seeds}",
+             *(f"{k}: {v}" for k, v in extra.items()), f"commit {p['commit']}", f"torch {p['torch']}"]
+    return Markdown("*Provenance* — " + " · ".join(parts))

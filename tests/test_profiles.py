@@ -1,0 +1,54 @@
+"""Profiles: every chapter's settings in one table, resolved with papermill's string overrides."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from h3r import profiles
+from h3r.profiles import ParameterError, chapter, resolve
+
+PROFILES = {"smoke": dict(strides=[4, 8], n_points=10, sigma=2.0, device="auto", flip=False, root=None),
+            "cpu": dict(strides=[1, 2, 4], n_points=1000, sigma=2.0, device="auto", flip=True, root=None)}
+
+
+def test_resolve_takes_the_profile_and_applies_overrides():
+    cfg = resolve(PROFILES, "cpu", strides=None, n_points=50)
+    assert cfg.profile == "cpu" and cfg.strides == [1, 2, 4] and cfg.n_points == 50 and cfg.flip is True
+
+
+def test_resolve_parses_papermill_strings():
+    cfg = resolve(PROFILES, "smoke", strides="[2, 4]", n_points="20", sigma="1.5", flip="True", root="/d")
+    assert (cfg.strides, cfg.n_points, cfg.sigma, cfg.flip, cfg.root) == ([2, 4], 20, 1.5, True, "/d")
+
+
+@pytest.mark.parametrize("override, message", [
+    (dict(n_points="many"), "cannot read 'many' as a int"),
+    (dict(n_points=2.5), "must be a int"),
+    (dict(strides=3), "must be a list"),
+    (dict(flip=1), "must be a bool"),
+    (dict(epochs=3), "'epochs' is not a setting"),
+])
+def test_resolve_rejects_wrong_parameters(override, message):
+    with pytest.raises(ParameterError, match=message):
+        resolve(PROFILES, "smoke", **override)
+
+
+def test_resolve_rejects_unknown_profile():
+    with pytest.raises(ParameterError, match=r"unknown profile 'gpu'.*\['cpu', 'smoke'\]"):
+        resolve(PROFILES, "gpu")
+
+
+def test_every_chapter_has_every_profile():
+    for name, settings in profiles.CHAPTERS.items():
+        assert set(settings) == set(profiles.PROFILE_NAMES), name
+
+
+def test_chapter_settings_that_name_a_config_field_set_the_base():
+    cfg = chapter("heatmap_resolution", "cpu", seeds="[5]", device="cpu")
+    assert cfg.seeds == [5] and cfg.device.type == "cpu"
+    assert cfg.base == dataclasses.replace(profiles.BASE["cpu"], dataset="synthetic_faces", device="cpu")
+    with pytest.raises(ParameterError, match="unknown chapter 'nope'"):
+        chapter("nope", "cpu")
+    with pytest.raises(ParameterError, match="'epochs' is not a setting"):
+        chapter("heatmap_resolution", "cpu", epochs=3)
