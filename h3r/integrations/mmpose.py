@@ -101,7 +101,8 @@ class H3RHeatmap(BaseKeypointCodec):
         align (str): ``"corner"`` (mmpose's MSRA convention, the default) or ``"center"``;
             see the module docstring.
         randomize (bool): ``False`` encodes the expectation over the draws (the bilinear map,
-            deterministic) instead of one draw.
+            deterministic) instead of one draw. Such maps are probabilities: decode them with
+            ``weighting="normalized"`` (the default softmax is for logits).
         seed (int, optional): seed of the codec's own generator (see the module docstring).
     """
 
