@@ -20,7 +20,7 @@ help:
 	@echo "make test   unit tests + pytest --nbval over the notebooks + the rendered-book check"
 	@echo "make notebooks-smoke   re-execute the notebooks with the smoke profile and store their outputs"
 	@echo "make benchmark         codec throughput on this machine (scripts/benchmark_codecs.py)"
-	@echo "make peer              install mmpose 1.3.2 into the venv, check our decoders against its codecs"
+	@echo "make peer              install mmpose 1.3.2 into the venv, check our decoders against its codecs and h3r.integrations.mmpose"
 
 venv: $(VENV)/.installed
 
@@ -44,11 +44,12 @@ benchmark: venv
 	$(PY) scripts/benchmark_codecs.py
 
 # mmpose pins opencv-python (a GUI build) and mmcv's compiled ops; the peer check needs neither:
-# mmcv-lite, the headless opencv, and mmpose itself without its dependency pins.
+# mmcv-lite, the headless opencv, and mmpose itself without its dependency pins. Then the decoders
+# against mmpose's codecs, h3r.integrations.mmpose (tests/integrations) and the codec benchmark.
 peer: venv
 	$(PY) -m pip install --quiet $(PIP_EXTRA) mmengine mmcv-lite munkres json-tricks opencv-python-headless
 	$(PY) -m pip install --quiet --no-deps mmpose==1.3.2
-	$(PY) -m pytest tests/test_codecs_mmpose.py $(PYTEST_ARGS)
+	$(PY) -m pytest tests/test_codecs_mmpose.py tests/integrations $(PYTEST_ARGS)
 	$(PY) scripts/benchmark_codecs.py
 
 clean:
