@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from h3r.codecs import H3R
-from h3r.data.synthetic_faces import SyntheticFaces
+from h3r.data.synthetic import SyntheticFaces
 from h3r.losses import spatial_ce
 from h3r.metrics import nme
 
