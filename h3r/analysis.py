@@ -17,6 +17,10 @@ the layout's ``flip_index``, as :func:`h3r.train.predict` does.
 """
 from __future__ import annotations
 
+from h3r._extras import require
+
+require("train", "h3r.analysis")
+
 from dataclasses import dataclass, replace
 
 import pandas as pd

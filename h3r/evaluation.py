@@ -16,6 +16,10 @@ times stride 4, no half-pixel offset); an h3r run with its own codec. How a face
 """
 from __future__ import annotations
 
+from h3r._extras import require
+
+require("train", "h3r.evaluation")
+
 import dataclasses
 from pathlib import Path
 

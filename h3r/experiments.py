@@ -9,6 +9,10 @@ table.
 """
 from __future__ import annotations
 
+from h3r._extras import require
+
+require("train", "h3r.experiments")
+
 import dataclasses
 import itertools
 

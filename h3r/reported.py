@@ -11,6 +11,10 @@ is the prose version of this module and names every source.
 """
 from __future__ import annotations
 
+from h3r._extras import require
+
+require("train", "h3r.reported")
+
 from dataclasses import asdict, dataclass, fields
 
 import pandas as pd

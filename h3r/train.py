@@ -18,6 +18,10 @@ numbers as an uninterrupted one.
 """
 from __future__ import annotations
 
+from h3r._extras import require
+
+require("train", "h3r.train")
+
 import dataclasses
 import hashlib
 import json

@@ -6,6 +6,10 @@ convention of :mod:`h3r.geometry`, so keypoints in input pixels are plotted as t
 """
 from __future__ import annotations
 
+from h3r._extras import require
+
+require("data", "h3r.viz")
+
 import numpy as np
 import torch
 from matplotlib.axes import Axes

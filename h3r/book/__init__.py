@@ -8,3 +8,6 @@ check that looks at the rendered pages.
 ``runner``  papermill execution under a profile (:mod:`h3r.profiles`), staging, Jupyter Book 1.x
 ``check``   headless Chromium over the built HTML
 """
+from h3r._extras import require
+
+require("book", "the book tooling (h3r.book)")

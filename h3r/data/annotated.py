@@ -16,6 +16,10 @@ Failures are loud and say what to do:
 """
 from __future__ import annotations
 
+from h3r._extras import require
+
+require("data", "h3r.data (the datasets and their crops)")
+
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace

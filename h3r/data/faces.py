@@ -16,6 +16,10 @@ at integers); where a format is MATLAB's 1-based, 1 is subtracted as the officia
 """
 from __future__ import annotations
 
+from h3r._extras import require
+
+require("data", "h3r.data (the datasets and their crops)")
+
 import csv
 import json
 from pathlib import Path

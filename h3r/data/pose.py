@@ -6,6 +6,10 @@ the convention of HRNet (Sun et al., CVPR 2019) and mmpose. Unannotated joints a
 """
 from __future__ import annotations
 
+from h3r._extras import require
+
+require("data", "h3r.data (the datasets and their crops)")
+
 import json
 import warnings
 from pathlib import Path

@@ -20,6 +20,10 @@ codec masks them. As in HRNet and mmpose, the warp does not low-pass the image w
 """
 from __future__ import annotations
 
+from h3r._extras import require
+
+require("data", "h3r.data (the datasets and their crops)")
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 

@@ -21,6 +21,10 @@ Counting
 """
 from __future__ import annotations
 
+from h3r._extras import require
+
+require("train", "h3r.models (HRNet-W18, MobileNetV2)")
+
 import math
 from pathlib import Path
 

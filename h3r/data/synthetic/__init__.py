@@ -7,6 +7,10 @@
 ``faces``   :class:`SyntheticFaces`, a parametric face with the 68 iBUG landmarks
 ``pose``    :class:`SyntheticPose`, an articulated figure with the 16 MPII joints
 """
+from h3r._extras import require
+
+require("data", "h3r.data.synthetic (the embedded benchmark)")
+
 from h3r.data.synthetic.base import SPLITS, Scene, SyntheticDataset
 from h3r.data.synthetic.faces import SyntheticFaces
 from h3r.data.synthetic.pose import SyntheticPose
