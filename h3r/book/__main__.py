@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             reports = check_book(args.html, args.screenshots)
             for r in reports:
                 status = "ok" if r.ok else "PROBLEMS"
-                print(f"{status:8} {r.page}: {r.typeset}/{r.formulas} formulas typeset, {r.images} images"
+                print(f"{status:8} {r.page}: {r.typeset}/{r.formulas} formulas typeset, {r.images} images, "
+                      f"{r.bytes / 1e6:.2f} MB without images"
                       + (f", screenshot {r.screenshot}" if r.screenshot else ""))
                 for problem in r.problems:
                     print(f"         - {problem}")

@@ -52,6 +52,28 @@ def _chromium(browser: str, *args: str, timeout: int = 120) -> str:
     return run.stdout
 
 
+#: the most a page may weigh without its images: its HTML, scripts and stylesheets
+MAX_PAGE_BYTES = 3_000_000
+_LOADED = re.compile(r"""<script[^>]*\ssrc=["']([^"']+)["']|<link[^>]*\srel=["']stylesheet["'][^>]*\shref=["']([^"']+)["']"""
+                     r"""|<link[^>]*\shref=["']([^"']+)["'][^>]*\srel=["']stylesheet["']""", re.I)
+
+
+def page_weight(page: Path) -> tuple[int, list[str]]:
+    """Bytes a browser loads for ``page`` besides images (the HTML, and every local script and
+    stylesheet it names), and the scripts it loads. Fonts and components MathJax fetches later
+    are not counted: they come only with formulas, a few kB each."""
+    text = page.read_text(encoding="utf-8")
+    total, scripts = len(text.encode()), []
+    for match in _LOADED.finditer(text):
+        src = next(g for g in match.groups() if g)
+        if match.group(1):
+            scripts.append(src)
+        file = page.parent / src.split("#")[0].split("?")[0]
+        if file.is_file():
+            total += file.stat().st_size
+    return total, scripts
+
+
 @dataclass
 class PageReport:
     page: str
@@ -60,6 +82,7 @@ class PageReport:
     typeset: int
     images: int
     problems: list
+    bytes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -88,6 +111,12 @@ def check_page(html_root: Path, page: Path, screenshots: Path | None, browser: s
                 im.verify()
         except Exception as err:  # noqa: BLE001 - any failure to open is a broken image
             problems.append(f"image {src} cannot be displayed ({type(err).__name__})")
+    weight, scripts = page_weight(page)
+    if weight > MAX_PAGE_BYTES:
+        problems.append(f"weighs {weight / 1e6:.1f} MB without its images (at most {MAX_PAGE_BYTES / 1e6:.0f} MB)")
+    mathjax = [src for src in scripts if "mathjax" in src.lower()]
+    if len(mathjax) > 1:
+        problems.append(f"loads {len(mathjax)} MathJax scripts, not one: {mathjax[:3]} ...")
     formulas = len(re.findall(r'class="math notranslate nohighlight"', text))
     typeset, shot = 0, None
     if browser is not None:
@@ -106,7 +135,7 @@ def check_page(html_root: Path, page: Path, screenshots: Path | None, browser: s
                     problems.append("no screenshot could be taken")
         finally:
             server.shutdown()
-    return PageReport(rel, shot, formulas, typeset, len(images), problems)
+    return PageReport(rel, shot, formulas, typeset, len(images), problems, weight)
 
 
 def check_book(html_root: Path = BUILD / "html", screenshots: Path | None = BUILD / "screenshots",

@@ -98,15 +98,21 @@ def execute(source: Path, output: Path, parameters: dict, progress: bool = True)
 
 
 def stage_book(stage: Path) -> None:
-    """Copy the book's sources and a local MathJax into ``stage`` (executed notebooks go in later)."""
+    """Copy the book's sources, its stylesheet and a local MathJax into ``stage`` (executed
+    notebooks go in later).
+
+    The static files go to ``_vendor/``, which ``_config.yml`` lists in ``html_static_path``,
+    never to ``_static/``: Jupyter Book adds a ``<script>`` to every page for every ``.js`` under
+    a book's ``_static/`` (and every static path once that folder exists), which loaded all of
+    MathJax's components on every page. The pages load ``tex-chtml.js`` alone, which fetches what
+    it needs, and the stylesheets named in ``html_css_files``.
+    """
     if stage.exists():
         shutil.rmtree(stage)
     shutil.copytree(BOOK, stage / "book", ignore=shutil.ignore_patterns("_static"))
-    if (BOOK / "_static").is_dir():  # Jupyter Book includes every .css/.js of the root's _static/
-        shutil.copytree(BOOK / "_static", stage / "_static")
-    shutil.copy2(REPO / "_config.yml", stage / "_config.yml")
-    # Not under _static/: Jupyter Book would add a <script> for every .js file found there.
+    shutil.copytree(BOOK / "_static", stage / "_vendor")
     shutil.copytree(mathjax_dir(), stage / "_vendor" / "mathjax")
+    shutil.copy2(REPO / "_config.yml", stage / "_config.yml")
 
 
 def mathjax_dir() -> Path:
@@ -150,6 +156,8 @@ def build(profile: str = DEFAULT_PROFILE, parameters: dict | None = None, execut
     for stem, seconds in timings.items():
         print(f"[h3r] {stem}: {seconds:.0f} s")
     html = out / "html"
+    if (out / "site").exists():  # Sphinx rebuilds only what it sees change, and a template or a
+        shutil.rmtree(out / "site")  # stylesheet is not seen: every build starts clean
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(stage), "--toc", str(stage / "book" / "_toc.yml"),
            "--config", str(stage / "_config.yml"), "--path-output", str(out / "site"), "-W", "-n", "--keep-going"]
     print("[h3r] jupyter-book " + " ".join(cmd[3:]), flush=True)

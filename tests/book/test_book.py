@@ -21,6 +21,15 @@ def test_book_has_every_chapter(html):
     assert (html / "book" / "intro.html").is_file()
 
 
+def test_every_page_loads_one_mathjax_and_weighs_at_most_3_mb(html):
+    for page in html.rglob("*.html"):
+        weight, scripts = check.page_weight(page)
+        assert [s for s in scripts if "mathjax" in s.lower()] in ([], [s for s in scripts if "tex-chtml.js" in s]), page
+        assert weight <= check.MAX_PAGE_BYTES, (page.relative_to(html), weight)
+    weight, scripts = check.page_weight(html / "notebooks" / f"{runner.toc_notebooks()[0]}.html")
+    assert len([s for s in scripts if "tex-chtml.js" in s]) == 1 and weight > 100_000  # the theme, MathJax
+
+
 def test_mathjax_is_served_locally(html):
     page = (html / "book" / "intro.html").read_text()
     scripts = re.findall(r'<script[^>]*src="([^"]*mathjax[^"]*)"', page, re.I)
