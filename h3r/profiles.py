@@ -68,7 +68,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         n_points=_by_profile(4_000, 100_000, 2_000_000), cell_budget=_by_profile(2**22, 2**26, 2**32),
         draws=_by_profile(200, 4_000, 40_000), seed=0, device="auto",
         nme_strides=_by_profile([4, 16], [2, 4, 8, 16], [2, 4, 8, 16]), data_root=None,
-        extra_annotations="auto", synthetic_faces=_by_profile(32, 200, 2_000)),
+        synthetic_faces=_by_profile(32, 200, 2_000)),
     "unbiasedness": _per_profile(
         input_size=256, stride=4, n_points=_by_profile(64, 256, 4_096),
         max_draws=_by_profile(1024, 4_096, 262_144), seed=0, device="auto"),

@@ -22,6 +22,12 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def repo_data() -> Path:
+    """The repository's data root, which ships the 300W validation annotations (data/README.md)."""
+    return REPO / "data"
+
+
+@pytest.fixture(scope="session")
 def official_snapshot() -> Path:
     """The official repository's git directory, from ``$H3R_OFFICIAL_SNAPSHOT``; skips when unset."""
     path = os.environ.get(OFFICIAL_SNAPSHOT_ENV)

@@ -207,8 +207,8 @@ def test_table_rows_and_the_cell_budget():
 
 # --- real annotations --------------------------------------------------------------------------
 
-def test_300w_validation_annotations(shared_data):
-    found, _ = find_face_datasets(shared_data, names=["300w_csv"])
+def test_300w_validation_annotations(repo_data):
+    found, _ = find_face_datasets(repo_data, names=["300w_csv"])
     lm = landmark_set(found["300w_csv"])
     assert len(lm) == 689 and lm.visible.all()
     trips = {k: ROUND_TRIPS[k] for k in ("argmax-floor", "argmax-round", "h3r (expected target)")}

@@ -1,4 +1,5 @@
-"""Real annotations (../shared/data, skipped when absent) through the loaders, crops and inverse maps."""
+"""Real annotations through the loaders, crops and inverse maps: the 300W validation split shipped in
+data/300w/, and the sample images of ../shared/data (skipped when absent)."""
 from __future__ import annotations
 
 import json
@@ -35,15 +36,15 @@ def _similarity_residual(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt(((scale * yc @ rotation - xc) ** 2).sum(1).mean()))
 
 
-def test_300w_validation_csvs(shared_data, tmp_path):
-    (tmp_path / "300w").symlink_to(shared_data / "300w")
+def test_300w_validation_csvs(repo_data, tmp_path):
+    (tmp_path / "300w").symlink_to(repo_data / "300w")
     sizes = {}
     for split in ("valid", "valid_common", "valid_challenge"):
         ds = Face300WCSV(split, data_root=tmp_path, on_missing_image="skip")  # the images are not shipped
         sizes[split] = ds.summary()["indexed"]
         assert ds.summary()["skipped_missing_image"] == sizes[split] and len(ds) == 0
     assert sizes == {"valid": 689, "valid_common": 554, "valid_challenge": 135}
-    csv = HRNetCSV(csv_file=shared_data / "300w" / "face_landmarks_300w_valid.csv", image_root=tmp_path,
+    csv = HRNetCSV(csv_file=repo_data / "300w" / "face_landmarks_300w_valid.csv", image_root=tmp_path,
                    layout=IBUG68, on_missing_image="skip")
     ann = csv.load()  # the parsed annotations, before the (absent) images are checked
     assert len(ann) == 689 and np.isfinite(ann.keypoints).all()
