@@ -82,7 +82,8 @@ def execute(source: Path, output: Path, parameters: dict, progress: bool = True)
     """Run the notebook ``source`` with papermill into ``output``; return seconds taken.
 
     Runs with the repository root as working directory. A failing cell raises
-    :class:`NotebookFailed` naming the notebook and the cell.
+    :class:`NotebookFailed` naming the notebook and the cell. The paths papermill records are
+    made relative to the repository (:func:`portable_paths`).
     """
     import papermill
 
@@ -94,7 +95,24 @@ def execute(source: Path, output: Path, parameters: dict, progress: bool = True)
                                    kernel_name="python3", progress_bar=progress, log_output=False)
     except papermill.PapermillExecutionError as err:
         raise NotebookFailed(source, output, err.exec_count, f"{err.ename}: {err.evalue}") from None
+    finally:
+        if output.is_file():
+            portable_paths(output)
     return time.perf_counter() - start
+
+
+def portable_paths(notebook: Path) -> None:
+    """Rewrite the absolute ``input_path`` and ``output_path`` papermill stores in a notebook's
+    metadata as paths relative to the repository (a machine's paths stay on that machine)."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            path = Path(meta[key]).resolve()
+            meta[key] = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else path.name
+    nbformat.write(nb, notebook)
 
 
 def stage_book(stage: Path) -> None:

@@ -67,3 +67,12 @@ def test_nbval_markers_are_ones_nbval_reads():
             lines = [line.strip() for line in cell.source.splitlines()] if cell.cell_type == "code" else []
             assert not [line for line in lines if line.lstrip("# ").startswith("NBVAL")], (path.name, i)
             assert set(cell.metadata.get("tags", [])) - {"parameters", "injected-parameters"} <= set(metadata_tags), (path.name, i)
+
+
+def test_executed_notebooks_store_paths_relative_to_the_repository(tmp_path):
+    path = _notebook(tmp_path, 'profile = "smoke"', "x = 1")
+    out = nb.REPO / "_build" / "test-portable" / "out.ipynb"
+    nb.execute(path, out, {"profile": "smoke"}, progress=False)
+    meta = nbformat.read(out, as_version=4).metadata["papermill"]
+    assert meta["output_path"] == "_build/test-portable/out.ipynb"
+    assert meta["input_path"] == "probe.ipynb"  # outside the repository: its name only
