@@ -161,9 +161,15 @@ def _coerce(name: str, value, like):
     return type(like)(value) if isinstance(like, (int, float, list, tuple)) and not isinstance(like, bool) else value
 
 
-def provenance_note(cfg: SimpleNamespace, data: str, device: str = "cpu", seeds=None, **extra):
+def provenance_note(cfg: SimpleNamespace, data: str, device: str = "cpu", seeds=None, computed_at=None, **extra):
     """A Markdown line stating where the numbers above come from (profile, data, device, seeds,
-    commit), for display under every table and figure of the book."""
+    commit), for display under every table and figure of the book.
+
+    ``computed_at`` holds the commits the numbers were computed at (a run table's ``commit``
+    column): runs trained earlier are read back while the code that computes them is unchanged
+    (:meth:`h3r.train.Config.key`), so a build may show numbers of older commits; the line then
+    names them, in bold, beside the build's own.
+    """
     from IPython.display import Markdown
 
     from h3r.provenance import provenance
@@ -172,5 +178,13 @@ def provenance_note(cfg: SimpleNamespace, data: str, device: str = "cpu", seeds=
     seeds = seeds if seeds is not None else getattr(cfg, "seeds", [getattr(cfg, "seed", "-")])
     parts = [f"profile **{cfg.profile}**", f"data: {data}", f"device: {p['device']}",
              f"seeds: {', '.join(map(str, seeds)) if isinstance(seeds, (list, tuple)) else seeds}",
-             *(f"{k}: {v}" for k, v in extra.items()), f"commit {p['commit']}", f"torch {p['torch']}"]
+             *(f"{k}: {v}" for k, v in extra.items()), commit_line(p["commit"], computed_at), f"torch {p['torch']}"]
     return Markdown("*Provenance* — " + " · ".join(parts))
+
+
+def commit_line(build: str, computed_at=None) -> str:
+    """``commit <build>``, or, where numbers were computed at other commits, all of them in bold."""
+    commits = sorted({str(c) for c in computed_at}) if computed_at is not None else [build]
+    if commits in ([build], []):
+        return f"commit {build}"
+    return f"**numbers computed at commit {', '.join(commits)}; this build is commit {build}**"

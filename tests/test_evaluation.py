@@ -26,7 +26,7 @@ from h3r.evaluation import evaluate_official, predict
 from h3r.geometry import apply_affine
 from h3r.protocols import official_benchmarks, official_crop, official_window
 from h3r.reported import reported
-from h3r.runs import evaluate_run, run
+from h3r.runs import run
 from h3r.train import Config
 from h3r.zoo import official_model_folder, official_settings, read_official_config, resolve_weights
 

@@ -2,7 +2,6 @@
 equal those parsed from the repository snapshot (skipped when the snapshot is absent)."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path

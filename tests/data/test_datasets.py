@@ -475,7 +475,6 @@ def test_registry(data):
 
 
 def test_registry_builds_the_synthetic_benchmark():
-    pytest.importorskip("h3r.data.synthetic")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = build_dataset("synthetic_faces", "train", input_size=64, length=3, seed=0)

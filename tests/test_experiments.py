@@ -1,0 +1,51 @@
+"""Run grids and the tables the book makes of them."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from h3r import train as T
+from h3r.experiments import benchmark_config, benchmark_status, grid, mean_spread, run_grid
+
+
+def tiny(tmp_path, **overrides) -> T.Config:
+    values = dict(dataset="synthetic_faces", input_size=32, train_samples=32, test_samples=16, batch_size=16,
+                  epochs=1, backbone="mobilenet_v2", width_mult=0.5, lr=2e-3, workers=0, progress=False,
+                  out_dir=str(tmp_path / "runs"))
+    return T.Config(**{**values, **overrides})
+
+
+def test_grid_is_the_product_of_its_axes(tmp_path):
+    configs = grid(tiny(tmp_path), codec=["h3r", "dark"], heatmap_stride=[4, 8], seed=[0, 1, 2])
+    assert len(configs) == 12 and len({c.key() for c in configs}) == 12
+    assert [(c.codec, c.heatmap_stride, c.seed) for c in configs[:3]] == [("h3r", 4, 0), ("h3r", 4, 1), ("h3r", 4, 2)]
+    with pytest.raises(ValueError, match=r"unknown config field\(s\) \['stride'\]"):
+        grid(tiny(tmp_path), stride=[4])
+
+
+def test_run_grid_rows_carry_their_config_and_say_what_was_cached(tmp_path):
+    configs = grid(tiny(tmp_path), codec=["h3r", "argmax-round"])
+    rows = run_grid(configs)
+    assert list(rows.codec) == ["h3r", "argmax-round"] and not rows.cached.any()
+    assert [r.config for r in rows.itertuples()] == configs
+    assert {"NME (%)", "FR@0.1 (%)", "AUC@0.1", "commit", "run", "n"} <= set(rows.columns)
+    again = run_grid(configs)
+    assert again.cached.all() and again["NME (%)"].tolist() == rows["NME (%)"].tolist()
+    per_subset = run_grid(configs[:1], subsets=True)
+    assert set(per_subset.subset) >= {"all", "pose", "occlusion"}
+
+
+def test_mean_spread_formats_mean_and_sd_over_seeds():
+    rows = pd.DataFrame({"codec": ["a", "a", "a", "b"], "stride": [4, 4, 8, 4], "NME (%)": [1.0, 3.0, 5.0, 2.0]})
+    table = mean_spread(rows, "codec", "stride")
+    assert table.loc["a", 4] == "2.00 ± 1.41" and table.loc["a", 8] == "5.00" and table.loc["b", 4] == "2.00"
+    assert mean_spread(rows, "codec", digits=1).loc["a", "NME (%)"] == "3.0 ± 2.0"
+
+
+def test_a_benchmark_follows_its_protocol(tmp_path):
+    base = tiny(tmp_path)
+    cfg = benchmark_config(base, "300w", tmp_path / "data", full_size=True)
+    assert (cfg.dataset, cfg.train_split, cfg.test_split, cfg.input_size) == ("300w", "train", "full", 256)
+    assert benchmark_config(base, "coco", full_size=True).input_size == (192, 256)
+    assert benchmark_config(base, "mpii").input_size == 32  # the small profiles keep their size
+    assert benchmark_status("wflw", tmp_path / "nowhere").startswith("needs data (looked for ")
