@@ -251,3 +251,32 @@ def codec_nme_table(sets: list[LandmarkSet], strides, trips: dict[str, RoundTrip
                                  samples=int(nmes.isfinite().sum()),
                                  scored=(scored.sum() / lm.visible.sum()).item()))
     return pd.DataFrame(rows)
+
+
+# --- the mechanism: does a network learn the expected target? -------------------------------------
+
+def neighbour_weights(logits: Tensor, keypoints: Tensor, codec: H3R, visible: Tensor | None = None) -> dict:
+    """What a network trained on randomized one-hot targets predicts around each keypoint.
+
+    logits (N, K, Hh, Wh), keypoints (N, K, 2) in input pixels. The theory needs the spatial
+    softmax ``p`` of the logits to approach the expected target: the bilinear weights of the 4
+    cells around the keypoint (:func:`h3r.codecs.rounding_neighbours`). Returns (N, K) tensors
+    ``mass`` (the share of ``p`` on those 4 cells) and ``error`` (the mean absolute difference
+    between ``p`` renormalised over the 4 cells and the bilinear weights), the (N, K, 4)
+    ``predicted`` and ``bilinear`` weights, and the (N, K) bool ``valid`` (keypoints the codec
+    represents). Batched; no loop over keypoints.
+    """
+    from h3r.codecs import rounding_neighbours
+    from h3r.codecs.base import gather_2d
+
+    target = codec.expected_target(keypoints, visible)
+    valid = target.weights > 0
+    uv = torch.where(valid[..., None], target.keypoints, torch.zeros_like(target.keypoints))
+    cells, bilinear = rounding_neighbours(uv, codec.heatmap_size)
+    n, k, hh, wh = logits.shape
+    p = logits.float().reshape(n, k, hh * wh).softmax(-1).reshape(n, k, hh, wh)
+    four = gather_2d(p, cells)  # (N, K, 4)
+    mass = four.sum(-1)
+    predicted = four / mass.clamp_min(torch.finfo(four.dtype).tiny)[..., None]
+    return {"mass": mass, "error": (predicted - bilinear).abs().mean(-1), "predicted": predicted,
+            "bilinear": bilinear, "valid": valid}

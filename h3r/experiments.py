@@ -76,6 +76,56 @@ def mean_spread(rows: pd.DataFrame, index, columns=None, value: str = "NME (%)",
     return text.unstack(columns) if columns is not None else text.to_frame(value)
 
 
+# --- paired comparisons ----------------------------------------------------------------------------
+
+def paired_differences(rows: pd.DataFrame, treatment: str, control: str, by="heatmap_stride",
+                       label: str = "method", value: str = "NME (%)", pair: str = "seed",
+                       confidence: float = 0.95) -> pd.DataFrame:
+    """``treatment - control`` of ``value``, paired by ``pair`` (the same seed: the same data,
+    initialisation and schedule), within each group of ``by``.
+
+    ``rows`` hold one row per run with a ``label`` column naming its method. Returns, per group,
+    ``mean`` of the paired differences, the two-sided Student-t ``confidence`` interval
+    ``low``/``high`` over pairs (``n - 1`` degrees of freedom; NaN for a single pair), ``n``, and
+    the per-pair ``differences``. A pair missing one side is left out and not counted.
+    """
+    from scipy import stats
+
+    keys = [by] if isinstance(by, str) else list(by)
+    wide = rows[rows[label].isin([treatment, control])].pivot_table(
+        index=[*keys, pair], columns=label, values=value, aggfunc="first")
+    if treatment not in wide or control not in wide:
+        raise ValueError(f"rows hold no {label}={treatment!r} or {control!r}; "
+                         f"they have {sorted(rows[label].unique())}")
+    diff = (wide[treatment] - wide[control]).dropna()
+    out = []
+    for group, d in diff.groupby(level=keys, sort=True):
+        n, mean = len(d), float(d.mean())
+        half = (float(stats.t.ppf(0.5 + confidence / 2, n - 1) * d.std(ddof=1) / n**0.5) if n > 1
+                else float("nan"))
+        group = group if isinstance(group, tuple) else (group,)
+        out.append({**dict(zip(keys, group)), "treatment": treatment, "control": control, "mean": mean,
+                    "low": mean - half, "high": mean + half, "n": n, "differences": d.round(4).tolist()})
+    return pd.DataFrame(out)
+
+
+def verdict(low: float, high: float, claimed: str = "lower") -> str:
+    """The verdict of a paired difference's interval on a claim that the treatment's value is
+    ``claimed`` ("lower" or "higher") than the control's: ``supported`` where the whole interval
+    lies on the claimed side of 0, ``contradicted`` where it lies on the other, and
+    ``not shown`` (within noise) where it contains 0 or is undefined."""
+    if claimed not in ("lower", "higher"):
+        raise ValueError(f"claimed must be 'lower' or 'higher', got {claimed!r}")
+    if not (low == low and high == high):  # NaN: a single pair
+        return "not shown"
+    sign = -1 if claimed == "lower" else 1
+    if sign * low > 0 and sign * high > 0:
+        return "supported"
+    if sign * low < 0 and sign * high < 0:
+        return "contradicted"
+    return "not shown"
+
+
 # --- the real benchmarks, by their protocol ------------------------------------------------------
 
 def benchmark_status(dataset: str, data_root=None) -> str:

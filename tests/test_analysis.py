@@ -217,3 +217,24 @@ def test_300w_validation_annotations(repo_data):
     # the floor encoder's mean 2-D error is twice the round encoder's, whatever the normaliser
     assert table.nme["argmax-floor"] / table.nme["argmax-round"] == pytest.approx(2, rel=0.1)
     assert table.nme["h3r (expected target)"] < 1e-3
+
+
+def test_neighbour_weights_of_the_expected_target_are_exact():
+    from h3r.analysis import neighbour_weights
+    from h3r.codecs import H3R
+
+    codec = H3R(64, 16)
+    keypoints = 3 + 56 * torch.rand(4, 7, 2, generator=torch.Generator().manual_seed(0))
+    expected = codec.expected_target(keypoints).heatmaps
+    perfect = neighbour_weights(expected.clamp_min(1e-30).log(), keypoints, codec)
+    assert perfect["valid"].all()
+    torch.testing.assert_close(perfect["mass"], torch.ones(4, 7))
+    assert perfect["error"].max() < 1e-5
+    flat = neighbour_weights(torch.zeros(4, 7, 16, 16), keypoints, codec)  # a uniform prediction
+    torch.testing.assert_close(flat["mass"], torch.full((4, 7), 4 / 256))
+    torch.testing.assert_close(flat["predicted"], torch.full((4, 7, 4), 0.25))
+    torch.testing.assert_close(flat["error"], (0.25 - flat["bilinear"]).abs().mean(-1))
+    onehot = codec.encode(keypoints, generator=torch.Generator().manual_seed(1)).heatmaps
+    drawn = neighbour_weights(onehot.clamp_min(1e-30).log(), keypoints, codec)
+    torch.testing.assert_close(drawn["mass"], torch.ones(4, 7))  # one draw lies on a neighbour...
+    assert (drawn["predicted"].max(-1).values == 1).all()  # ... all its mass on one of them

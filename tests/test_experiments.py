@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from h3r import train as T
-from h3r.experiments import benchmark_config, benchmark_status, grid, mean_spread, run_grid
+from h3r.experiments import (benchmark_config, benchmark_status, grid, mean_spread, paired_differences,
+                             run_grid, verdict)
 
 
 def tiny(tmp_path, **overrides) -> T.Config:
@@ -49,3 +50,22 @@ def test_a_benchmark_follows_its_protocol(tmp_path):
     assert benchmark_config(base, "coco", full_size=True).input_size == (192, 256)
     assert benchmark_config(base, "mpii").input_size == 32  # the small profiles keep their size
     assert benchmark_status("wflw", tmp_path / "nowhere").startswith("needs data (looked for ")
+
+
+def test_paired_differences_pair_by_seed_and_give_a_t_interval():
+    rows = pd.DataFrame({
+        "method": ["a", "b"] * 6, "heatmap_stride": [4] * 6 + [8] * 6, "seed": [0, 0, 1, 1, 2, 2] * 2,
+        "NME (%)": [5.0, 6.0, 5.5, 6.4, 4.9, 6.1, 7.0, 7.1, 7.2, 6.9, 7.0, 7.3]})
+    table = paired_differences(rows, "a", "b").set_index("heatmap_stride")
+    assert table.loc[4, "differences"] == [-1.0, -0.9, -1.2] and table.loc[4, "n"] == 3
+    assert table.loc[4, "mean"] == pytest.approx(-31 / 30)
+    # t(0.975, 2 dof) = 4.3027, s.d. of (-1, -0.9, -1.2) = 0.1528
+    assert table.loc[4, "high"] - table.loc[4, "mean"] == pytest.approx(4.3027 * 0.15275 / 3**0.5, rel=1e-3)
+    assert verdict(table.loc[4, "low"], table.loc[4, "high"]) == "supported"
+    assert verdict(table.loc[8, "low"], table.loc[8, "high"]) == "not shown"
+    assert verdict(0.2, 0.5) == "contradicted" and verdict(0.2, 0.5, "higher") == "supported"
+    single = paired_differences(rows[rows.seed == 0], "a", "b")
+    assert single.n.tolist() == [1, 1] and single.low.isna().all()
+    assert verdict(float("nan"), float("nan")) == "not shown"
+    with pytest.raises(ValueError, match="rows hold no method='c'"):
+        paired_differences(rows, "c", "b")
