@@ -144,6 +144,12 @@ ROUND_TRIPS = {
     "h3r-official (expected target)": RoundTrip("h3r-official", "expected"),
     "h3r target, official decoder": RoundTrip("h3r", "expected", "h3r-official"),
 }
+#: the controls of the learned study: one-hot on the rounded cell, a Gaussian on a randomized cell
+CONTROL_ROUND_TRIPS = {
+    "onehot-round": RoundTrip("onehot-round"),
+    "gauss-random (one draw)": RoundTrip("gauss-random"),
+    "gauss-random (expected target)": RoundTrip("gauss-random", "expected"),
+}
 
 
 def decoder_input(codec: Codec, keypoints: Tensor, visible: Tensor | None = None, target: str = "encode",
@@ -157,12 +163,12 @@ def decoder_input(codec: Codec, keypoints: Tensor, visible: Tensor | None = None
     """
     if target not in ("encode", "expected"):
         raise ValueError(f"target must be 'encode' or 'expected', got {target!r}")
-    if target == "expected" and not isinstance(codec, H3R):
-        raise ValueError(f"only H3R has an expected target; {codec.name} encodes deterministically")
+    if target == "expected" and not hasattr(codec, "expected_target"):
+        raise ValueError(f"{codec.name} encodes deterministically: it has no expected target")
     if target == "expected":
         encoded = codec.expected_target(keypoints, visible)
-    else:
-        encoded = codec.encode(keypoints, visible, generator=generator if isinstance(codec, H3R) else None)
+    else:  # the generator draws randomized codecs' targets; the others ignore it
+        encoded = codec.encode(keypoints, visible, generator=generator)
     heatmaps = encoded.heatmaps
     if isinstance(codec, SoftArgmax):
         exact = build_codec("dark", codec.input_size, heatmap_size=codec.heatmap_size)

@@ -99,6 +99,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         results_dir=_by_profile("", "runs/official", "runs/official"), evaluate=_by_profile(False, False, True),
         device="auto"),
     "reproduce": _per_profile(data_root=None, device="auto"),
+    "your_own_loop": _per_profile(steps=_by_profile(20, 200, 200), device="auto"),
 }
 
 

@@ -18,6 +18,25 @@ from matplotlib.figure import Figure
 from h3r.data.sample import denormalize_image
 from h3r.geometry import heatmap_to_input
 
+def book_style() -> None:
+    """The book's look, set once per chapter: seaborn's white grid with legible legends and ticks,
+    figures at 100 dpi (a 2-inch panel is 200 px), and pandas tables shown whole (no elided rows,
+    columns or cells)."""
+    import pandas as pd
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook", rc={
+        "figure.dpi": 100, "legend.fontsize": 10, "legend.title_fontsize": 10, "legend.framealpha": 0.9,
+        "axes.titlesize": 11, "xtick.labelsize": 9.5, "ytick.labelsize": 9.5})
+    for option, value in (("display.max_rows", 500), ("display.max_columns", 100), ("display.max_colwidth", None),
+                          ("display.width", 200), ("display.precision", 4)):
+        pd.set_option(option, value)
+
+
+#: the label of every stride axis: what a heatmap stride is, in the reader's units
+STRIDE_LABEL = "heatmap stride (input pixels per heatmap cell)"
+
+
 # Polylines drawn between keypoints, per layout name: (indices, side); a closed contour repeats
 # its first index. Sides pick colours when no colour is given.
 SKELETONS: dict[str, tuple[tuple[tuple[int, ...], str], ...]] = {

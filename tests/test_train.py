@@ -104,7 +104,7 @@ def test_ddp_with_torchrun_on_two_cpu_processes(tmp_path):
 
     out = tmp_path / "runs"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-           "-m", "h3r.cli", "train", "--input-size", "32", "--train-samples", "32", "--test-samples", "8",
+           "-m", "h3r", "train", "--input-size", "32", "--train-samples", "32", "--test-samples", "8",
            "--batch-size", "8", "--epochs", "1", "--width-mult", "0.5", "--workers", "0", "--no-progress",
            "--device", "cpu", "--out-dir", str(out), "--name", "ddp"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

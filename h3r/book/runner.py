@@ -83,7 +83,7 @@ def execute(source: Path, output: Path, parameters: dict, progress: bool = True)
 
     Runs with the repository root as working directory. A failing cell raises
     :class:`NotebookFailed` naming the notebook and the cell. The paths papermill records are
-    made relative to the repository (:func:`portable_paths`).
+    made relative to the repository (:func:`tidy`).
     """
     import papermill
 
@@ -97,13 +97,15 @@ def execute(source: Path, output: Path, parameters: dict, progress: bool = True)
         raise NotebookFailed(source, output, err.exec_count, f"{err.ename}: {err.evalue}") from None
     finally:
         if output.is_file():
-            portable_paths(output)
+            tidy(output)
     return time.perf_counter() - start
 
 
-def portable_paths(notebook: Path) -> None:
-    """Rewrite the absolute ``input_path`` and ``output_path`` papermill stores in a notebook's
-    metadata as paths relative to the repository (a machine's paths stay on that machine)."""
+def tidy(notebook: Path) -> None:
+    """What papermill leaves that a reader should not see: the absolute ``input_path`` and
+    ``output_path`` of its metadata become relative to the repository (a machine's paths stay on
+    that machine), and the cell of injected parameters is removed from the book (tag
+    ``remove-cell``; its values are in each table's provenance line)."""
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
@@ -112,6 +114,10 @@ def portable_paths(notebook: Path) -> None:
         if meta.get(key):
             path = Path(meta[key]).resolve()
             meta[key] = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else path.name
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
     nbformat.write(nb, notebook)
 
 
@@ -146,6 +152,17 @@ def mathjax_dir() -> Path:
     return es5
 
 
+def execution_order(stems: list[str]) -> list[str]:
+    """The book's notebooks in the order they run: the table of contents', except that a page
+    that summarises the others (metadata ``h3r.summarizes``, the findings page) runs after them."""
+    import nbformat
+
+    def summarizes(stem: str) -> bool:
+        return bool(nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4).metadata.get("h3r", {}).get("summarizes"))
+
+    return sorted(stems, key=summarizes)  # stable: the others keep their order
+
+
 def build(profile: str = DEFAULT_PROFILE, parameters: dict | None = None, execute_notebooks: bool = True,
           only: list[str] | None = None, out: Path = BUILD) -> Path:
     """Execute the book's notebooks under ``profile`` and render the book; return the HTML folder.
@@ -161,7 +178,7 @@ def build(profile: str = DEFAULT_PROFILE, parameters: dict | None = None, execut
     stage = out / "src"
     stage_book(stage)
     timings = {}
-    for stem in stems:
+    for stem in execution_order(stems):
         target = stage / "notebooks" / f"{stem}.ipynb"
         if execute_notebooks and (only is None or stem in only):
             print(f"[h3r] executing notebooks/{stem}.ipynb (profile {profile})", flush=True)
@@ -189,7 +206,7 @@ def build(profile: str = DEFAULT_PROFILE, parameters: dict | None = None, execut
 
 def execute_in_place(profile: str, stems: list[str]) -> None:
     """Re-execute notebooks and store their outputs in ``notebooks/`` (for nbval: profile smoke)."""
-    for stem in stems:
+    for stem in execution_order(stems):
         tmp = BUILD / "inplace" / f"{stem}.ipynb"
         print(f"[h3r] executing notebooks/{stem}.ipynb (profile {profile})", flush=True)
         execute(NOTEBOOKS / f"{stem}.ipynb", tmp, {"profile": profile})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from h3r.codecs.base import Codec, Target
 from h3r.codecs.dark import DARK
-from h3r.codecs.h3r import H3R, rounding_neighbours
+from h3r.codecs.h3r import H3R, randomized_cells, rounding_neighbours
 from h3r.codecs.integral import SoftArgmax
 from h3r.codecs.quarter import ArgmaxQuarter
 from h3r.codecs.udp import UDP
@@ -20,8 +20,10 @@ CODECS: dict[str, type[Codec]] = {c.name: c for c in (Vanilla, ArgmaxQuarter, DA
 PRESETS: dict[str, tuple[type[Codec], dict]] = {
     "argmax-floor": (Vanilla, {"quantize": "floor", "target": "gaussian"}),
     "argmax-round": (Vanilla, {"quantize": "round", "target": "gaussian"}),
+    "onehot-round": (Vanilla, {"quantize": "round", "target": "onehot"}),
     "argmax-quarter": (ArgmaxQuarter, {}),
     "dark": (DARK, {}),
+    "gauss-random": (DARK, {"center": "randomized"}),
     "udp": (UDP, {}),
     "soft-argmax": (SoftArgmax, {}),
     "h3r": (H3R, {}),
@@ -61,4 +63,4 @@ def build_codec(name: str, input_size, stride: int | None = None, heatmap_size=N
 
 
 __all__ = ["Codec", "Target", "Vanilla", "ArgmaxQuarter", "DARK", "UDP", "SoftArgmax", "H3R",
-           "rounding_neighbours", "CODECS", "PRESETS", "build_codec"]
+           "randomized_cells", "rounding_neighbours", "CODECS", "PRESETS", "build_codec"]

@@ -23,9 +23,12 @@ import math
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import Codec, Target, argmax_2d, gaussian_heatmaps, on_grid
+from h3r.codecs.base import Codec, Target, argmax_2d, gaussian_heatmaps, gaussian_profiles, on_grid, outer
+from h3r.codecs.h3r import lower_and_fraction, randomized_cells
 
 STENCILS = ("dark", "udp")
+#: where the target's Gaussian is centred: the exact point (DARK), or a cell of randomized rounding
+CENTERS = ("exact", "randomized")
 
 
 def blur_rows(sigma: float, kernel_size: int, radius: int, device=None) -> Tensor:
@@ -121,6 +124,9 @@ class DARK(Codec):
         eps: floor applied before the log (DARK's code: 1e-10; values below it carry no shape).
         stencil: finite differences of the Taylor step, ``"dark"`` (default) or ``"udp"``, see
             :func:`newton_step`.
+        center: ``"exact"`` (DARK: the Gaussian on the exact point) or ``"randomized"`` (on one
+            randomized-rounding draw of it, the Gaussian twin of H3R's one-hot target; preset
+            ``"gauss-random"``). The decoder is the same.
         align: coordinate alignment (default ``"center"``; DARK's code and mmpose use ``"corner"``).
 
     Representable: the centre lies on the heatmap's extent, ``-1/2 <= u <= Wh - 1/2``; the
@@ -132,8 +138,12 @@ class DARK(Codec):
     stencil = "dark"
 
     def __init__(self, input_size, heatmap_size, sigma: float = 2.0, blur_kernel: int | None = None,
-                 eps: float = 1e-10, stencil: str | None = None, align: str | None = None):
+                 eps: float = 1e-10, stencil: str | None = None, align: str | None = None,
+                 center: str = "exact"):
         super().__init__(input_size, heatmap_size, align)
+        if center not in CENTERS:
+            raise ValueError(f"center must be one of {CENTERS}, got {center!r}")
+        self.center = center
         stencil = type(self).stencil if stencil is None else stencil
         if stencil not in STENCILS:
             raise ValueError(f"stencil must be one of {STENCILS}, got {stencil!r}")
@@ -147,11 +157,34 @@ class DARK(Codec):
         self.sigma, self.blur_kernel, self.eps, self.stencil = float(sigma), blur_kernel, float(eps), stencil
 
     def encode(self, keypoints, visible=None, *, generator=None) -> Target:
+        """A Gaussian at the exact point, or (``center="randomized"``) at one randomized-rounding
+        draw of it (:func:`h3r.codecs.h3r.randomized_cells`; ``generator`` makes it reproducible)."""
+        uv, weights, centers = self._centers(keypoints, visible)
+        if self.center == "randomized":
+            centers = randomized_cells(centers, self.heatmap_size, generator)
+        return Target(gaussian_heatmaps(centers, self.heatmap_size, self.sigma, weights), uv, weights)
+
+    def expected_target(self, keypoints, visible=None) -> Target:
+        """The expectation of :meth:`encode` over its draws: the exact Gaussian, or for
+        ``center="randomized"`` the mixture of the Gaussians on the 4 rounding neighbours with
+        their bilinear weights (separable, as the axes are drawn independently)."""
+        if self.center == "exact":
+            return self.encode(keypoints, visible)
+        uv, weights, centers = self._centers(keypoints, visible)
+        lower, frac = lower_and_fraction(centers, self.heatmap_size)
+        lo_x, lo_y = gaussian_profiles(lower, self.heatmap_size, self.sigma)
+        hi_x, hi_y = gaussian_profiles(lower + 1, self.heatmap_size, self.sigma)
+        fx, fy = frac[..., 0:1], frac[..., 1:2]
+        px = ((1 - fx) * lo_x + fx * hi_x) * weights[..., None]
+        return Target(outer(px, (1 - fy) * lo_y + fy * hi_y), uv, weights)
+
+    def _centers(self, keypoints, visible) -> tuple[Tensor, Tensor, Tensor]:
+        """``uv`` as given, the weights, and a copy of ``uv`` safe to compute with (masked rows at 0).
+        Representable: the heatmap's extent for an exact centre, the hull of the cell centres
+        (both rounding neighbours on the grid) for a randomized one."""
         uv, weights = self.prepare(keypoints, visible)
-        weights = weights * on_grid(uv, self.heatmap_size, margin=0.5)
-        centers = torch.where(weights[..., None] > 0, uv, torch.zeros_like(uv))
-        heatmaps = gaussian_heatmaps(centers, self.heatmap_size, self.sigma, weights)
-        return Target(heatmaps, uv, weights)
+        weights = weights * on_grid(uv, self.heatmap_size, margin=0.5 if self.center == "exact" else 0.0)
+        return uv, weights, torch.where(weights[..., None] > 0, uv, torch.zeros_like(uv))
 
     def refine_offsets(self, heatmaps: Tensor, peaks: Tensor) -> Tensor:
         """Sub-cell offsets (N, K, 2) for integer ``peaks`` (N, K, 2) of ``heatmaps``: the Newton

@@ -43,6 +43,17 @@ def lower_and_fraction(uv: Tensor, heatmap_size: Size) -> tuple[Tensor, Tensor]:
     return lower, uv - lower
 
 
+def randomized_cells(uv: Tensor, heatmap_size: Size, generator: torch.Generator | None = None) -> Tensor:
+    """One randomized-rounding draw per keypoint: the cell ``l + B`` (N, K, 2), ``B ~ Bernoulli(f)``
+    per axis, for ``uv`` (N, K, 2) with ``0 <= u <= Wh - 1``. ``generator`` (on ``uv``'s device)
+    makes the draws reproducible."""
+    if generator is not None and generator.device.type != uv.device.type:
+        raise ValueError(f"the generator lives on {generator.device} but the keypoints on "
+                         f"{uv.device}; create it with torch.Generator(device={str(uv.device)!r})")
+    lower, frac = lower_and_fraction(uv, heatmap_size)
+    return lower + (torch.rand(uv.shape, generator=generator, device=uv.device) < frac)
+
+
 def rounding_neighbours(uv: Tensor, heatmap_size: Size) -> tuple[Tensor, Tensor]:
     """The 4 cells randomized rounding can activate and their probabilities.
 
@@ -119,12 +130,7 @@ class H3R(Codec):
         """One randomized-rounding draw per keypoint; ``generator`` (on the keypoints' device)
         makes it reproducible."""
         uv, safe, weights = self._prepare(keypoints, visible)
-        if generator is not None and generator.device.type != safe.device.type:
-            raise ValueError(f"the generator lives on {generator.device} but the keypoints on "
-                             f"{safe.device}; create it with torch.Generator(device={str(safe.device)!r})")
-        lower, frac = lower_and_fraction(safe, self.heatmap_size)
-        draw = torch.rand(safe.shape, generator=generator, device=safe.device) < frac
-        px, py = self._profiles(lower + draw)
+        px, py = self._profiles(randomized_cells(safe, self.heatmap_size, generator))
         return Target(outer(px * weights[..., None], py), uv, weights)
 
     def expected_target(self, keypoints: Tensor, visible: Tensor | None = None) -> Target:

@@ -56,6 +56,10 @@ def test_book_parameters_go_to_the_chapters_that_declare_them(tmp_path):
     assert any("data_root" in d for d in declared.values()) and not all("data_root" in d for d in declared.values())
 
 
+#: the Jupyter Book tags that hide a cell's input or output
+BOOK_TAGS = {"remove-cell", "remove-input", "remove-output", "hide-input", "hide-output", "hide-cell"}
+
+
 def test_nbval_markers_are_ones_nbval_reads():
     """nbval reads a ``# NBVAL_...`` comment only when it is the whole line (a marker with a
     trailing remark is silently ignored, so the cell is compared after all); the notebooks use
@@ -66,7 +70,8 @@ def test_nbval_markers_are_ones_nbval_reads():
         for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
             lines = [line.strip() for line in cell.source.splitlines()] if cell.cell_type == "code" else []
             assert not [line for line in lines if line.lstrip("# ").startswith("NBVAL")], (path.name, i)
-            assert set(cell.metadata.get("tags", [])) - {"parameters", "injected-parameters"} <= set(metadata_tags), (path.name, i)
+            tags = set(cell.metadata.get("tags", [])) - {"parameters", "injected-parameters"} - BOOK_TAGS
+            assert tags <= set(metadata_tags), (path.name, i)
 
 
 def test_executed_notebooks_store_paths_relative_to_the_repository(tmp_path):
@@ -76,3 +81,5 @@ def test_executed_notebooks_store_paths_relative_to_the_repository(tmp_path):
     meta = nbformat.read(out, as_version=4).metadata["papermill"]
     assert meta["output_path"] == "_build/test-portable/out.ipynb"
     assert meta["input_path"] == "probe.ipynb"  # outside the repository: its name only
+    injected = [c for c in nbformat.read(out, as_version=4).cells if "injected-parameters" in c.metadata["tags"]]
+    assert len(injected) == 1 and "remove-cell" in injected[0].metadata["tags"]
