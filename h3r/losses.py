@@ -11,7 +11,10 @@ NaN), and an all-zero batch gives 0, not NaN.
                 target normalised to sum 1: ``-log p(cell)`` for a one-hot (randomized-rounding)
                 target, the soft cross-entropy for an expected or Gaussian target.
 ``binary_ce``   the official two-class head's loss: a background/foreground softmax per cell,
-                cross-entropy against the target read as p(foreground) (1 at the one-hot cell).
+                cross-entropy against the target read as p(foreground) (1 at the one-hot cell),
+                with class re-weighting, a prior and a focal factor as options.
+``foreground_ce``  the same head trained for the official decoder: spatial CE on its foreground
+                logits.
 ``l1_coords``   integral regression: L1 distance (|du| + |dv|, heatmap units) between the
                 soft-argmax of the map (:class:`h3r.codecs.integral.SoftArgmax`) and the keypoint.
 """
@@ -22,6 +25,7 @@ import inspect
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from h3r.codecs.base import Target
@@ -53,14 +57,26 @@ def spatial_ce(output: Tensor, target: Target) -> Tensor:
     return weighted_mean(-(q * log_p).sum(dim=-1), target.weights)
 
 
-def binary_ce(output: Tensor, target: Target, pos_weight: float = 1.0) -> Tensor:
+def binary_ce(output: Tensor, target: Target, pos_weight: float = 1.0, prior: float = 0.0,
+              gamma: float = 0.0) -> Tensor:
     """Binary head output (N, 2, K, Hh, Wh) (background, foreground logits) against p(foreground).
 
-    Per cell ``-(pos_weight * y log p_fg + (1 - y) log p_bg)`` with ``y = target.heatmaps``, averaged
-    over the cells of each keypoint's map. One foreground cell faces ``Hh * Wh - 1`` background
-    cells (4095 at 64x64), so the mean is dominated by the easy background and its gradient on the
-    foreground cell is ``1 / (Hh Wh)`` of a balanced one; ``pos_weight`` (e.g. ``Hh * Wh``) re-weights
-    the foreground term. The default 1 is the plain per-cell cross-entropy.
+    Per cell ``-(pos_weight * y log p_fg + (1 - y) log p_bg)`` with ``y = target.heatmaps`` (one-hot
+    draws, or soft targets such as the expected one), averaged over the cells of each keypoint's
+    map. One foreground cell faces ``Hh * Wh - 1`` background cells (4095 at 64x64), so the mean is
+    dominated by the easy background and its gradient on the foreground cell is ``1 / (Hh Wh)`` of a
+    balanced one. Three remedies:
+
+    ``pos_weight``  re-weights the foreground term (``Hh * Wh`` balances the classes);
+    ``prior``       adds a constant to the foreground-minus-background logit, a frozen bias that
+                    starts the head at ``p_fg = sigmoid(prior)`` instead of 1/2
+                    (``-log(Hh Wh)``: the share of the foreground, as RetinaNet's prior);
+    ``gamma``       the focal loss's ``(1 - p_t)^gamma`` factor, which discounts the cells already
+                    classified well (Lin et al., ICCV 2017).
+
+    The defaults are the plain per-cell cross-entropy. None of them changes what the official
+    decoder reads (the top-9 foreground logits, softmax-weighted: a constant added to every cell
+    changes no softmax).
     """
     if output.ndim != 5 or output.shape[1] != 2:
         raise ValueError(f"binary_ce needs a binary head's output (N, 2, K, H, W), got "
@@ -68,9 +84,27 @@ def binary_ce(output: Tensor, target: Target, pos_weight: float = 1.0) -> Tensor
     heatmaps = _target_heatmaps(target, output.shape[:1] + output.shape[2:], "binary_ce")
     if not pos_weight > 0:
         raise ValueError(f"pos_weight must be positive, got {pos_weight}")
-    log_p = output.float().log_softmax(dim=1)
-    per_cell = -(pos_weight * heatmaps * log_p[:, 1] + (1 - heatmaps) * log_p[:, 0])
+    if not gamma >= 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    odds = output[:, 1].float() - output[:, 0].float() + prior  # log p_fg / p_bg
+    log_fg, log_bg = F.logsigmoid(odds), F.logsigmoid(-odds)
+    fg_term, bg_term = heatmaps * log_fg, (1 - heatmaps) * log_bg
+    if gamma:
+        fg_term = fg_term * (1 - log_fg.exp()) ** gamma
+        bg_term = bg_term * (1 - log_bg.exp()) ** gamma
+    per_cell = -(pos_weight * fg_term + bg_term)
     return weighted_mean(per_cell.mean(dim=(-2, -1)), target.weights)
+
+
+def foreground_ce(output: Tensor, target: Target) -> Tensor:
+    """The official binary head trained for its decoder: spatial-softmax cross-entropy
+    (:func:`spatial_ce`) on the foreground logits (N, 2, K, Hh, Wh)[:, 1], the background channel
+    unused. The official decoder softmaxes the top foreground logits, so it reads them as
+    log-probabilities over cells up to a constant: exactly what this loss trains them to be."""
+    if output.ndim != 5 or output.shape[1] != 2:
+        raise ValueError(f"foreground_ce needs a binary head's output (N, 2, K, H, W), got "
+                         f"{tuple(output.shape)}; build the model with head='binary'")
+    return spatial_ce(output[:, 1], target)
 
 
 def l1_coords(output: Tensor, target: Target, beta: float = 1.0,
@@ -93,8 +127,11 @@ def l1_coords(output: Tensor, target: Target, beta: float = 1.0,
 
 
 LOSSES: dict[str, Callable[..., Tensor]] = {
-    "mse": mse, "spatial_ce": spatial_ce, "binary_ce": binary_ce, "l1_coords": l1_coords,
+    "mse": mse, "spatial_ce": spatial_ce, "binary_ce": binary_ce, "foreground_ce": foreground_ce,
+    "l1_coords": l1_coords,
 }
+#: the losses of the official two-channel head (h3r.models.heads, ``head="binary"``)
+BINARY_LOSSES = ("binary_ce", "foreground_ce")
 
 
 def build_loss(name: str, **options) -> Callable[[Tensor, Target], Tensor]:

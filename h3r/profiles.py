@@ -59,8 +59,6 @@ def _by_profile(smoke, cpu, paper) -> dict:
     return {"smoke": smoke, "cpu": cpu, "paper": paper}
 
 
-_LEARNED_CODECS = ["argmax-round", "dark", "udp", "soft-argmax", "h3r"]
-
 #: chapter -> profile -> settings (the names of the notebook's papermill parameters)
 CHAPTERS: dict[str, dict[str, dict]] = {
     "quantization_error": _per_profile(
@@ -80,9 +78,8 @@ CHAPTERS: dict[str, dict[str, dict]] = {
                                        train_samples=BASE[name].train_samples, device=BASE[name].device)
                             for name in PROFILE_NAMES},
     "heatmap_resolution": _per_profile(
-        strides=_by_profile([4, 8], [4, 8], [2, 4, 8, 16]), codecs=_LEARNED_CODECS,
-        decoders=["argmax-quarter on argmax-round", "dark on argmax-round"], seeds=SEEDS,
-        dataset="synthetic_faces", data_root="", device="auto"),
+        strides=_by_profile([4, 16], [2, 4, 8, 16], [2, 4, 8, 16]), seeds=_by_profile([0, 1], [0, 1, 2], [0, 1, 2]),
+        as_published=True, dataset="synthetic_faces", data_root="", max_steps=0, device="auto"),
     "ablations": _per_profile(
         ks=_by_profile([1, 4, 9], [1, 2, 4, 9, 16, 25], [1, 2, 4, 9, 16, 25]),
         windows=_by_profile([1], [1, 2], [1, 2]), ablation_strides=_by_profile([8], [8], [4, 8]), sigma=1.0,

@@ -19,7 +19,7 @@ import json
 
 import pandas as pd
 
-from h3r.experiments import METRICS, grid, paired_differences, run_grid
+from h3r.experiments import METRICS, grid, mean_spread, paired_differences, run_grid
 from h3r.train import Config
 
 #: family -> rounding -> the codec preset trained with it (see the module docstring)
@@ -91,20 +91,36 @@ def matched_differences(rows: pd.DataFrame, value: str = "NME (%)") -> pd.DataFr
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
-def floors(base: Config, strides, codecs, samples: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """The codec-only NME (%) of each codec on the test faces ``base`` evaluates on, at each stride:
-    each codec's target (the expected target for randomized codecs) decoded by its own decoder,
-    with the flip test if ``base`` uses it. Columns ``codec, stride, floor``."""
+def floors(base: Config, strides, codecs, decoder_only=DECODER_ONLY, seed: int = 0) -> pd.DataFrame:
+    """The codec-only NME (%) of each method on the test faces ``base`` is evaluated on, at each
+    stride: each codec's target (the expected target for randomized codecs) decoded by its own
+    decoder, and for a decoder-only method ``"<decoder> on <codec>"`` (of those whose codec is
+    among ``codecs``) that target read by the other decoder; through the same crop, flip test and
+    normaliser as the learned runs, with no network. Columns ``method, heatmap_stride, floor``."""
     from h3r.analysis import RoundTrip, codec_nme_table, landmark_set
-    from h3r.data.registry import build_dataset
+    from h3r.train import build_data
 
-    if base.dataset not in ("synthetic_faces",):
-        raise ValueError(f"floors are computed on the embedded benchmark's test faces, not {base.dataset!r}")
-    dataset = build_dataset(base.dataset, base.test_split, input_size=base.input_size, seed=base.seed,
-                            length=samples or base.test_samples)
+    dataset = build_data(base, base.test_split, train=False)
+    if getattr(dataset, "transform", None) is not None:
+        dataset.transform.augment = None
     trips = {codec: RoundTrip(codec, FLOOR_TARGET.get(codec, "encode")) for codec in codecs}
+    trips.update({f"{decoder} on {codec}": RoundTrip(codec, FLOOR_TARGET.get(codec, "encode"), decoder)
+                  for decoder, codec in decoder_only if codec in codecs})
     table = codec_nme_table([landmark_set(dataset)], list(strides), trips, flip_test=base.flip_test, seed=seed)
-    return table.rename(columns={"codec": "codec", "nme": "floor"})[["codec", "stride", "floor"]]
+    table = table.rename(columns={"codec": "method", "stride": "heatmap_stride", "nme": "floor"})
+    return table[["method", "heatmap_stride", "floor"]]
+
+
+def with_floors(rows: pd.DataFrame, floor: pd.DataFrame, value: str = "NME (%)") -> pd.DataFrame:
+    """``method x stride`` table of the learned ``value`` (mean ± s.d. over seeds) beside each
+    method's floor (:func:`floors`)."""
+    learned = mean_spread(rows, "method", "heatmap_stride", value=value)
+    floors_ = floor.pivot(index="method", columns="heatmap_stride", values="floor").reindex(learned.index)
+    table = {}
+    for stride in learned.columns:
+        table[(f"stride {stride}", "learned")] = learned[stride]
+        table[(f"stride {stride}", "floor")] = floors_[stride].round(2)
+    return pd.DataFrame(table, index=learned.index)
 
 
 def learning_curves(rows: pd.DataFrame) -> pd.DataFrame:

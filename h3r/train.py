@@ -38,13 +38,12 @@ from tqdm import tqdm
 
 from h3r.codecs import Codec, build_codec
 from h3r.evaluation import evaluate_model
-from h3r.losses import build_loss
+from h3r.losses import BINARY_LOSSES, build_loss
 from h3r.models import HeatmapModel, build_model, count_flops, count_params
 from h3r.provenance import atomic_path, code_fingerprint, pick_device, provenance, write_json_atomic
 #: the loss each codec trains with unless the config names another
 DEFAULT_LOSS = {"h3r": "spatial_ce", "onehot-round": "spatial_ce", "h3r-official": "binary_ce",
                 "soft-argmax": "l1_coords"}
-BINARY_LOSSES = ("binary_ce",)
 
 
 @dataclass

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from h3r.codecs import Target, Vanilla
-from h3r.losses import LOSSES, binary_ce, build_loss, l1_coords, mse, spatial_ce, weighted_mean
+from h3r.codecs import H3R, Target, Vanilla
+from h3r.losses import BINARY_LOSSES, LOSSES, binary_ce, build_loss, l1_coords, mse, spatial_ce, weighted_mean
 
 N, K, H, W = 2, 3, 4, 5
 
@@ -95,7 +95,7 @@ def test_l1_coords_beta_sharpens_towards_the_argmax():
 def test_masked_keypoints_contribute_nothing_even_when_nan(name):
     weights = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
     target = onehot_target(weights=weights)
-    output = torch.randn(N, 2, K, H, W) if name == "binary_ce" else torch.randn(N, K, H, W)
+    output = torch.randn(N, 2, K, H, W) if name in BINARY_LOSSES else torch.randn(N, K, H, W)
     output.requires_grad_(True)
     clean = LOSSES[name](output, target)
     poisoned = Target(target.heatmaps.clone(), target.keypoints.clone(), weights)
@@ -105,14 +105,14 @@ def test_masked_keypoints_contribute_nothing_even_when_nan(name):
     assert torch.isclose(loss, clean)
     loss.backward()
     assert torch.isfinite(output.grad).all()
-    grad = output.grad.transpose(1, 2) if name == "binary_ce" else output.grad  # (N, K, ...)
+    grad = output.grad.transpose(1, 2) if name in BINARY_LOSSES else output.grad  # (N, K, ...)
     assert (grad[weights == 0] == 0).all() and (grad[weights > 0] != 0).any()
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_all_zero_weights_give_zero_not_nan(name):
     target = onehot_target(weights=torch.zeros(N, K))
-    output = (torch.randn(N, 2, K, H, W) if name == "binary_ce" else torch.randn(N, K, H, W)).requires_grad_()
+    output = (torch.randn(N, 2, K, H, W) if name in BINARY_LOSSES else torch.randn(N, K, H, W)).requires_grad_()
     loss = LOSSES[name](output, target)
     assert loss == 0
     loss.backward()
@@ -138,7 +138,7 @@ def test_mse_on_a_codec_target():
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_gradients_are_finite_under_bf16_autocast(name):
-    binary = name == "binary_ce"
+    binary = name in BINARY_LOSSES
     conv = torch.nn.Conv2d(4, 2 * K if binary else K, 1)
     target = onehot_target()
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -178,3 +178,36 @@ def test_build_loss_binds_options_and_rejects_unknown_ones():
         build_loss("focal")
     with pytest.raises(TypeError, match="pos_weight"):
         build_loss("mse", pos_weight=2.0)
+
+
+def test_binary_ce_options_and_the_foreground_loss():
+    from h3r.losses import binary_ce, foreground_ce, spatial_ce
+
+    g = torch.Generator().manual_seed(0)
+    output = torch.randn(2, 2, 3, 8, 8, generator=g)
+    codec = H3R(32, 8)
+    target = codec.encode(4 + 24 * torch.rand(2, 3, 2, generator=g), generator=g)
+    plain = binary_ce(output, target)
+    # the plain loss is the per-cell two-class cross-entropy
+    log_p = output.log_softmax(dim=1)
+    y = target.heatmaps
+    manual = -(y * log_p[:, 1] + (1 - y) * log_p[:, 0]).mean(dim=(-2, -1)).mean()
+    torch.testing.assert_close(plain, manual)
+    # a prior is a constant on the foreground-minus-background logit
+    shifted = output.clone()
+    shifted[:, 1] += -4.0
+    torch.testing.assert_close(binary_ce(output, target, prior=-4.0), binary_ce(shifted, target))
+    # the focal factor only discounts: never more than the plain loss
+    assert binary_ce(output, target, gamma=2.0) < plain
+    assert binary_ce(output, target, pos_weight=64.0) > plain
+    torch.testing.assert_close(foreground_ce(output, target), spatial_ce(output[:, 1], target))
+    with pytest.raises(ValueError, match="gamma"):
+        binary_ce(output, target, gamma=-1.0)
+    with pytest.raises(ValueError, match="binary head"):
+        foreground_ce(output[:, 1], target)
+
+
+def test_the_bilinear_target_is_the_expectation_of_the_draws():
+    codec = H3R(32, 8, target="bilinear")
+    keypoints = 4 + 24 * torch.rand(2, 3, 2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(codec.encode(keypoints).heatmaps, H3R(32, 8).expected_target(keypoints).heatmaps)

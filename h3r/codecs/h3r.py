@@ -26,7 +26,7 @@ from torch import Tensor
 from h3r.codecs.base import Codec, Target, argmax_2d, gather_2d, gaussian_profiles, grid, on_grid, outer
 from h3r.geometry import Size
 
-TARGETS = ("onehot", "gaussian")
+TARGETS = ("onehot", "gaussian", "bilinear")
 SELECTIONS = ("topk", "window")
 WEIGHTINGS = ("softmax", "normalized")
 CORNERS = ((0, 0), (1, 0), (0, 1), (1, 1))  # the 4 neighbours as offsets from the lower one
@@ -73,8 +73,9 @@ class H3R(Codec):
 
     Args:
         input_size, heatmap_size: ``(width, height)``; the heatmap needs at least 2x2 cells.
-        target: ``"onehot"`` (the paper) or ``"gaussian"`` (a Gaussian of ``sigma`` cells on the
-            drawn cell).
+        target: ``"onehot"`` (the paper), ``"gaussian"`` (a Gaussian of ``sigma`` cells on the
+            drawn cell), or ``"bilinear"``: no draw, the one-hot target's expectation (the
+            bilinear weights on the 4 neighbours) every time, a soft and deterministic target.
         sigma: Gaussian standard deviation in cells (``target="gaussian"`` only).
         select: ``"topk"`` (the ``k`` highest cells) or ``"window"`` (the ``2 radius + 1`` square
             around the argmax; cells off the grid are left out).
@@ -128,7 +129,9 @@ class H3R(Codec):
 
     def encode(self, keypoints, visible=None, *, generator: torch.Generator | None = None) -> Target:
         """One randomized-rounding draw per keypoint; ``generator`` (on the keypoints' device)
-        makes it reproducible."""
+        makes it reproducible. ``target="bilinear"`` gives the expectation instead, with no draw."""
+        if self.target == "bilinear":
+            return self.expected_target(keypoints, visible)
         uv, safe, weights = self._prepare(keypoints, visible)
         px, py = self._profiles(randomized_cells(safe, self.heatmap_size, generator))
         return Target(outer(px * weights[..., None], py), uv, weights)
