@@ -58,8 +58,9 @@ def predict(model: nn.Module, codec: Codec, dataset: Dataset, device: torch.devi
     from tqdm import tqdm
 
     model.eval()
-    flip_index = dataset.layout.flip_index
-    width = dataset.input_size[0] if isinstance(dataset.input_size, tuple) else dataset.input_size
+    whole = getattr(dataset, "dataset", dataset)  # a Subset's dataset holds the layout
+    flip_index = whole.layout.flip_index
+    width = whole.input_size[0] if isinstance(whole.input_size, tuple) else whole.input_size
     head = getattr(model, "head_kind", "heatmap")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     out: dict[str, list] = {k: [] for k in ("pred", "pred_crop", "gt", "visible", "normalizer", "scores")}

@@ -46,19 +46,103 @@ def _row(cfg: Config, results: dict, subset: str = "all") -> dict:
             "run": str(cfg.run_dir())}
 
 
-def run_grid(configs: list[Config], force: bool = False, subsets: bool = False, verbose: bool = False) -> pd.DataFrame:
+def run_grid(configs: list[Config], force: bool = False, subsets: bool = False, verbose: bool = False,
+             jobs: int | None = None) -> pd.DataFrame:
     """Train (or read back) every config; one row per run (per subset too with ``subsets=True``).
+
+    Runs that are not finished yet train ``jobs`` at a time in worker processes (default: as many
+    as the CPU cores hold runs of ``cfg.threads`` threads each, for CPU runs with a fixed thread
+    count; else one at a time, in this process). Synthetic training data is rendered into the
+    cache first, every epoch of every seed, spread over the same workers.
 
     Columns: every config field, the metrics, ``config`` (the :class:`Config` itself), ``cached``
     (read back rather than trained now), ``commit`` (where the numbers were computed), ``run``."""
+    jobs = _default_jobs(configs) if jobs is None else jobs
+    todo = [cfg for cfg in configs if force or not finished(cfg)]
+    results = {}
+    if jobs > 1 and len(todo) > 1:
+        results = _run_in_workers(todo, jobs, force, verbose)
     rows = []
     for i, cfg in enumerate(configs, 1):
-        if verbose:
+        if verbose and cfg.key() not in results:
             print(f"[{i}/{len(configs)}] {cfg.run_dir().name}", flush=True)
-        results = run(cfg, force=force)
-        names = list(results["summary"]) if subsets else ["all"]
-        rows += [{**_row(cfg, results, name), "subset": name} for name in names]
+        result = results.get(cfg.key()) or run(cfg, force=force and cfg.key() not in results)
+        names = list(result["summary"]) if subsets else ["all"]
+        rows += [{**_row(cfg, result, name), "subset": name} for name in names]
     return pd.DataFrame(rows)
+
+
+def finished(cfg: Config) -> bool:
+    """Whether ``cfg`` has results of its own config and code (:func:`h3r.runs.run` reads them back)."""
+    import json
+
+    path = cfg.run_dir() / "results.json"
+    try:
+        return json.loads(path.read_text()).get("key") == cfg.key()
+    except (OSError, ValueError):
+        return False
+
+
+def _default_jobs(configs: list[Config]) -> int:
+    import os
+
+    threads = {cfg.threads for cfg in configs}
+    if len(threads) != 1 or 0 in threads or any(cfg.device not in ("cpu", "auto") for cfg in configs):
+        return 1
+    from h3r.provenance import pick_device
+
+    if pick_device(configs[0].device).type != "cpu":
+        return 1
+    return max(1, (os.cpu_count() or 1) // threads.pop())
+
+
+def _run_in_workers(configs: list[Config], jobs: int, force: bool, verbose: bool) -> dict[str, dict]:
+    """Train ``configs`` in a pool of ``jobs`` processes (spawned, so each starts clean); returns
+    key -> results. The synthetic renders come first, one task per (seed, epoch) still missing."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    renders = sorted({task for cfg in configs for task in _render_tasks(cfg)})
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for done in pool.map(_render, renders):
+            pass
+        futures = {cfg.key(): pool.submit(_train, cfg, force) for cfg in configs}
+        results = {}
+        for i, (key, future) in enumerate(futures.items(), 1):
+            results[key] = future.result()
+            if verbose:
+                print(f"[{i}/{len(futures)}] trained {results[key]['config']['codec']}", flush=True)
+    return results
+
+
+def _render_tasks(cfg: Config) -> list[tuple]:
+    """(dataset, split, seed, epoch, length, input size, cache folder) of the renders ``cfg`` needs."""
+    from pathlib import Path
+
+    from h3r.data.registry import SYNTHETIC
+
+    if cfg.dataset not in SYNTHETIC or not cfg.render_cache:
+        return []
+    cache, cap = str(Path(cfg.out_dir) / ".render-cache"), cfg.max_steps * cfg.batch_size or None
+    train, test = (min(n, cap or n) for n in (cfg.train_samples, cfg.test_samples))
+    tasks = [(cfg.dataset, cfg.train_split, cfg.seed, epoch, train, cfg.input_size, cache) for epoch in range(cfg.epochs)]
+    return tasks + [(cfg.dataset, cfg.test_split, cfg.seed, 0, test, cfg.input_size, cache)]
+
+
+def _render(task: tuple) -> None:
+    import torch
+
+    from h3r.data.registry import build_dataset
+
+    torch.set_num_threads(1)
+    name, split, seed, epoch, length, size, cache = task
+    dataset = build_dataset(name, split, input_size=size, seed=seed, length=length).enable_cache(cache)
+    dataset.set_epoch(epoch)
+    dataset.ensure_cached()
+
+
+def _train(cfg: Config, force: bool) -> dict:
+    return run(cfg, force=force)
 
 
 def mean_spread(rows: pd.DataFrame, index, columns=None, value: str = "NME (%)", digits: int = 2) -> pd.DataFrame:

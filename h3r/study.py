@@ -144,3 +144,49 @@ def configs_of(rows: pd.DataFrame, **where) -> list[Config]:
     for column, value in where.items():
         keep &= rows[column] == value
     return [dataclasses.replace(c) for c in rows[keep].config]
+
+
+# --- the mechanism: what the H3R networks predict around a keypoint --------------------------------
+
+def predicted_logits(cfg: Config, samples: int | None = None):
+    """The trained network of run ``cfg`` on its first ``samples`` test images: logits
+    (N, K, Hh, Wh) (the foreground logits of a binary head), the keypoints (N, K, 2) in crop pixels
+    and their visibility (N, K), and the run's codec."""
+    import torch
+    from torch.utils.data import DataLoader, Subset
+
+    from h3r.evaluation import decodable
+    from h3r.runs import load_run
+    from h3r.train import build_data
+
+    model, codec = load_run(cfg)
+    dataset = build_data(cfg, cfg.test_split, train=False)
+    if samples is not None:
+        dataset = Subset(dataset, range(min(samples, len(dataset))))
+    logits, keypoints, visible = [], [], []
+    with torch.inference_mode():
+        for batch in DataLoader(dataset, batch_size=cfg.batch_size):
+            logits.append(decodable(model(batch["image"]), model.head_kind, cfg.score_mode))
+            keypoints.append(batch["keypoints"])
+            visible.append(batch["visible"] > 0)
+    return torch.cat(logits), torch.cat(keypoints), torch.cat(visible), codec
+
+
+def mechanism(rows: pd.DataFrame, samples: int | None = None) -> pd.DataFrame:
+    """For every trained H3R run among ``rows`` (one-hot randomized targets), how close the
+    network's spatial softmax comes to the expected target around each test keypoint
+    (:func:`h3r.analysis.neighbour_weights`): per run, the mean share of the mass on the 4
+    rounding neighbours (``mass``), the mean absolute difference between the renormalised
+    predicted weights and the bilinear ones (``error``), and that difference for a prediction that
+    split the mass evenly (``uniform``), the baseline of a network that learned nothing sub-cell."""
+    from h3r.analysis import neighbour_weights
+
+    out = []
+    for row in rows[(rows.method == "h3r") & ~rows.get("decoder_only", False)].itertuples():
+        logits, keypoints, visible, codec = predicted_logits(row.config, samples)
+        w = neighbour_weights(logits, keypoints, codec, visible)
+        ok = w["valid"]
+        out.append({"heatmap_stride": row.heatmap_stride, "seed": row.seed, "keypoints": int(ok.sum()),
+                    "mass": w["mass"][ok].mean().item(), "error": w["error"][ok].mean().item(),
+                    "uniform": (0.25 - w["bilinear"][ok]).abs().mean().item()})
+    return pd.DataFrame(out)

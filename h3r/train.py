@@ -25,6 +25,7 @@ require("train", "h3r.train")
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 from tqdm import tqdm
 
 from h3r.codecs import Codec, build_codec
@@ -61,8 +62,9 @@ class Config:
     box: str = "P2"  # face crops: "P1" (ground-truth landmark box) or "P2" (dataset box)
     augment: bool = True  # real datasets: random rotation, scale, shift, flip, colour
     # model
-    backbone: str = "mobilenet_v2"  # "hrnet_w18", "hrnet_w32" or "mobilenet_v2"
-    width_mult: float = 1.0  # MobileNetV2 width multiplier
+    backbone: str = "mobilenet_v2"  # "hrnet_w18", "hrnet_w32", "mobilenet_v2" or "plain_cnn"
+    width_mult: float = 1.0  # width multiplier of MobileNetV2 and the plain CNN
+    head_width: int = 0  # the head's hidden channels (0: the backbone's, as the official head)
     pretrained: str | None = None  # a local ImageNet checkpoint for the backbone (never downloaded)
     # codec and loss
     codec: str = "h3r"  # a preset of h3r.codecs.PRESETS
@@ -75,27 +77,32 @@ class Config:
     lr: float = 1e-3  # initial learning rate
     weight_decay: float = 0.0  # (decoupled for adamw)
     epochs: int = 10  # passes over the training set
+    schedule: str = "multistep"  # "multistep" (lr_milestones, lr_gamma), "cosine" or "onecycle"
     lr_milestones: list = field(default_factory=lambda: [0.7, 0.9])  # fractions of training
     lr_gamma: float = 0.1  # learning-rate factor at each milestone
+    warmup: float = 0.0  # fraction of training with a linear warm-up from 0 ("cosine", "onecycle")
     batch_size: int = 32  # images per step (per GPU under DDP)
     # evaluation
     flip_test: bool = True  # average with the mirrored image's prediction
     score_mode: str = "foreground"  # binary head: "foreground" (official) or "log_odds"
-    eval_every: int = 0  # also evaluate every n epochs (0: only at the end)
+    eval_every: int = 0  # also evaluate every n epochs (0: only at the end), on eval_samples, no flip test
+    eval_samples: int = 100  # test samples of the per-epoch evaluations
+    max_steps: int = 0  # stop after this many optimizer steps and evaluate on as many batches (0: no cap)
     # runtime (not part of the run's identity)
     seed: int = 0  # seeds data order, augmentation, rounding draws and initialisation
     device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:1"
     amp: bool = True  # bf16 autocast on CUDA
-    channels_last: bool = True  # on CUDA
-    workers: int = 2  # DataLoader worker processes
+    channels_last: bool = True  # memory format of network and images (also on the CPU: faster convolutions)
+    workers: int = 2  # DataLoader worker processes (0 with a render cache: batches straight from memory)
+    threads: int = 0  # torch intra-op threads (0: torch's default, one per core)
     out_dir: str = "runs"  # where run folders are written
     render_cache: bool = True  # synthetic data: render each sample once, reuse it across runs
     name: str = ""  # run folder name (default: dataset-codec-stride-<config hash>)
     resume: bool = True  # continue from the run's checkpoint if there is one
     progress: bool = True  # progress bars
 
-    RUNTIME_FIELDS = ("device", "amp", "channels_last", "workers", "out_dir", "render_cache", "name", "resume",
-                      "progress")
+    RUNTIME_FIELDS = ("device", "amp", "channels_last", "workers", "threads", "out_dir", "render_cache", "name",
+                      "resume", "progress")
 
     @property
     def resolved_loss(self) -> str:
@@ -135,20 +142,30 @@ class Config:
 
 def build_data(cfg: Config, split: str, train: bool) -> Dataset:
     """The synthetic benchmarks render fresh samples every training epoch (``train_samples`` each);
-    real datasets get the crop augmentation of :class:`h3r.data.transforms.Augment` when training."""
+    real datasets get the crop augmentation of :class:`h3r.data.transforms.Augment` when training.
+    With ``max_steps`` every split is cut to ``max_steps`` batches."""
+    from torch.utils.data import Subset
+
     from h3r.data.registry import SYNTHETIC, build_dataset
     from h3r.data.transforms import Augment
 
+    cap = cfg.max_steps * cfg.batch_size or None
     if cfg.dataset in SYNTHETIC:
+        length = cfg.train_samples if train else cfg.test_samples
         dataset = build_dataset(cfg.dataset, split=split, input_size=cfg.input_size, seed=cfg.seed,
-                                length=cfg.train_samples if train else cfg.test_samples)
+                                length=min(length, cap or length))
         return dataset.enable_cache(Path(cfg.out_dir) / ".render-cache") if cfg.render_cache else dataset
-    return build_dataset(cfg.dataset, split=split, data_root=cfg.data_root, input_size=cfg.input_size,
-                         augment=Augment() if cfg.augment and train else None, box=cfg.box, seed=cfg.seed)
+    dataset = build_dataset(cfg.dataset, split=split, data_root=cfg.data_root, input_size=cfg.input_size,
+                            augment=Augment() if cfg.augment and train else None, box=cfg.box, seed=cfg.seed)
+    if cap is None or len(dataset) <= cap:
+        return dataset
+    capped = Subset(dataset, range(cap))
+    capped.layout, capped.input_size, capped.set_epoch = dataset.layout, dataset.input_size, dataset.set_epoch
+    return capped
 
 
 def build_run(cfg: Config) -> tuple[HeatmapModel, Codec]:
-    """The network (initialised from ``cfg.seed``) and the codec of a run.
+    """The network (initialised from ``cfg.seed``, in ``cfg``'s memory format) and the codec of a run.
 
     The keypoint count comes from the dataset's layout, so nothing is read from disk; the same
     seed gives the same initial weights to every codec of a study.
@@ -158,13 +175,39 @@ def build_run(cfg: Config) -> tuple[HeatmapModel, Codec]:
     torch.manual_seed(cfg.seed)
     layout = dataset_class(cfg.dataset).layout
     model = build_model(cfg.backbone, layout.num_keypoints, head=cfg.head, heatmap_stride=cfg.heatmap_stride,
-                        width_mult=cfg.width_mult, pretrained=cfg.pretrained)
+                        width_mult=cfg.width_mult, pretrained=cfg.pretrained, head_width=cfg.head_width or None)
+    if cfg.channels_last:  # the same memory format for training and every later evaluation
+        model = model.to(memory_format=torch.channels_last)
     return model, build_codec(cfg.codec, cfg.input_size, stride=cfg.heatmap_stride, **cfg.codec_args)
 
 
+SCHEDULES = ("multistep", "cosine", "onecycle")
+
+
+def lr_factor(cfg: Config, step: int, total: int) -> float:
+    """The learning rate of ``step`` (of ``total``) as a fraction of ``cfg.lr``.
+
+    ``multistep``: times ``lr_gamma`` from each of ``lr_milestones`` on. ``cosine``: a linear warm-up
+    over the first ``warmup`` fraction, then a half cosine to 0. ``onecycle``: the same warm-up,
+    then a linear decay to 0.
+    """
+    if cfg.schedule == "multistep":
+        return cfg.lr_gamma ** sum(step >= int(round(m * total)) for m in cfg.lr_milestones)
+    warm = int(round(cfg.warmup * total))
+    if step < warm:
+        return (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return 0.5 * (1 + math.cos(math.pi * t)) if cfg.schedule == "cosine" else 1 - t
+
+
 def lr_schedule(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
-    milestones = sorted(int(round(m * cfg.epochs * steps_per_epoch)) for m in cfg.lr_milestones)
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=cfg.lr_gamma)
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
+    total = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "multistep":  # as before the other schedules existed: the same learning rates
+        milestones = sorted(int(round(m * total)) for m in cfg.lr_milestones)
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=cfg.lr_gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, total))
 
 
 def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
@@ -222,14 +265,14 @@ def train(cfg: Config) -> dict:
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     run_dir = cfg.run_dir()
     ckpt_path = run_dir / "checkpoint.pt"
 
     train_set, test_set = build_data(cfg, cfg.train_split, True), build_data(cfg, cfg.test_split, False)
     model, codec = build_run(cfg)
     model.to(device)
-    if device.type == "cuda" and cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
     loss_fn = build_loss(cfg.resolved_loss, **cfg.loss_args)
     optimizer = build_optimizer(cfg, model)
     steps_per_epoch = max(1, len(train_set) // (min(cfg.batch_size, len(train_set)) * world))
@@ -248,7 +291,8 @@ def train(cfg: Config) -> dict:
     net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
         if world > 1 else model
 
-    for epoch in range(start_epoch, cfg.epochs):
+    epochs = cfg.epochs if not cfg.max_steps else min(cfg.epochs, -(-cfg.max_steps // steps_per_epoch))
+    for epoch in range(start_epoch, epochs):
         tick = time.perf_counter()
         loss = train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, train_set, epoch, device,
                                rank, world)
@@ -256,8 +300,9 @@ def train(cfg: Config) -> dict:
         elapsed += seconds
         log = {"epoch": epoch + 1, "loss": loss, "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
                "images_per_s": steps_per_epoch * cfg.batch_size * world / seconds}
-        if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs and rank == 0:
-            log["eval"] = evaluate_model(model, codec, test_set, device, **cfg.eval_options)["summary"]["all"]
+        if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and rank == 0:
+            log["eval"] = evaluate_model(model, codec, Subset(test_set, range(min(cfg.eval_samples, len(test_set)))),
+                                         device, **{**cfg.eval_options, "flip_test": False})["summary"]["all"]
         if rank == 0:
             save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(), epoch=epoch + 1, elapsed=elapsed,
@@ -297,6 +342,15 @@ def _loader(cfg: Config, dataset: Dataset, sampler, shuffle_seed: int | None, de
                       persistent_workers=False)
 
 
+def _cached_batches(dataset: Dataset, sampler, batch_size: int):
+    """The full batches of ``sampler``'s order, each collated in one piece from the render cache
+    (:meth:`h3r.data.synthetic.SyntheticDataset.cached_batch`): the same samples in the same order
+    as the DataLoader gives, without worker processes or per-sample conversions."""
+    order = torch.tensor(list(sampler))
+    for start in range(0, len(order) - batch_size + 1, batch_size):
+        yield dataset.cached_batch(order[start:start + batch_size])
+
+
 def train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, dataset, epoch, device, rank, world) -> float:
     net.train()
     if hasattr(dataset, "set_epoch"):
@@ -308,16 +362,22 @@ def train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, dataset, epo
         sampler.set_epoch(epoch)
     else:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(epoch_seed(cfg, epoch, 0)))
-    loader = _loader(cfg, dataset, sampler, epoch_seed(cfg, epoch, 0), device)
+    if cfg.workers == 0 and getattr(dataset, "cache_dir", None) is not None:
+        loader = _cached_batches(dataset, sampler, min(cfg.batch_size, len(dataset)))
+    else:
+        loader = _loader(cfg, dataset, sampler, epoch_seed(cfg, epoch, 0), device)
     rounding = torch.Generator(device).manual_seed(epoch_seed(cfg, epoch, 1) + rank)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    last_step = cfg.max_steps - epoch * (len(dataset) // (min(cfg.batch_size, len(dataset)) * world)) \
+        if cfg.max_steps else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
     total, count = 0.0, 0
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress or rank != 0,
                leave=False, dynamic_ncols=True)
     for batch in bar:
-        images = batch["image"].to(device, non_blocking=True)
-        if device.type == "cuda" and cfg.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        if last_step is not None and count >= last_step:
+            break
+        images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
         keypoints = batch["keypoints"].to(device, non_blocking=True)
         target = codec.encode(keypoints, batch["visible"].to(device), generator=rounding)
         with autocast:

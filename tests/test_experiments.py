@@ -69,3 +69,17 @@ def test_paired_differences_pair_by_seed_and_give_a_t_interval():
     assert verdict(float("nan"), float("nan")) == "not shown"
     with pytest.raises(ValueError, match="rows hold no method='c'"):
         paired_differences(rows, "c", "b")
+
+
+@pytest.mark.slow
+def test_runs_side_by_side_give_the_numbers_of_runs_in_turn(tmp_path):
+    """CPU runs of one thread train two at a time in worker processes (renders first); the
+    numbers are those of the same runs trained one after the other in this process."""
+    def configs(folder):
+        return grid(tiny(tmp_path / folder, threads=1, device="cpu", epochs=2), codec=["h3r", "argmax-round"])
+
+    apart = run_grid(configs("apart"), jobs=2)
+    in_turn = run_grid(configs("in-turn"), jobs=1)
+    assert not apart.cached.any() and apart["NME (%)"].tolist() == in_turn["NME (%)"].tolist()
+    assert len(list((tmp_path / "apart" / "runs" / ".render-cache").glob("*.npz"))) == 3  # 2 epochs + test
+    assert run_grid(configs("apart"), jobs=2).cached.all()

@@ -66,19 +66,20 @@ class HeatmapModel(nn.Module):
 
 def build_model(backbone: str = "hrnet_w18", num_keypoints: int = 98, head: str = "heatmap",
                 heatmap_stride: int = 4, width_mult: float = 1.0,
-                pretrained: str | Path | None = None) -> HeatmapModel:
+                pretrained: str | Path | None = None, head_width: int | None = None) -> HeatmapModel:
     """Build a heatmap network.
 
     Args:
-        backbone: ``"hrnet_w18"``, ``"hrnet_w32"`` or ``"mobilenet_v2"``.
+        backbone: ``"hrnet_w18"``, ``"hrnet_w32"``, ``"mobilenet_v2"`` or ``"plain_cnn"``.
         num_keypoints: K.
         head: ``"heatmap"`` (K maps) or ``"binary"`` (the official 2K-channel head).
         heatmap_stride: input pixels per heatmap cell, one of 1, 2, 4, 8, 16, 32.
-        width_mult: MobileNetV2's width multiplier.
+        width_mult: the width multiplier of MobileNetV2 and the plain CNN.
         pretrained: path of a local ImageNet checkpoint for the backbone, or None.
+        head_width: the head's hidden channels; None: the backbone's, as the official head.
     """
     body = build_backbone(backbone, width_mult=width_mult, pretrained=pretrained)
-    return HeatmapModel(body, HeatmapHead(body.out_channels, num_keypoints, head), heatmap_stride)
+    return HeatmapModel(body, HeatmapHead(body.out_channels, num_keypoints, head, head_width), heatmap_stride)
 
 
 def count_params(model: nn.Module) -> int:

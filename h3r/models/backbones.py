@@ -9,6 +9,10 @@ and concatenated along channels.
 ``mobilenet_v2``  torchvision's MobileNetV2 cut after its 14th block: ``features[:4]`` (stride 4,
                   24 channels), ``features[4:7]`` (stride 8, 32), ``features[7:14]`` (stride 16,
                   96): 152 channels at width 1.0; the rest of the network is not built.
+``plain_cnn``     not the paper's: four stages of 3x3 conv-BN-ReLU at strides 2, 4, 8, 16 (widths
+                  16, 32, 48, 64 times ``width_mult``, depths 1, 2, 2, 2), the last three fused: 144
+                  channels. The ``cpu`` profile's network, chosen for CPU speed: on one core it
+                  trains faster per image than MobileNetV2 x0.5 and learns much faster.
 
 Weights are never downloaded: ``pretrained`` is the path of a local ImageNet checkpoint in the
 library's own naming (timm's ``hrnet_w18`` file, torchvision's ``mobilenet_v2`` file; ``.pth``,
@@ -89,17 +93,56 @@ class MobileNetV2(nn.Module):
         return self
 
 
+def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution (padding 1, no bias), BatchNorm, ReLU: (N, C_in, H, W) -> (N, C_out, H/s, W/s)."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class PlainCNN(nn.Module):
+    """Four stages of :func:`conv_bn_relu`, the first convolution of each at stride 2; the outputs
+    of stages 2-4 (strides 4, 8, 16) fused at stride 4.
+
+    ``widths`` and ``depths`` (convolutions) per stage; ``out_channels = sum(widths[1:])``, 144 by
+    default. No ImageNet checkpoint exists for it: it trains from scratch.
+    """
+
+    size_divisor = 16
+    unused_prefixes = ()
+
+    def __init__(self, widths: Sequence[int] = (16, 32, 48, 64), depths: Sequence[int] = (1, 2, 2, 2)):
+        super().__init__()
+        stages, channels = [], 3
+        for width, depth in zip(widths, depths, strict=True):
+            stages.append(nn.Sequential(conv_bn_relu(channels, width, 2),
+                                        *(conv_bn_relu(width, width) for _ in range(depth - 1))))
+            channels = width
+        self.stages = nn.ModuleList(stages)
+        self.out_channels = sum(widths[1:])
+
+    def forward(self, image: Tensor) -> Tensor:
+        x, outputs = image, []
+        for stage in self.stages:
+            x = stage(x)
+            outputs.append(x)
+        return fuse_to_stride4(outputs[1:])
+
+    def checkpoint_target(self) -> nn.Module:
+        return self
+
+
 BACKBONES = {
     "hrnet_w18": lambda width_mult: HRNet("hrnet_w18"),
     "hrnet_w32": lambda width_mult: HRNet("hrnet_w32"),
     "mobilenet_v2": lambda width_mult: MobileNetV2(width_mult),
+    "plain_cnn": lambda width_mult: PlainCNN([round(w * width_mult) for w in (16, 32, 48, 64)]),
 }
 
 
 def build_backbone(name: str, width_mult: float = 1.0, pretrained: str | Path | None = None) -> nn.Module:
     """A backbone by name (see :data:`BACKBONES`), optionally loading a local ImageNet checkpoint.
 
-    ``width_mult`` applies to MobileNetV2 only; other values raise for HRNet.
+    ``width_mult`` applies to MobileNetV2 and the plain CNN; other values raise for HRNet.
     """
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from h3r.data.layouts import Layout
-from h3r.data.sample import normalize_image
+from h3r.data.sample import normalize_image, normalize_images
 from h3r.data.synthetic.canvas import Canvas
 from h3r.data.synthetic.scene import (DIFFICULTY, Nuisance, background, camera, clutter, draw_camera,
                                       draw_occluders, occluders)
@@ -156,6 +156,17 @@ class SyntheticDataset(torch.utils.data.Dataset):
                      normalizer=float(d["normalizer"][index]),
                      subsets={k: bool(v) for k, v in zip(self.subset_names, d["subsets"][index])},
                      head_box=d["head_box"][index] if len(d["head_box"]) else None)
+
+    def cached_batch(self, indices: torch.Tensor) -> dict:
+        """Samples ``indices`` (B,) of the current epoch, read from the render cache and collated in
+        one piece: ``image`` (B, 3, H, W) (channels_last), ``keypoints`` (B, K, 2), ``visible``
+        (B, K); equal to what a DataLoader collates of ``self[i]`` for these fields, which are all
+        training reads, without the per-sample work."""
+        self._cached_scene(0)  # loads the epoch's block
+        block, index = self._block[1], indices.numpy()
+        keypoints = torch.from_numpy(block["keypoints"][index]).float()
+        return {"image": normalize_images(torch.from_numpy(block["image"][index])), "keypoints": keypoints,
+                "visible": torch.ones(keypoints.shape[:2])}
 
     def scene(self, index: int) -> Scene:
         """Render sample ``index`` (uint8 image, exact float64 keypoints, drawn parameters)."""
