@@ -216,12 +216,14 @@ def round_trip(codec: Codec, keypoints: Tensor, visible: Tensor | None = None, t
 
 
 def codec_nme(landmarks: LandmarkSet, trip: RoundTrip, stride: int, flip_test: bool = False,
-              generator: torch.Generator | None = None, device="cpu") -> tuple[Tensor, Tensor]:
+              generator: torch.Generator | None = None, device="cpu", codec_args=None) -> tuple[Tensor, Tensor]:
     """Per-sample NME (fraction) of a round trip at heatmap ``stride``, and the (N, K) mask of the
     keypoints it scored: visible ones the target represents. Samples where the codec represents no
     keypoint get NaN. Encoding and decoding run on ``device`` (the generator's)."""
-    codec = build_codec(trip.codec, landmarks.input_size, stride=stride)
-    decoder = None if trip.decoder is None else build_codec(trip.decoder, landmarks.input_size, stride=stride)
+    args = codec_args or (lambda name: {})
+    codec = build_codec(trip.codec, landmarks.input_size, stride=stride, **args(trip.codec))
+    decoder = None if trip.decoder is None else build_codec(trip.decoder, landmarks.input_size, stride=stride,
+                                                              **args(trip.decoder))
     pred, scored = round_trip(codec, landmarks.crop_keypoints().to(device), landmarks.visible.to(device),
                               trip.target, decoder, generator, landmarks.flip_index if flip_test else None)
     pred, scored = inverse(pred.cpu(), landmarks.affines), scored.cpu()
@@ -233,15 +235,16 @@ def codec_nme(landmarks: LandmarkSet, trip: RoundTrip, stride: int, flip_test: b
 
 def codec_nme_table(sets: list[LandmarkSet], strides, trips: dict[str, RoundTrip] = ROUND_TRIPS,
                     flip_test: bool = False, cell_budget: int | None = None, seed: int = 0,
-                    device="cpu") -> pd.DataFrame:
+                    device="cpu", codec_args=None) -> pd.DataFrame:
     """Long table of codec-only NME: one row per dataset x stride x round trip.
 
     Columns ``dataset, stride, heatmap, codec, flip_test, nme`` (mean over samples, in %),
     ``samples``, ``scored`` (fraction of the visible keypoints the target represents).
     ``cell_budget`` caps the heatmap cells encoded per round trip (keypoints x cells): a dataset
     is then evaluated on as many samples as fit, evenly spread over it (:meth:`LandmarkSet.spread`),
-    fewer at fine strides (``samples`` says how many). Randomized draws come from a generator on ``device`` seeded with ``seed`` per dataset,
-    so adding a dataset changes no other dataset's numbers.
+    fewer at fine strides (``samples`` says how many). Randomized draws come from a generator on
+    ``device`` seeded with ``seed`` per dataset, so adding a dataset changes no other dataset's
+    numbers. ``codec_args`` (preset name -> keyword arguments) overrides the presets' options.
     """
     rows = []
     for full in sets:
@@ -251,7 +254,7 @@ def codec_nme_table(sets: list[LandmarkSet], strides, trips: dict[str, RoundTrip
             fits = None if cell_budget is None else max(1, cell_budget // (full.keypoints.shape[1] * wh * hh))
             lm = full.spread(fits)
             for label, trip in trips.items():
-                nmes, scored = codec_nme(lm, trip, stride, flip_test, generator, device)
+                nmes, scored = codec_nme(lm, trip, stride, flip_test, generator, device, codec_args)
                 rows.append(dict(dataset=lm.name, stride=stride, heatmap=f"{wh}x{hh}", codec=label,
                                  flip_test=flip_test, nme=100 * nmes.nanmean().item(),
                                  samples=int(nmes.isfinite().sum()),

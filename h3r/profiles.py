@@ -41,8 +41,8 @@ BASE = {
     # 8 epochs of 1200 fresh faces read as batches from the render cache, one thread per run (two
     # runs side by side use both cores: h3r.experiments.run_grid); the schedule is chapter 4's choice
     "cpu": Config(dataset="synthetic_faces", input_size=64, train_samples=1200, test_samples=300, epochs=8,
-                  batch_size=16, backbone="plain_cnn", lr=1.2e-2, schedule="cosine", warmup=0.1, eval_every=1,
-                  workers=0, threads=1, progress=False, out_dir=f"{RUNS}/cpu"),
+                  batch_size=16, backbone="plain_cnn", head_width=64, lr=1.2e-2, schedule="cosine", warmup=0.1,
+                  eval_every=1, workers=0, threads=1, progress=False, out_dir=f"{RUNS}/cpu"),
     # the paper's network and resolution, on a GPU: HRNet-W18 at 256 px
     "paper": Config(dataset="synthetic_faces", input_size=256, train_samples=10_000, test_samples=2_000,
                     epochs=60, lr_milestones=[0.5, 0.83], batch_size=16, backbone="hrnet_w18", lr=1e-3,
@@ -64,6 +64,9 @@ def _by_profile(smoke, cpu, paper) -> dict:
 #: the resolution study's strides and seeds (chapter 5), whose runs chapters 4, 6 and 7 read again
 CHAPTER_STRIDES = _by_profile([4, 16], [2, 4, 8, 16], [2, 4, 8, 16])
 CHAPTER_SEEDS = _by_profile([0, 1], [0, 1, 2], [0, 1, 2])
+#: the Gaussian targets' sigma in heatmap cells: the field's 2 at 256 px; at 64 px a Gaussian of 2
+#: cells spans a third of the inter-ocular distance and trains far slower (chapter 4 measures it)
+CHAPTER_SIGMA = _by_profile(1.0, 1.0, 2.0)
 
 #: chapter -> profile -> settings (the names of the notebook's papermill parameters)
 CHAPTERS: dict[str, dict[str, dict]] = {
@@ -79,13 +82,10 @@ CHAPTERS: dict[str, dict[str, dict]] = {
     "codecs": _per_profile(
         input_size=256, stride=4, batch=_by_profile(4, 64, 64), keypoints=_by_profile(8, 98, 98),
         heatmap=_by_profile(16, 64, 64), repeats=_by_profile(2, 10, 50), seed=0, device="auto"),
-    "synthetic_benchmark": {name: dict(strides=[4, 8], codecs=["argmax-round", "h3r"], seeds=SEEDS[name],
-                                       input_size=BASE[name].input_size, epochs=BASE[name].epochs,
-                                       train_samples=BASE[name].train_samples, device=BASE[name].device)
-                            for name in PROFILE_NAMES},
+    "synthetic_benchmark": _per_profile(max_steps=0, device="auto"),
     "heatmap_resolution": _per_profile(
-        strides=CHAPTER_STRIDES, seeds=CHAPTER_SEEDS, as_published=True, dataset="synthetic_faces", data_root="",
-        max_steps=0, device="auto"),
+        strides=CHAPTER_STRIDES, seeds=CHAPTER_SEEDS, as_published=True, sigma=CHAPTER_SIGMA,
+        dataset="synthetic_faces", data_root="", max_steps=0, device="auto"),
     "ablations": _per_profile(
         ks=_by_profile([1, 4, 9], [1, 2, 4, 9, 16, 25], [1, 2, 4, 9, 16, 25]),
         windows=_by_profile([1], [1, 2], [1, 2]),
@@ -105,6 +105,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         device="auto"),
     "reproduce": _per_profile(data_root=None, device="auto"),
     "your_own_loop": _per_profile(steps=_by_profile(20, 200, 200), device="auto"),
+    "findings": _per_profile(device="auto"),
 }
 
 
