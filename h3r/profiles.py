@@ -93,11 +93,11 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         ablation_stride=4, ablation_seeds=_by_profile([0], [0], [0, 1, 2]), sigma=1.0, max_steps=0,
         device="auto"),
     "cost": _per_profile(
-        input_sizes=_by_profile([32], [32, 64], [128, 160, 256]), codecs=["argmax-round", "h3r"], seeds=SEEDS,
-        device="auto"),
+        input_sizes=_by_profile([32], [32, 64], [128, 160, 256]), seeds=_by_profile([0], [0], [0, 1, 2]),
+        max_steps=0, device="auto"),
     "benchmarks": _per_profile(
         datasets=["wflw", "300w", "cofw", "aflw", "mpii", "coco"], data_root="", codecs=["argmax-round", "h3r"],
-        seeds=_by_profile([0], [0, 1, 2], [0, 1, 2]), device="auto"),
+        seeds=_by_profile([0], [0, 1, 2], [0, 1, 2]), max_steps=0, device="auto"),
     # smoke looks for nothing on disk, so that its stored outputs are the same on every machine
     "official": _per_profile(
         weights_dir=_by_profile("", "official", "official"), data_root=_by_profile("", "data", "data"),
@@ -105,7 +105,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         device="auto"),
     "reproduce": _per_profile(data_root=None, device="auto"),
     "your_own_loop": _per_profile(steps=_by_profile(20, 200, 200), device="auto"),
-    "findings": _per_profile(device="auto"),
+    "findings": _per_profile(strides=CHAPTER_STRIDES, seeds=CHAPTER_SEEDS, max_steps=0, device="auto"),
 }
 
 

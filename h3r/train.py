@@ -294,12 +294,12 @@ def train(cfg: Config) -> dict:
     epochs = cfg.epochs if not cfg.max_steps else min(cfg.epochs, -(-cfg.max_steps // steps_per_epoch))
     for epoch in range(start_epoch, epochs):
         tick = time.perf_counter()
-        loss = train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, train_set, epoch, device,
-                               rank, world)
+        loss, steps = train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, train_set, epoch, device,
+                                      rank, world)
         seconds = time.perf_counter() - tick
         elapsed += seconds
         log = {"epoch": epoch + 1, "loss": loss, "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
-               "images_per_s": steps_per_epoch * cfg.batch_size * world / seconds}
+               "images_per_s": steps * cfg.batch_size * world / seconds}
         if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and rank == 0:
             log["eval"] = evaluate_model(model, codec, Subset(test_set, range(min(cfg.eval_samples, len(test_set)))),
                                          device, **{**cfg.eval_options, "flip_test": False})["summary"]["all"]
@@ -351,7 +351,9 @@ def _cached_batches(dataset: Dataset, sampler, batch_size: int):
         yield dataset.cached_batch(order[start:start + batch_size])
 
 
-def train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, dataset, epoch, device, rank, world) -> float:
+def train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, dataset, epoch, device, rank,
+                    world) -> tuple[float, int]:
+    """One epoch (at most up to ``cfg.max_steps`` in all); returns the mean loss and the steps taken."""
     net.train()
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)  # augmentation draws depend on (seed, epoch, index)
@@ -391,4 +393,4 @@ def train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, dataset, epo
         bar.set_postfix(loss=f"{total / count:.4f}")
     if count == 0:
         raise ValueError(f"the training set has {len(dataset)} samples, fewer than one batch of {cfg.batch_size}")
-    return total / count
+    return total / count, count

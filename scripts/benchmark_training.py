@@ -1,13 +1,19 @@
-"""Training throughput (images/s) of a network, with and without bf16 autocast and channels_last.
+"""Training throughput (images/s): of a network alone, or of the whole training loop.
 
     python scripts/benchmark_training.py --backbone hrnet_w18 --input 256 --device cuda
-    python scripts/benchmark_training.py --backbone mobilenet_v2 --width-mult 0.5 --input 64 --batch 32
+    python scripts/benchmark_training.py --backbone plain_cnn --input 64 --batch 16 --threads 1
+    python scripts/benchmark_training.py --loop cpu --threads 1      # the cpu profile's loop
 
-Measures full training steps (forward, H3R spatial cross-entropy, backward, Adam) on random images
-and randomized-rounding targets, so data loading is excluded: it is the model's ceiling. bf16 and
-channels_last are CUDA settings (``h3r.train`` uses them there); on the CPU only fp32 is measured.
-Reports the median over ``--steps`` timed steps after ``--warmup``, and writes JSON with
-provenance when ``--json`` is given.
+Without ``--loop``: full training steps (forward, H3R spatial cross-entropy, backward, Adam) on
+random images and randomized-rounding targets, so data loading is excluded: the model's ceiling;
+fp32 and channels_last, and on CUDA bf16 autocast too. Reports the median over ``--steps`` timed
+steps after ``--warmup``.
+
+With ``--loop PROFILE``: ``h3r.train`` itself, on the profile's training setup (the embedded
+benchmark; ``--backbone``, ``--batch``, ``--threads``, ``--workers`` override it) for two epochs,
+renders cached beforehand; reports the images/s of the second epoch, data and encoding included.
+
+``--json`` writes the results with their provenance.
 """
 from __future__ import annotations
 
@@ -50,34 +56,76 @@ def steps_per_second(model, codec, loss_fn, images, keypoints, amp: bool, channe
     return 1.0 / statistics.median(times)
 
 
+def loop_images_per_second(profile: str, overrides: dict, out_dir: str) -> dict:
+    """images/s of the second epoch of ``h3r.train`` on ``profile``'s setup with ``overrides``."""
+    import dataclasses
+    import json
+
+    from h3r.profiles import BASE
+    from h3r.runs import run
+
+    cfg = dataclasses.replace(BASE[profile], epochs=2, eval_every=0, out_dir=out_dir,
+                              **{k: v for k, v in overrides.items() if v is not None})
+    for epoch in range(cfg.epochs):  # rendered before the clock starts
+        from h3r.train import build_data
+
+        data = build_data(cfg, cfg.train_split, True)
+        data.set_epoch(epoch)
+        if getattr(data, "cache_dir", None) is not None:
+            data.ensure_cached()
+    run(cfg)
+    log = [json.loads(line) for line in (cfg.run_dir() / "metrics.jsonl").read_text().splitlines()]
+    return {"profile": profile, "backbone": cfg.backbone, "batch": cfg.batch_size, "threads": cfg.threads,
+            "workers": cfg.workers, "channels_last": cfg.channels_last, "images_per_s": log[-1]["images_per_s"]}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--backbone", default="hrnet_w18")
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--loop", metavar="PROFILE", help="time h3r.train's loop on this profile's setup")
+    parser.add_argument("--backbone", default=None, help="network (default: hrnet_w18, or the profile's)")
     parser.add_argument("--width-mult", type=float, default=1.0)
     parser.add_argument("--input", type=int, default=256, help="input side in pixels")
     parser.add_argument("--keypoints", type=int, default=98)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=None, help="images per step (default: 32, or the profile's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, or the profile's)")
+    parser.add_argument("--workers", type=int, default=None, help="--loop: DataLoader workers (default: the profile's)")
+    parser.add_argument("--max-steps", type=int, default=None, help="--loop: cap on optimizer steps (0: none)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", help="write the results here (atomically)")
     args = parser.parse_args(argv)
+    settings = {k: v for k, v in vars(args).items() if k != "json"}
+    if args.loop:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            row = loop_images_per_second(args.loop, dict(backbone=args.backbone, batch_size=args.batch, threads=args.threads,
+                                                         workers=args.workers, max_steps=args.max_steps), tmp)
+        print(f"{row['backbone']}, batch {row['batch']}, {row['threads'] or 'default'} threads: "
+              f"{row['images_per_s']:.1f} images/s in the training loop")
+        result = {"results": [row], "settings": settings, "provenance": provenance("cpu")}
+        if args.json:
+            write_json_atomic(args.json, result)
+        return result
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.backbone, args.batch = args.backbone or "hrnet_w18", args.batch or 32
     device = pick_device(args.device)
     torch.manual_seed(0)
     images = torch.randn(args.batch, 3, args.input, args.input, device=device)
     keypoints = torch.rand(args.batch, args.keypoints, 2, device=device) * (args.input - 8) + 4
     codec = build_codec("h3r", args.input, stride=4)
-    settings = [(False, False)] + ([(True, False), (False, True), (True, True)] if device.type == "cuda" else [])
+    formats = [(False, False), (False, True)] + ([(True, False), (True, True)] if device.type == "cuda" else [])
     rows = []
-    for amp, channels_last in settings:
+    for amp, channels_last in formats:
         model = build_model(args.backbone, args.keypoints, width_mult=args.width_mult).to(device).train()
         rate = steps_per_second(model, codec, build_loss("spatial_ce"), images, keypoints, amp, channels_last,
                                 args.steps, args.warmup)
         rows.append({"bf16": amp, "channels_last": channels_last, "images_per_s": rate * args.batch})
         print(f"bf16={amp!s:5} channels_last={channels_last!s:5}  {rate * args.batch:9.1f} images/s")
-    result = {"results": rows, "settings": {k: v for k, v in vars(args).items() if k != "json"},
-              "provenance": provenance(device)}
+    result = {"results": rows, "settings": settings, "provenance": provenance(device)}
     if args.json:
         write_json_atomic(args.json, result)
     return result

@@ -57,10 +57,10 @@ def test_spatial_ce_normalises_soft_targets():
 def test_binary_ce_at_even_odds_and_with_pos_weight():
     target = onehot_target()
     output = torch.zeros(N, 2, K, H, W)  # p(foreground) = 1/2 everywhere
-    assert torch.isclose(binary_ce(output, target), torch.tensor(math.log(2)))
+    assert torch.isclose(binary_ce(output, target, prior=0.0), torch.tensor(math.log(2)))
     # one foreground cell of H*W carries weight 10 instead of 1
     expected = math.log(2) * (H * W - 1 + 10) / (H * W)
-    assert torch.isclose(binary_ce(output, target, pos_weight=10.0), torch.tensor(expected))
+    assert torch.isclose(binary_ce(output, target, pos_weight=10.0, prior=0.0), torch.tensor(expected))
 
 
 def test_binary_ce_is_the_two_class_cross_entropy_per_cell():
@@ -68,7 +68,7 @@ def test_binary_ce_is_the_two_class_cross_entropy_per_cell():
     output = torch.randn(N, 2, K, H, W)
     labels = target.heatmaps.long()  # 1 = foreground
     reference = torch.nn.functional.cross_entropy(output, labels)  # mean over N, K, H, W cells
-    assert torch.isclose(binary_ce(output, target), reference, atol=1e-6)
+    assert torch.isclose(binary_ce(output, target, prior=0.0), reference, atol=1e-6)
 
 
 def test_l1_coords_of_uniform_logits_is_the_distance_from_the_grid_centre():
@@ -187,7 +187,7 @@ def test_binary_ce_options_and_the_foreground_loss():
     output = torch.randn(2, 2, 3, 8, 8, generator=g)
     codec = H3R(32, 8)
     target = codec.encode(4 + 24 * torch.rand(2, 3, 2, generator=g), generator=g)
-    plain = binary_ce(output, target)
+    plain = binary_ce(output, target, prior=0.0)
     # the plain loss is the per-cell two-class cross-entropy
     log_p = output.log_softmax(dim=1)
     y = target.heatmaps
@@ -196,10 +196,11 @@ def test_binary_ce_options_and_the_foreground_loss():
     # a prior is a constant on the foreground-minus-background logit
     shifted = output.clone()
     shifted[:, 1] += -4.0
-    torch.testing.assert_close(binary_ce(output, target, prior=-4.0), binary_ce(shifted, target))
+    torch.testing.assert_close(binary_ce(output, target, prior=-4.0), binary_ce(shifted, target, prior=0.0))
+    torch.testing.assert_close(binary_ce(output, target), binary_ce(output, target, prior=-math.log(64)))  # auto
     # the focal factor only discounts: never more than the plain loss
-    assert binary_ce(output, target, gamma=2.0) < plain
-    assert binary_ce(output, target, pos_weight=64.0) > plain
+    assert binary_ce(output, target, gamma=2.0, prior=0.0) < plain
+    assert binary_ce(output, target, pos_weight=64.0, prior=0.0) > plain
     torch.testing.assert_close(foreground_ce(output, target), spatial_ce(output[:, 1], target))
     with pytest.raises(ValueError, match="gamma"):
         binary_ce(output, target, gamma=-1.0)

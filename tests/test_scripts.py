@@ -20,6 +20,16 @@ def test_training_benchmark_writes_its_results(tmp_path):
                                                 "--keypoints", "5", "--batch", "2", "--steps", "1", "--warmup", "0",
                                                 "--device", "cpu", "--json", str(out)])
     saved = json.loads(out.read_text())
-    assert saved["results"] == result["results"] and len(saved["results"]) == 1  # CPU: fp32 only
+    assert saved["results"] == result["results"] and len(saved["results"]) == 2  # CPU: fp32, NCHW and channels_last
+    assert [r["channels_last"] for r in saved["results"]] == [False, True]
     assert saved["results"][0]["images_per_s"] > 0 and saved["settings"]["backbone"] == "mobilenet_v2"
     assert "commit" in saved["provenance"]
+
+
+def test_training_loop_benchmark_times_h3r_train(tmp_path):
+    out = tmp_path / "loop.json"
+    result = _load("benchmark_training").main(["--loop", "smoke", "--threads", "1", "--json", str(out)])
+    row = result["results"][0]
+    assert row["profile"] == "smoke" and row["threads"] == 1 and row["images_per_s"] > 0
+    assert row["backbone"] == "mobilenet_v2" and row["batch"] == 16  # the smoke profile's setup
+    assert json.loads(out.read_text())["results"] == result["results"]

@@ -83,3 +83,18 @@ def test_executed_notebooks_store_paths_relative_to_the_repository(tmp_path):
     assert meta["input_path"] == "probe.ipynb"  # outside the repository: its name only
     injected = [c for c in nbformat.read(out, as_version=4).cells if "injected-parameters" in c.metadata["tags"]]
     assert len(injected) == 1 and "remove-cell" in injected[0].metadata["tags"]
+
+
+def test_code_lines_fit_the_page():
+    """The book shows code in a column of about 88 characters: longer lines are cut off. Code
+    cells are formatted to 88 (``ruff format --line-length 88``), fenced code in prose too."""
+    too_long = []
+    for path in sorted(nb.NOTEBOOKS.glob("*.ipynb")):
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            if cell.cell_type == "code":
+                lines = cell.source.splitlines()
+            else:
+                fences = cell.source.split("```")
+                lines = [line for block in fences[1::2] for line in block.splitlines()[1:]]
+            too_long += [f"{path.name} cell {i}: {line}" for line in lines if len(line) > 88]
+    assert not too_long, "\n".join(too_long[:20])
