@@ -150,7 +150,7 @@ def learning_curves(rows: pd.DataFrame) -> pd.DataFrame:
                 out.append({"method": row.method if hasattr(row, "method") else row.codec,
                             "heatmap_stride": row.heatmap_stride, "seed": row.seed, "epoch": log["epoch"],
                             "NME (%)": log["eval"]["NME (%)"], "loss": log["loss"]})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=["method", "heatmap_stride", "seed", "epoch", "NME (%)", "loss"])
 
 
 def configs_of(rows: pd.DataFrame, **where) -> list[Config]:

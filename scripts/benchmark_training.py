@@ -56,27 +56,33 @@ def steps_per_second(model, codec, loss_fn, images, keypoints, amp: bool, channe
     return 1.0 / statistics.median(times)
 
 
-def loop_images_per_second(profile: str, overrides: dict, out_dir: str) -> dict:
-    """images/s of the second epoch of ``h3r.train`` on ``profile``'s setup with ``overrides``."""
+def loop_images_per_second(profile: str, overrides: dict) -> dict:
+    """images/s of the second epoch of ``h3r.train`` on ``profile``'s setup with ``overrides``; the
+    profile's render cache is reused (and filled where it lacks the two epochs), the run is deleted."""
     import dataclasses
     import json
+    import os
+    import shutil
 
     from h3r.profiles import BASE
     from h3r.runs import run
+    from h3r.train import build_data
 
-    cfg = dataclasses.replace(BASE[profile], epochs=2, eval_every=0, out_dir=out_dir,
+    cfg = dataclasses.replace(BASE[profile], epochs=2, eval_every=0, name=f".benchmark-loop-{os.getpid()}",
                               **{k: v for k, v in overrides.items() if v is not None})
-    for epoch in range(cfg.epochs):  # rendered before the clock starts
-        from h3r.train import build_data
-
-        data = build_data(cfg, cfg.train_split, True)
-        data.set_epoch(epoch)
-        if getattr(data, "cache_dir", None) is not None:
-            data.ensure_cached()
-    run(cfg)
-    log = [json.loads(line) for line in (cfg.run_dir() / "metrics.jsonl").read_text().splitlines()]
-    return {"profile": profile, "backbone": cfg.backbone, "batch": cfg.batch_size, "threads": cfg.threads,
-            "workers": cfg.workers, "channels_last": cfg.channels_last, "images_per_s": log[-1]["images_per_s"]}
+    try:
+        for epoch in range(cfg.epochs):  # rendered before the clock starts
+            data = build_data(cfg, cfg.train_split, True)
+            data.set_epoch(epoch)
+            if getattr(data, "cache_dir", None) is not None:
+                data.ensure_cached()
+        run(cfg)
+        log = [json.loads(line) for line in (cfg.run_dir() / "metrics.jsonl").read_text().splitlines()]
+    finally:
+        shutil.rmtree(cfg.run_dir(), ignore_errors=True)
+    return {"profile": profile, "backbone": f"{cfg.backbone} x{cfg.width_mult:g}", "batch": cfg.batch_size,
+            "threads": cfg.threads, "workers": cfg.workers, "channels_last": cfg.channels_last,
+            "images_per_s": log[-1]["images_per_s"]}
 
 
 def main(argv=None) -> dict:
@@ -98,11 +104,9 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     settings = {k: v for k, v in vars(args).items() if k != "json"}
     if args.loop:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            row = loop_images_per_second(args.loop, dict(backbone=args.backbone, batch_size=args.batch, threads=args.threads,
-                                                         workers=args.workers, max_steps=args.max_steps), tmp)
+        network = dict(backbone=args.backbone, width_mult=args.width_mult) if args.backbone else {}
+        row = loop_images_per_second(args.loop, dict(**network, batch_size=args.batch, threads=args.threads,
+                                                     workers=args.workers, max_steps=args.max_steps))
         print(f"{row['backbone']}, batch {row['batch']}, {row['threads'] or 'default'} threads: "
               f"{row['images_per_s']:.1f} images/s in the training loop")
         result = {"results": [row], "settings": settings, "provenance": provenance("cpu")}

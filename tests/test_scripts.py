@@ -31,5 +31,5 @@ def test_training_loop_benchmark_times_h3r_train(tmp_path):
     result = _load("benchmark_training").main(["--loop", "smoke", "--threads", "1", "--json", str(out)])
     row = result["results"][0]
     assert row["profile"] == "smoke" and row["threads"] == 1 and row["images_per_s"] > 0
-    assert row["backbone"] == "mobilenet_v2" and row["batch"] == 16  # the smoke profile's setup
+    assert row["backbone"] == "mobilenet_v2 x0.5" and row["batch"] == 16  # the smoke profile's setup
     assert json.loads(out.read_text())["results"] == result["results"]
