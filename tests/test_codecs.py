@@ -213,6 +213,79 @@ def test_h3r_official_decoder_is_topk_softmax_times_stride():
     assert torch.equal(scores, heatmaps.amax(dim=(-2, -1)))
 
 
+# --- batched building blocks ---------------------------------------------------------------------
+
+def maps_of_every_kind(n: int = 4, k: int = 12) -> dict[str, torch.Tensor]:
+    """(N, K, 24, 32) maps: smooth peaks, noise, two equal blobs, plateaus (ties everywhere)."""
+    g = torch.Generator().manual_seed(3)
+    uv = torch.rand(n, k, 2, generator=g) * torch.tensor([31.0, 23.0])
+    peak = gaussian_heatmaps(uv, HEATMAP, 2.0)
+    return {"peaks": peak + 0.01 * torch.rand(peak.shape, generator=g),
+            "noise": torch.randn(n, k, 24, 32, generator=g),
+            "two blobs": peak + gaussian_heatmaps(uv.flip(-1), HEATMAP, 2.0),
+            "plateaus": (torch.rand(n, k, 24, 32, generator=g) * 3).floor()}
+
+
+@pytest.mark.parametrize("kind", ["peaks", "noise", "two blobs", "plateaus"])
+def test_argmax_2d_is_the_first_maximum_in_row_major_order(kind):
+    heatmaps = maps_of_every_kind()[kind]
+    cells, scores = argmax_2d(heatmaps)
+    first = torch.from_numpy(heatmaps.flatten(2).numpy().argmax(-1))
+    assert torch.equal(cells, torch.stack([first % 32, first // 32], -1).float())
+    assert torch.equal(scores, heatmaps.amax((-2, -1)))
+
+
+@pytest.mark.parametrize("k", [1, 4, 9, 16])
+@pytest.mark.parametrize("kind", ["peaks", "noise", "two blobs", "plateaus"])
+def test_topk_2d_is_torch_topk(kind, k, monkeypatch):
+    """Values as ``torch.topk`` of the flattened maps always; the same cells unless the k-th value
+    is tied (in an order of their own among equal values). Smooth peaks are read from the block
+    around the argmax, everything else from the whole map."""
+    from h3r.codecs import base
+
+    heatmaps = maps_of_every_kind()[kind]
+    whole = []
+    monkeypatch.setattr(base, "_topk_flat", lambda maps, k, flat=base._topk_flat: whole.append(len(maps)) or flat(maps, k))
+    cells, values = base.topk_2d(heatmaps, k)
+    expected, index = heatmaps.flatten(2).topk(k + 1, dim=-1)
+    assert torch.equal(values, expected[..., :k])
+    assert torch.equal(values, heatmaps[torch.arange(4)[:, None, None], torch.arange(12)[None, :, None],
+                                         cells[..., 1].long(), cells[..., 0].long()])  # the cells hold them
+    untied = expected[..., k - 1] > expected[..., k]  # then the set of cells is determined
+    ours = (cells[..., 1] * 32 + cells[..., 0]).long().sort(-1).values
+    assert torch.equal(ours[untied], index[..., :k].sort(-1).values[untied])
+    if kind == "peaks":
+        assert sum(whole) == 0  # all from the block around the argmax
+    if kind == "noise" and k > 1:  # for k = 1 the block is the argmax itself
+        assert sum(whole) > 0.9 * 4 * 12
+
+
+@pytest.mark.parametrize("size", [(5, 4), (32, 24)])
+def test_topk_2d_of_small_maps_and_nan(size):
+    from h3r.codecs.base import topk_2d
+
+    heatmaps = gaussian_heatmaps(torch.rand(2, 3, 2) * 3, size, 2.0)
+    heatmaps[0, 1, 2, 3] = float("nan")  # torch.topk puts NaN first
+    cells, values = topk_2d(heatmaps, 9)  # small: the 5x5 block does not fit, the whole map
+    expected, index = heatmaps.flatten(2).topk(9, dim=-1)
+    torch.testing.assert_close(values, expected, rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(cells, torch.stack([index % size[0], index // size[0]], -1).float())
+
+
+def test_windows_are_the_slices():
+    from h3r.codecs.base import windows
+
+    heatmaps = torch.randn(3, 4, 24, 32)
+    corners = torch.stack([torch.randint(0, 32 - 7 + 1, (3, 4)), torch.randint(0, 24 - 5 + 1, (3, 4))], -1)
+    corners[0, 0] = torch.tensor([32 - 7, 24 - 5])  # the last window of the last row
+    got = windows(heatmaps, corners, (7, 5))
+    for n in range(3):
+        for k in range(4):
+            x, y = corners[n, k].tolist()
+            assert torch.equal(got[n, k], heatmaps[n, k, y:y + 5, x:x + 7])
+    assert torch.equal(windows(heatmaps.transpose(-1, -2).contiguous().transpose(-1, -2), corners, (7, 5)), got)
+
+
 # --- randomized rounding ------------------------------------------------------------------------
 
 SMALL_INPUT, SMALL_HEATMAP = (40, 32), (10, 8)  # many draws: keep the heatmaps small
