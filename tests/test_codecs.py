@@ -129,17 +129,19 @@ def test_dark_and_udp_round_trip_their_exact_targets(cls):
 
 
 @pytest.mark.parametrize("kernel", [11, 13])
-def test_dark_local_modulation_equals_a_full_map_blur(kernel):
+@pytest.mark.parametrize("radius", [1, 2])
+def test_dark_local_modulation_equals_a_full_map_blur(kernel, radius):
     """The decoder blurs only the window around each peak; on noisy Gaussians its patch is the
-    one a depthwise conv2d (zero padding) of the whole map gives."""
+    one a depthwise conv2d (zero padding) of the whole map gives, on every cell of the patch that
+    is on the grid, border peaks included (their window is moved onto the grid)."""
     from h3r.codecs.dark import modulated_neighbourhood, newton_step
 
     codec = DARK(INPUT, HEATMAP, sigma=2.0)
     g = torch.Generator().manual_seed(1)
-    clean = codec.encode(random_keypoints(6, 30, margin=4 * STRIDE)).heatmaps
+    clean = codec.encode(random_keypoints(6, 30)).heatmaps
     heatmaps = clean + 0.05 * torch.rand(clean.shape, generator=g)
     peaks, _ = argmax_2d(heatmaps)
-    assert on_grid(peaks, HEATMAP, margin=-2).all()  # the whole 5x5 patch lies on the grid
+    peaks[0, :4] = torch.tensor([[0.0, 0.0], [31.0, 23.0], [1.0, 22.0], [30.0, 5.0]])  # corners, borders
 
     t = torch.arange(kernel) - kernel // 2.0
     taps = torch.exp(-(t**2) / (2 * 2.0**2))
@@ -147,14 +149,20 @@ def test_dark_local_modulation_equals_a_full_map_blur(kernel):
     n, k, hh, wh = heatmaps.shape
     blurred = torch.nn.functional.conv2d(heatmaps.reshape(n * k, 1, hh, wh), torch.outer(taps, taps)[None, None],
                                          padding=kernel // 2).reshape(n, k, hh, wh)
-    steps = torch.arange(-2, 3)
-    ys = (peaks[..., 1].long()[..., None] + steps)[..., :, None]  # (N, K, 5, 1)
-    xs = (peaks[..., 0].long()[..., None] + steps)[..., None, :]  # (N, K, 1, 5)
-    full = blurred[torch.arange(n)[:, None, None, None], torch.arange(k)[None, :, None, None], ys, xs]
+    steps = torch.arange(-radius, radius + 1)
+    ys = (peaks[..., 1].long()[..., None] + steps)[..., :, None]  # (N, K, 2r+1, 1)
+    xs = (peaks[..., 0].long()[..., None] + steps)[..., None, :]  # (N, K, 1, 2r+1)
+    on = (ys >= 0) & (ys < hh) & (xs >= 0) & (xs < wh)
+    full = blurred[torch.arange(n)[:, None, None, None], torch.arange(k)[None, :, None, None],
+                   ys.clamp(0, hh - 1), xs.clamp(0, wh - 1)]
 
-    local = modulated_neighbourhood(heatmaps, peaks, 2.0, kernel)
-    torch.testing.assert_close(local, full, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(newton_step(local.log())[0], newton_step(full.log())[0], rtol=0, atol=1e-4)
+    local = modulated_neighbourhood(heatmaps, peaks, 2.0, kernel, radius)
+    assert local.shape == (n, k, 2 * radius + 1, 2 * radius + 1) and local.isfinite().all()
+    torch.testing.assert_close(local[on.expand_as(local)], full[on.expand_as(full)], rtol=1e-5, atol=1e-6)
+    inside = on.flatten(-2).all(-1)
+    stencil = "dark" if radius == 2 else "udp"
+    torch.testing.assert_close(newton_step(local.log(), stencil)[0][inside], newton_step(full.log(), stencil)[0][inside],
+                               rtol=0, atol=1e-4)
 
 
 def test_udp_without_refinement_is_argmax():
