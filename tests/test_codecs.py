@@ -294,6 +294,17 @@ def test_windows_are_the_slices():
     assert torch.equal(windows(heatmaps.transpose(-1, -2).contiguous().transpose(-1, -2), corners, (7, 5)), got)
 
 
+def test_soft_argmax_in_chunks_equals_at_once(monkeypatch):
+    from h3r.codecs import integral
+
+    codec = SoftArgmax(INPUT, HEATMAP, beta=3.0)
+    heatmaps = torch.randn(5, 7, HEATMAP[1], HEATMAP[0])
+    at_once = codec.decode(heatmaps)
+    monkeypatch.setattr(integral, "CHUNK_CELLS", 3 * HEATMAP[0] * HEATMAP[1])  # 3 maps per chunk
+    in_chunks = codec.decode(heatmaps)
+    torch.testing.assert_close(in_chunks, at_once, rtol=0, atol=1e-5)
+
+
 # --- randomized rounding ------------------------------------------------------------------------
 
 SMALL_INPUT, SMALL_HEATMAP = (40, 32), (10, 8)  # many draws: keep the heatmaps small
