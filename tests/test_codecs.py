@@ -520,6 +520,7 @@ def test_benchmark_script_runs(tmp_path):
                          "--repeats", "2", "--warmup", "1", "--json", str(out), "--no-mmpose"])
     saved = json.loads(out.read_text())
     assert saved == report
-    assert {row["codec"] for row in saved["results"]} == set(PRESETS)
+    assert {row["codec"] for row in saved["results"]} == set(PRESETS) | set(bench.VARIANTS)
+    assert all(0 < row["decode_share_of_argmax"] for row in saved["results"])
     assert all(math.isfinite(row["decode_per_s"]) and row["decode_per_s"] > 0 for row in saved["results"])
     assert saved["provenance"]["torch"] == torch.__version__
