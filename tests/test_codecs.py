@@ -80,6 +80,13 @@ def test_bfloat16_heatmaps_decode_like_float32(preset):
     assert torch.allclose(s16.float(), s32, rtol=1e-2, atol=1e-2)
 
 
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("shape", [(0, 5), (2, 0)])
+def test_empty_batches_decode(preset, shape):
+    xy, scores = build_codec(preset, INPUT, stride=STRIDE).decode(torch.rand(*shape, HEATMAP[1], HEATMAP[0]))
+    assert xy.shape == (*shape, 2) and scores.shape == shape
+
+
 def test_decode_rejects_wrong_heatmap_size():
     with pytest.raises(ValueError, match="32x24"):
         build_codec("dark", INPUT, stride=STRIDE).decode(torch.rand(1, 2, 32, 24))

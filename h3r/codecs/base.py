@@ -284,5 +284,5 @@ def gather_2d(heatmaps: Tensor, cells: Tensor) -> Tensor:
     n, k, hh, wh = heatmaps.shape
     x = cells[..., 0].long().clamp(0, wh - 1)
     y = cells[..., 1].long().clamp(0, hh - 1)
-    flat = (y * wh + x).reshape(n, k, -1)
+    flat = (y * wh + x).reshape(n, k, math.prod(cells.shape[2:-1]))  # not -1: N or K may be 0
     return heatmaps.reshape(n, k, hh * wh).gather(2, flat).reshape(cells.shape[:-1])
