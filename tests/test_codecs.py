@@ -7,12 +7,12 @@ import math
 
 import pytest
 import torch
+from conftest import DEVICES, REPO
 
 from h3r.codecs import CODECS, DARK, H3R, PRESETS, UDP, ArgmaxQuarter, SoftArgmax, Vanilla, build_codec
-from h3r.codecs.base import argmax_2d, gaussian_heatmaps, on_grid
+from h3r.codecs.base import argmax_2d, gaussian_heatmaps
 from h3r.codecs.h3r import rounding_neighbours
 from h3r.geometry import flip_keypoints
-from conftest import DEVICES, REPO
 
 INPUT = (128, 96)  # not square, so that a swapped x and y shows
 STRIDE = 4

@@ -208,7 +208,8 @@ def onehot_heatmaps(cells: Tensor, heatmap_size: Size, weights: Tensor | None = 
 
 def windows(heatmaps: Tensor, corners: Tensor, size: tuple[int, int]) -> Tensor:
     """Copies (N, K, h, w) of the ``size = (w, h)`` windows of heatmaps (N, K, Hh, Wh) whose
-    top-left cells are ``corners`` (N, K, 2) (x, y, integer valued); every window must lie on the grid.
+    top-left cells are ``corners`` (N, K, 2) (x, y, integer valued); every window must lie on the
+    grid.
 
     One ``index_select`` from a strided view of the windows at every offset of the flattened maps
     (those crossing a row or a map are never selected): h runs of w contiguous cells per keypoint,
@@ -252,10 +253,10 @@ def topk_2d(heatmaps: Tensor, k: int) -> tuple[Tensor, Tensor]:
     if s > min(hh, wh):
         return _topk_flat(heatmaps, k)
     steps = torch.arange(s, device=heatmaps.device)
-    row_max = heatmaps.amax(-1)  # (N, K, Hh)
+    row_max = heatmaps.detach().amax(-1)  # (N, K, Hh); only selects
     rows = (row_max.argmax(-1, keepdim=True) - s // 2).clamp(0, hh - s) + steps  # (N, K, s)
     strip = windows(heatmaps, torch.stack([torch.zeros_like(rows[..., 0]), rows[..., 0]], dim=-1), (wh, s))
-    col_max = strip.amax(-2)  # (N, K, Wh)
+    col_max = strip.detach().amax(-2)  # (N, K, Wh)
     cols = (col_max.argmax(-1, keepdim=True) - s // 2).clamp(0, wh - s) + steps
     block = strip.gather(3, cols[..., None, :].expand(n, m, s, s))  # (N, K, s, s)
     values, index = block.reshape(n, m, s * s).topk(k, dim=-1)

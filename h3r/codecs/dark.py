@@ -29,7 +29,7 @@ from h3r.codecs.base import Codec, Target, argmax_2d, gaussian_heatmaps, on_grid
 STENCILS = ("dark", "udp")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def blur_matrix(sigma: float, kernel_size: int, size: int, device: torch.device) -> Tensor:
     """(size, size): row ``i`` holds the sampled, normalised Gaussian of ``sigma`` cells truncated
     to ``kernel_size`` (odd) taps, centred on column ``i``; ``matrix @ v`` blurs ``v`` (size,) with
@@ -63,9 +63,9 @@ def modulated_neighbourhood(heatmaps: Tensor, peaks: Tensor, sigma: float, kerne
     steps = torch.arange(-radius, radius + 1, device=heatmaps.device)
     cols = ((x - x0)[..., None] + steps).clamp(0, sx - 1)  # the patch in window coordinates, (N, K, 2r+1)
     rows = ((y - y0)[..., None] + steps).clamp(0, sy - 1)
-    along_x = window @ blur_matrix(sigma, kernel_size, sx, heatmaps.device).T
-    along_x = along_x.gather(3, cols[..., None, :].expand(n, k, sy, side)).transpose(-1, -2)  # (N, K, 2r+1, sy)
-    blurred = along_x @ blur_matrix(sigma, kernel_size, sy, heatmaps.device).T  # [x, y]
+    along_x = window @ blur_matrix(sigma, kernel_size, sx, heatmaps.device).T  # one GEMM
+    along_x = along_x.gather(3, cols[..., None, :].expand(n, k, sy, side)).transpose(-1, -2)  # (N, K, x, y)
+    blurred = along_x @ blur_matrix(sigma, kernel_size, sy, heatmaps.device).T  # (N, K, x, y)
     return blurred.gather(3, rows[..., None, :].expand(n, k, side, side)).transpose(-1, -2)
 
 

@@ -25,8 +25,7 @@ import functools
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import (Codec, Target, argmax_2d, gather_2d, gaussian_profiles, grid, on_grid, outer,
-                             topk_2d)
+from h3r.codecs.base import Codec, Target, argmax_2d, gather_2d, gaussian_profiles, grid, on_grid, outer, topk_2d
 from h3r.geometry import Size
 
 TARGETS = ("onehot", "gaussian")
@@ -35,7 +34,7 @@ WEIGHTINGS = ("softmax", "normalized")
 CORNERS = ((0, 0), (1, 0), (0, 1), (1, 1))  # the 4 neighbours as offsets from the lower one
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def window_offsets(radius: int, device: torch.device) -> Tensor:
     """The (2r+1)^2 cells of a square window as float (dx, dy) offsets, (0, 0) first, then by
     growing L1 distance; a constant per radius and device."""
