@@ -4,20 +4,21 @@
 
 Throughput is samples per second (one sample = K keypoints of one image), the median over
 ``--repeats`` timed runs after ``--warmup`` untimed ones; CUDA work is synchronised inside the
-timed region. The decoders take turns (one call of each per round), so a change in the machine's
-load hits all of them alike; so do the encoders, in rounds of their own. Each decoder is also given
-as a share of the argmax decode rate (the mean of the ``argmax-floor`` and ``argmax-round`` rows),
-the floor every heatmap decoder pays for reading its maps once. Besides the presets,
-:data:`VARIANTS` are timed too (H3R's window selection). mmpose's codecs take one instance at a
-time as numpy arrays, so they are called the way a user calls them: convert the batch to numpy
-once, then loop over the samples (both inside the timed region). Its twins: ``argmax-quarter`` =
-``MSRAHeatmap(unbiased=False)``, ``dark`` = ``MSRAHeatmap(unbiased=True)``, ``udp`` =
-``UDPHeatmap`` (Gaussian), all with sigma 2 and an 11-tap blur.
+timed region. The decoders take turns (one call of each per round, in a new order every round), so
+a change in the machine's load hits all of them alike; so do the encoders, in rounds of their own.
+Each decoder is also given as a share of the argmax decode rate (the mean of the ``argmax-floor``
+and ``argmax-round`` rows), the floor every heatmap decoder pays for reading its maps once. Besides
+the presets, :data:`VARIANTS` are timed too (H3R's window selection). mmpose's codecs take one
+instance at a time as numpy arrays, so they are called the way a user calls them: convert the batch
+to numpy once, then loop over the samples (both inside the timed region). Its twins:
+``argmax-quarter`` = ``MSRAHeatmap(unbiased=False)``, ``dark`` = ``MSRAHeatmap(unbiased=True)``,
+``udp`` = ``UDPHeatmap`` (Gaussian), all with sigma 2 and an 11-tap blur.
 """
 from __future__ import annotations
 
 import argparse
 import platform
+import random
 import statistics
 import time
 import warnings
@@ -56,10 +57,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def median_seconds(fns: dict, device: torch.device, repeats: int, warmup: int) -> dict:
-    """Median seconds per call of each function in ``fns`` (name -> callable), called in turns."""
+    """Median seconds per call of each function in ``fns`` (name -> callable), called in turns,
+    in a new (seeded) order every round: none always runs right after the same one (after one of
+    mmpose's per-instance loops, say)."""
     times = {name: [] for name in fns}
+    order, shuffle = list(fns), random.Random(0).shuffle
     for run in range(warmup + repeats):
-        for name, fn in fns.items():
+        shuffle(order)
+        for name in order:
+            fn = fns[name]
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
