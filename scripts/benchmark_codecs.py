@@ -17,6 +17,7 @@ to numpy once, then loop over the samples (both inside the timed region). Its tw
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import random
 import statistics
@@ -92,16 +93,21 @@ def mmpose_twins(input_size, heatmap_size) -> dict:
     }
 
 
-def benchmark_provenance(args, device: torch.device) -> dict:
-    """h3r's provenance (commit, device, versions, time) plus what a timing depends on."""
+def benchmark_provenance(args, device: torch.device, load_before: list | None) -> dict:
+    """h3r's provenance (commit, device, versions, time) plus what a timing depends on, including
+    the machine's load average (1, 5, 15 min) before and after: other work on the CPU shows."""
     try:
         import mmpose
         mmpose_version = mmpose.__version__
     except ImportError:
         mmpose_version = None
     return provenance(device, mmpose=mmpose_version, torch_threads=torch.get_num_threads(),
-                      platform=platform.platform(),
+                      platform=platform.platform(), load_average={"before": load_before, "after": load_average()},
                       args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
+
+
+def load_average() -> list | None:
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 def benchmark(args) -> list[dict]:
@@ -170,8 +176,9 @@ def main(argv=None) -> dict:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    load_before = load_average()
     rows = benchmark(args)
-    report = {"provenance": benchmark_provenance(args, torch.device(args.device)), "results": rows}
+    report = {"provenance": benchmark_provenance(args, torch.device(args.device), load_before), "results": rows}
     print_table(rows, report["provenance"])
     if args.json is not None:
         write_json_atomic(args.json, report)
