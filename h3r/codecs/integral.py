@@ -12,9 +12,8 @@ from torch import Tensor
 
 from h3r.codecs.base import Codec, Target, argmax_2d, grid, on_grid
 
-#: cells per chunk in :func:`exp_marginals` on CPU (16 MiB of float32: in the last-level cache, and
-#: few enough chunks that two threads do not wait on each other dozens of times on a busy machine)
-CHUNK_CELLS = 2**22
+#: cells per chunk in :func:`exp_marginals` on CPU (4 MiB of float32)
+CHUNK_CELLS = 2**20
 
 
 class SoftArgmax(Codec):
