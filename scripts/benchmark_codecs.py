@@ -4,16 +4,22 @@
 
 Throughput is samples per second (one sample = K keypoints of one image), the median over
 ``--repeats`` timed runs after ``--warmup`` untimed ones; CUDA work is synchronised inside the
-timed region. mmpose's codecs take one instance at a time as numpy arrays, so they are called the
-way a user calls them: convert the batch to numpy once, then loop over the samples (both inside
-the timed region). Its twins: ``argmax-quarter`` = ``MSRAHeatmap(unbiased=False)``, ``dark`` =
-``MSRAHeatmap(unbiased=True)``, ``udp`` = ``UDPHeatmap`` (Gaussian), all with sigma 2 and an
-11-tap blur.
+timed region. The decoders take turns (one call of each per round, in a new order every round), so
+a change in the machine's load hits all of them alike; so do the encoders, in rounds of their own.
+Each decoder is also given as a share of the argmax decode rate (the mean of the ``argmax-floor``
+and ``argmax-round`` rows), the floor every heatmap decoder pays for reading its maps once. Besides
+the presets, :data:`VARIANTS` are timed too (H3R's window selection). mmpose's codecs take one
+instance at a time as numpy arrays, so they are called the way a user calls them: convert the batch
+to numpy once, then loop over the samples (both inside the timed region). Its twins:
+``argmax-quarter`` = ``MSRAHeatmap(unbiased=False)``, ``dark`` = ``MSRAHeatmap(unbiased=True)``,
+``udp`` = ``UDPHeatmap`` (Gaussian), all with sigma 2 and an 11-tap blur.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import random
 import statistics
 import time
 import warnings
@@ -25,6 +31,9 @@ from h3r.codecs import PRESETS, build_codec
 from h3r.provenance import provenance, write_json_atomic
 
 SIGMA = 2.0
+#: decoders timed beside the presets: name -> (preset, keyword overrides)
+VARIANTS = {"h3r-window": ("h3r", {"select": "window"})}
+ARGMAX = ("argmax-floor", "argmax-round")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,7 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--input", type=int, default=256, help="input side in pixels")
     p.add_argument("--repeats", type=int, default=10, help="timed runs (the median is reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first")
-    p.add_argument("--codecs", nargs="+", default=sorted(PRESETS), choices=sorted(PRESETS))
+    p.add_argument("--codecs", nargs="+", default=sorted(PRESETS) + sorted(VARIANTS),
+                   choices=sorted(PRESETS) + sorted(VARIANTS))
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-mmpose", action="store_true", help="skip mmpose even if it is installed")
     p.add_argument("--json", type=Path, help="write the results and their provenance here")
     args = p.parse_args(argv)
@@ -46,19 +57,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def median_seconds(fn, device: torch.device, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def median_seconds(fns: dict, device: torch.device, repeats: int, warmup: int) -> dict:
+    """Median seconds per call of each function in ``fns`` (name -> callable), called in turns,
+    in a new (seeded) order every round: none always runs right after the same one (after one of
+    mmpose's per-instance loops, say)."""
+    times = {name: [] for name in fns}
+    order, shuffle = list(fns), random.Random(0).shuffle
+    for run in range(warmup + repeats):
+        shuffle(order)
+        for name in order:
+            fn = fns[name]
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if run >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def mmpose_twins(input_size, heatmap_size) -> dict:
@@ -76,16 +93,21 @@ def mmpose_twins(input_size, heatmap_size) -> dict:
     }
 
 
-def benchmark_provenance(args, device: torch.device) -> dict:
-    """h3r's provenance (commit, device, versions, time) plus what a timing depends on."""
+def benchmark_provenance(args, device: torch.device, load_before: list | None) -> dict:
+    """h3r's provenance (commit, device, versions, time) plus what a timing depends on, including
+    the machine's load average (1, 5, 15 min) before and after: other work on the CPU shows."""
     try:
         import mmpose
         mmpose_version = mmpose.__version__
     except ImportError:
         mmpose_version = None
     return provenance(device, mmpose=mmpose_version, torch_threads=torch.get_num_threads(),
-                      platform=platform.platform(),
+                      platform=platform.platform(), load_average={"before": load_before, "after": load_average()},
                       args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
+
+
+def load_average() -> list | None:
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 def benchmark(args) -> list[dict]:
@@ -97,25 +119,36 @@ def benchmark(args) -> list[dict]:
     heatmaps = build_codec("dark", size, heatmap_size=hm).encode(keypoints).heatmaps
     heatmaps = heatmaps + 0.01 * torch.rand_like(heatmaps)
     twins = {} if args.no_mmpose else mmpose_twins(size, hm)
-    rows = []
+    fns = {}
     for name in args.codecs:
-        codec = build_codec(name, size, heatmap_size=hm)
-        row = {"codec": name}
-        t_enc = median_seconds(lambda: codec.encode(keypoints, visible), device, args.repeats, args.warmup)
-        t_dec = median_seconds(lambda: codec.decode(heatmaps), device, args.repeats, args.warmup)
-        row["encode_per_s"], row["decode_per_s"] = n / t_enc, n / t_dec
+        preset, overrides = VARIANTS.get(name, (name, {}))
+        codec = build_codec(preset, size, heatmap_size=hm, **overrides)
+        fns[name, "encode"] = lambda codec=codec: codec.encode(keypoints, visible)
+        fns[name, "decode"] = lambda codec=codec: codec.decode(heatmaps)
         twin = twins.get(name)
         if twin is not None:
-            def mm_encode():
+            def mm_encode(twin=twin):
                 kp, vis = keypoints.cpu().numpy(), visible.cpu().numpy()
                 return [twin.encode(kp[i:i + 1], vis[i:i + 1]) for i in range(n)]
 
-            def mm_decode():
+            def mm_decode(twin=twin):
                 maps = heatmaps.cpu().numpy()
                 return [twin.decode(maps[i]) for i in range(n)]
 
-            row["mmpose_encode_per_s"] = n / median_seconds(mm_encode, device, args.repeats, args.warmup)
-            row["mmpose_decode_per_s"] = n / median_seconds(mm_decode, device, args.repeats, args.warmup)
+            fns[name, "mmpose_encode"], fns[name, "mmpose_decode"] = mm_encode, mm_decode
+    rate = {}
+    for kind in ("decode", "encode"):  # apart: an encoder's batch-sized targets disturb the next timing
+        timed = {key: fn for key, fn in fns.items() if key[1].endswith(kind)}
+        rate.update({key: n / t for key, t in median_seconds(timed, device, args.repeats, args.warmup).items()})
+    argmax = [rate[name, "decode"] for name in ARGMAX if (name, "decode") in rate]
+    argmax = statistics.mean(argmax) if argmax else None
+    rows = []
+    for name in args.codecs:
+        row = {"codec": name, "encode_per_s": rate[name, "encode"], "decode_per_s": rate[name, "decode"],
+               "decode_share_of_argmax": None if argmax is None else rate[name, "decode"] / argmax}
+        if (name, "mmpose_decode") in rate:
+            row["mmpose_encode_per_s"] = rate[name, "mmpose_encode"]
+            row["mmpose_decode_per_s"] = rate[name, "mmpose_decode"]
             row["encode_ratio"] = row["encode_per_s"] / row["mmpose_encode_per_s"]
             row["decode_ratio"] = row["decode_per_s"] / row["mmpose_decode_per_s"]
         rows.append(row)
@@ -127,7 +160,8 @@ def print_table(rows: list[dict], prov: dict) -> None:
     print(f"{a['batch']} samples x {a['keypoints']} keypoints, heatmap {a['heatmap']}^2, input {a['input']}^2, "
           f"on {prov['device']}, torch {prov['torch']}, mmpose {prov['mmpose']}")
     cols = [("codec", "codec", "{:<15}"), ("encode_per_s", "encode/s", "{:>10.0f}"),
-            ("decode_per_s", "decode/s", "{:>10.0f}"), ("mmpose_encode_per_s", "mm enc/s", "{:>10.0f}"),
+            ("decode_per_s", "decode/s", "{:>10.0f}"), ("decode_share_of_argmax", "of argmax", "{:>9.0%}"),
+            ("mmpose_encode_per_s", "mm enc/s", "{:>10.0f}"),
             ("mmpose_decode_per_s", "mm dec/s", "{:>10.0f}"), ("encode_ratio", "enc x", "{:>7.1f}"),
             ("decode_ratio", "dec x", "{:>7.1f}")]
     print("  ".join(f"{title:<15}" if key == "codec" else f"{title:>{len(fmt.format(0))}}"
@@ -139,9 +173,12 @@ def print_table(rows: list[dict], prov: dict) -> None:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    load_before = load_average()
     rows = benchmark(args)
-    report = {"provenance": benchmark_provenance(args, torch.device(args.device)), "results": rows}
+    report = {"provenance": benchmark_provenance(args, torch.device(args.device), load_before), "results": rows}
     print_table(rows, report["provenance"])
     if args.json is not None:
         write_json_atomic(args.json, report)

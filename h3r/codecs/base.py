@@ -14,6 +14,7 @@ Bad input is never silently "fixed":
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -205,15 +206,74 @@ def onehot_heatmaps(cells: Tensor, heatmap_size: Size, weights: Tensor | None = 
     return flat.view(n, k, hh, wh)
 
 
+def windows(heatmaps: Tensor, corners: Tensor, size: tuple[int, int]) -> Tensor:
+    """Copies (N, K, h, w) of the ``size = (w, h)`` windows of heatmaps (N, K, Hh, Wh) whose
+    top-left cells are ``corners`` (N, K, 2) (x, y, integer valued); every window must lie on the
+    grid.
+
+    One ``index_select`` from a strided view of the windows at every offset of the flattened maps
+    (those crossing a row or a map are never selected): h runs of w contiguous cells per keypoint,
+    without an (N, K, h, w) index tensor.
+    """
+    n, k, hh, wh = heatmaps.shape
+    w, h = size
+    flat = heatmaps.contiguous().view(-1)
+    every = flat.as_strided((max(flat.numel() - (h - 1) * wh - w + 1, 0), h, w), (1, wh, 1))
+    first = torch.arange(n * k, device=heatmaps.device).view(n, k) * (hh * wh)
+    first = first + corners[..., 1].long() * wh + corners[..., 0].long()
+    return every.index_select(0, first.view(-1)).view(n, k, h, w)
+
+
 def argmax_2d(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
     """Integer peak (N, K, 2) as float (x, y) and its value (N, K) for heatmaps (N, K, Hh, Wh).
 
-    Ties go to the first cell in row-major order (as ``numpy.argmax``).
+    Ties go to the first cell in row-major order (as ``numpy.argmax``). The one pass over the maps
+    is their row maxima (a plain reduction: ``max`` with indices over the flattened maps is several
+    times slower on CPU); then the first highest row, and the first highest cell in it.
     """
-    n, k, hh, wh = heatmaps.shape
-    scores, index = heatmaps.reshape(n, k, hh * wh).max(dim=-1)
-    cells = torch.stack([index % wh, index // wh], dim=-1).float()
-    return cells, scores
+    scores, y = heatmaps.amax(-1).max(-1)
+    row = windows(heatmaps, torch.stack([torch.zeros_like(y), y], dim=-1), (heatmaps.shape[-1], 1))
+    return torch.stack([row[..., 0, :].argmax(-1), y], dim=-1).float(), scores
+
+
+def topk_2d(heatmaps: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The ``k`` highest cells (N, K, k, 2) as float (x, y) and their values (N, K, k), highest
+    first, of heatmaps (N, K, Hh, Wh); ``1 <= k <= Hh Wh``.
+
+    The values are those of ``torch.topk`` over the flattened maps, and so are the cells unless
+    the k-th value is tied (``torch.topk`` does not say which of the tied cells it returns either).
+    The top k of a smooth peak are a blob of about sqrt(k) x sqrt(k) cells holding its argmax, so
+    they lie in the s x s block centred on the argmax, ``s = 2 ceil(sqrt(k)) - 1`` (5 for k = 9).
+    They are taken from there wherever the block's k-th value is at least every cell outside it,
+    which the row maxima (the one pass over the maps) and the column maxima of the block's rows
+    tell; elsewhere (several peaks, noise, small maps) from the whole map.
+    """
+    n, m, hh, wh = heatmaps.shape
+    s = 2 * math.ceil(math.sqrt(k)) - 1
+    if s > min(hh, wh):
+        return _topk_flat(heatmaps, k)
+    steps = torch.arange(s, device=heatmaps.device)
+    row_max = heatmaps.detach().amax(-1)  # (N, K, Hh); only selects
+    rows = (row_max.argmax(-1, keepdim=True) - s // 2).clamp(0, hh - s) + steps  # (N, K, s)
+    strip = windows(heatmaps, torch.stack([torch.zeros_like(rows[..., 0]), rows[..., 0]], dim=-1), (wh, s))
+    col_max = strip.detach().amax(-2)  # (N, K, Wh)
+    cols = (col_max.argmax(-1, keepdim=True) - s // 2).clamp(0, wh - s) + steps
+    block = strip.gather(3, cols[..., None, :].expand(n, m, s, s))  # (N, K, s, s)
+    values, index = block.reshape(n, m, s * s).topk(k, dim=-1)
+    cells = torch.stack([cols.gather(-1, index % s), rows.gather(-1, index // s)], dim=-1).float()
+    outside = torch.maximum(row_max.scatter_(-1, rows, -math.inf).amax(-1),  # the maxima are spent
+                            col_max.scatter_(-1, cols, -math.inf).amax(-1))
+    missed = ~(values[..., -1] >= outside)  # NaN included
+    if missed.any():
+        cells[missed], values[missed] = _topk_flat(heatmaps[missed], k)
+    return cells, values
+
+
+def _topk_flat(heatmaps: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """:func:`topk_2d` by ``torch.topk`` over the flattened maps (..., Hh, Wh)."""
+    values, index = heatmaps.flatten(-2).topk(k, dim=-1)
+    wh = heatmaps.shape[-1]
+    return torch.stack([index % wh, index // wh], dim=-1).float(), values
 
 
 def gather_2d(heatmaps: Tensor, cells: Tensor) -> Tensor:
@@ -225,5 +285,5 @@ def gather_2d(heatmaps: Tensor, cells: Tensor) -> Tensor:
     n, k, hh, wh = heatmaps.shape
     x = cells[..., 0].long().clamp(0, wh - 1)
     y = cells[..., 1].long().clamp(0, hh - 1)
-    flat = (y * wh + x).reshape(n, k, -1)
+    flat = (y * wh + x).reshape(n, k, math.prod(cells.shape[2:-1]))  # not -1: N or K may be 0
     return heatmaps.reshape(n, k, hh * wh).gather(2, flat).reshape(cells.shape[:-1])

@@ -18,12 +18,14 @@ No offset is clamped.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import Codec, Target, argmax_2d, gaussian_heatmaps, gaussian_profiles, on_grid, outer
+from h3r.codecs.base import (Codec, Target, argmax_2d, gaussian_heatmaps, gaussian_profiles, on_grid, outer,
+                              windows)
 from h3r.codecs.h3r import lower_and_fraction, randomized_cells
 
 STENCILS = ("dark", "udp")
@@ -31,39 +33,44 @@ STENCILS = ("dark", "udp")
 CENTERS = ("exact", "randomized")
 
 
-def blur_rows(sigma: float, kernel_size: int, radius: int, device=None) -> Tensor:
-    """(2r+1, 2r+k): row ``i`` holds the sampled, normalised Gaussian of ``sigma`` cells truncated
-    to ``kernel_size`` (odd) taps at columns ``i .. i+k-1``, so ``rows @ v`` blurs the 2r+1 centre
-    cells of a window ``v`` of 2r+k cells (a "valid" 1-D convolution)."""
+@functools.cache
+def blur_matrix(sigma: float, kernel_size: int, size: int, device: torch.device) -> Tensor:
+    """(size, size): row ``i`` holds the sampled, normalised Gaussian of ``sigma`` cells truncated
+    to ``kernel_size`` (odd) taps, centred on column ``i``; ``matrix @ v`` blurs ``v`` (size,) with
+    zero padding. A constant per argument set, shared: do not modify it."""
     half = kernel_size // 2
-    t = torch.arange(-half, half + 1, device=device, dtype=torch.float32)
+    t = torch.arange(-half, half + 1, dtype=torch.float32)
     taps = torch.exp(-(t**2) / (2 * sigma**2))
     taps = taps / taps.sum()
-    lag = torch.arange(2 * radius + kernel_size, device=device) - torch.arange(2 * radius + 1, device=device)[:, None]
-    return torch.where((lag >= 0) & (lag < kernel_size), taps[lag.clamp(0, kernel_size - 1)], 0.0)
+    lag = torch.arange(size) - torch.arange(size)[:, None] + half
+    return torch.where((lag >= 0) & (lag < kernel_size), taps[lag.clamp(0, kernel_size - 1)], 0.0).to(device)
 
 
 def modulated_neighbourhood(heatmaps: Tensor, peaks: Tensor, sigma: float, kernel_size: int,
                             radius: int = 2) -> Tensor:
     """DARK's modulation (Gaussian blur, zero padding) of heatmaps (N, K, Hh, Wh) around integer
-    ``peaks`` (N, K, 2): (N, K, 2r+1, 2r+1), ``[r + dy, r + dx]`` at the cell ``peak + (dx, dy)``.
+    ``peaks`` (N, K, 2): (N, K, 2r+1, 2r+1), ``[r + dy, r + dx]`` at the cell ``peak + (dx, dy)``
+    where that cell is on the grid (elsewhere a finite value of no meaning; callers check the
+    stencil's reach).
 
-    Only the (2r+k) x (2r+k) window that the k-tap blur reads is gathered and blurred as
-    ``By @ window @ Bx.T``, with the :func:`blur_rows` of off-grid cells zeroed (zero padding),
-    so the cost per keypoint does not grow with the heatmap. Cells of the patch off the grid are
-    blurred zeros; callers check the stencil's reach.
+    The blur of the patch reads the cells within ``r + kernel_size // 2`` of the peak. That window
+    is copied once, moved onto the grid where it sticks out (the cells it gives up are off the
+    grid: zeros), blurred along x by one constant matrix, and the patch's 2r+1 columns of that are
+    blurred along y; so the cost per keypoint does not grow with the heatmap.
     """
     n, k, hh, wh = heatmaps.shape
-    reach = radius + kernel_size // 2
-    steps = torch.arange(-reach, reach + 1, device=heatmaps.device)
-    x = peaks[..., 0].long()[..., None] + steps  # (N, K, S)
-    y = peaks[..., 1].long()[..., None] + steps
-    index = y.clamp(0, hh - 1)[..., :, None] * wh + x.clamp(0, wh - 1)[..., None, :]  # (N, K, S, S)
-    window = heatmaps.reshape(n, k, hh * wh).gather(2, index.reshape(n, k, -1)).reshape(index.shape)
-    rows = blur_rows(sigma, kernel_size, radius, heatmaps.device)
-    blur_y = rows * ((y >= 0) & (y < hh))[..., None, :]  # (N, K, 2r+1, S)
-    blur_x = rows * ((x >= 0) & (x < wh))[..., None, :]
-    return blur_y @ window @ blur_x.transpose(-1, -2)
+    reach, side = radius + kernel_size // 2, 2 * radius + 1
+    sx, sy = min(2 * reach + 1, wh), min(2 * reach + 1, hh)
+    x, y = peaks[..., 0].long(), peaks[..., 1].long()
+    x0, y0 = (x - reach).clamp(0, wh - sx), (y - reach).clamp(0, hh - sy)  # the window's corner
+    window = windows(heatmaps, torch.stack([x0, y0], dim=-1), (sx, sy))  # (N, K, sy, sx)
+    steps = torch.arange(-radius, radius + 1, device=heatmaps.device)
+    cols = ((x - x0)[..., None] + steps).clamp(0, sx - 1)  # the patch in window coordinates, (N, K, 2r+1)
+    rows = ((y - y0)[..., None] + steps).clamp(0, sy - 1)
+    along_x = window @ blur_matrix(sigma, kernel_size, sx, heatmaps.device).T  # one GEMM
+    along_x = along_x.gather(3, cols[..., None, :].expand(n, k, sy, side)).transpose(-1, -2)  # (N, K, x, y)
+    blurred = along_x @ blur_matrix(sigma, kernel_size, sy, heatmaps.device).T  # (N, K, x, y)
+    return blurred.gather(3, rows[..., None, :].expand(n, k, side, side)).transpose(-1, -2)
 
 
 #: how far each stencil reads from the peak, in cells
@@ -71,8 +78,9 @@ STENCIL_REACH = {"dark": 2, "udp": 1}
 
 
 def newton_step(log_patch: Tensor, stencil: str = "dark") -> tuple[Tensor, Tensor]:
-    """The Newton step ``-H^{-1} g`` at the centre of ``log_patch`` (N, K, 5, 5) (see
-    :func:`modulated_neighbourhood`), and where ``H`` is negative definite (N, K) bool; the step is 0 elsewhere.
+    """The Newton step ``-H^{-1} g`` at the centre of ``log_patch`` (N, K, 2r+1, 2r+1) (see
+    :func:`modulated_neighbourhood`; ``r`` at least the stencil's reach), and where ``H`` is
+    negative definite (N, K) bool; the step is 0 elsewhere.
 
     ``stencil`` picks the finite differences of each method's reference code; both are exact on a
     quadratic and read ``dx = (f[+1] - f[-1]) / 2``:
@@ -87,8 +95,10 @@ def newton_step(log_patch: Tensor, stencil: str = "dark") -> tuple[Tensor, Tenso
     if stencil not in STENCILS:
         raise ValueError(f"stencil must be one of {STENCILS}, got {stencil!r}")
 
+    c = log_patch.shape[-1] // 2
+
     def f(dx: int, dy: int) -> Tensor:
-        return log_patch[..., 2 + dy, 2 + dx]
+        return log_patch[..., c + dy, c + dx]
 
     dx = (f(1, 0) - f(-1, 0)) / 2
     dy = (f(0, 1) - f(0, -1)) / 2
@@ -189,9 +199,10 @@ class DARK(Codec):
     def refine_offsets(self, heatmaps: Tensor, peaks: Tensor) -> Tensor:
         """Sub-cell offsets (N, K, 2) for integer ``peaks`` (N, K, 2) of ``heatmaps``: the Newton
         step of the log-modulated map, 0 where the stencil leaves the grid or it is not concave."""
-        patch = modulated_neighbourhood(heatmaps, peaks, self.sigma, self.blur_kernel)
+        reach = STENCIL_REACH[self.stencil]
+        patch = modulated_neighbourhood(heatmaps, peaks, self.sigma, self.blur_kernel, radius=reach)
         step, _ = newton_step(patch.clamp_min(self.eps).log(), self.stencil)
-        inside = on_grid(peaks, self.heatmap_size, margin=-STENCIL_REACH[self.stencil])
+        inside = on_grid(peaks, self.heatmap_size, margin=-reach)
         return step * inside[..., None]
 
     def decode_heatmap_units(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:

@@ -20,16 +20,27 @@ align="corner")``, preset ``"h3r-official"``.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import Codec, Target, argmax_2d, gather_2d, gaussian_profiles, grid, on_grid, outer
+from h3r.codecs.base import Codec, Target, argmax_2d, gather_2d, gaussian_profiles, grid, on_grid, outer, topk_2d
 from h3r.geometry import Size
 
 TARGETS = ("onehot", "gaussian", "bilinear")
 SELECTIONS = ("topk", "window")
 WEIGHTINGS = ("softmax", "normalized")
 CORNERS = ((0, 0), (1, 0), (0, 1), (1, 1))  # the 4 neighbours as offsets from the lower one
+
+
+@functools.cache
+def window_offsets(radius: int, device: torch.device) -> Tensor:
+    """The (2r+1)^2 cells of a square window as float (dx, dy) offsets, (0, 0) first, then by
+    growing L1 distance; a constant per radius and device."""
+    steps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    window = torch.stack(torch.meshgrid(steps, steps, indexing="xy"), dim=-1).reshape(-1, 2)
+    return window[window.abs().sum(-1).argsort(stable=True)].to(device)
 
 
 def lower_and_fraction(uv: Tensor, heatmap_size: Size) -> tuple[Tensor, Tensor]:
@@ -160,18 +171,13 @@ class H3R(Codec):
     def activation_points(self, heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The selected cells (N, K, S, 2), their values (N, K, S) and validity (N, K, S) bool.
 
-        The first point is always the argmax.
+        The first point holds the maximum (for ``"window"``, the argmax).
         """
-        n, k, hh, wh = heatmaps.shape
         if self.select == "topk":
-            values, index = heatmaps.reshape(n, k, hh * wh).topk(self.k, dim=-1)
-            cells = torch.stack([index % wh, index // wh], dim=-1).float()
+            cells, values = topk_2d(heatmaps, self.k)
             return cells, values, torch.ones_like(values, dtype=torch.bool)
-        steps = torch.arange(-self.radius, self.radius + 1, device=heatmaps.device, dtype=torch.float32)
-        window = torch.stack(torch.meshgrid(steps, steps, indexing="xy"), dim=-1).reshape(-1, 2)
-        window = window[window.abs().sum(-1).argsort(stable=True)]  # (0, 0) first
         peaks, _ = argmax_2d(heatmaps)
-        cells = peaks[..., None, :] + window
+        cells = peaks[..., None, :] + window_offsets(self.radius, heatmaps.device)
         return cells, gather_2d(heatmaps, cells), on_grid(cells, self.heatmap_size)
 
     def point_weights(self, values: Tensor, valid: Tensor) -> Tensor:

@@ -12,6 +12,9 @@ from torch import Tensor
 
 from h3r.codecs.base import Codec, Target, argmax_2d, grid, on_grid
 
+#: cells per chunk in :func:`exp_marginals` on CPU (4 MiB of float32)
+CHUNK_CELLS = 2**20
+
 
 class SoftArgmax(Codec):
     """Coordinates as the expectation of the grid under ``softmax(beta * heatmap)``.
@@ -39,11 +42,28 @@ class SoftArgmax(Codec):
         return Target(None, uv, weights * on_grid(uv, self.heatmap_size))
 
     def decode_heatmap_units(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
-        n, k, hh, wh = heatmaps.shape
-        p = (self.beta * heatmaps).reshape(n, k, hh * wh).softmax(-1).view(n, k, hh, wh)
-        xs, ys = grid(self.heatmap_size, heatmaps.device)
         peaks, scores = argmax_2d(heatmaps)
+        along_x, along_y = exp_marginals(heatmaps, scores.detach(), self.beta)
         # the mean of each marginal, summed as offsets from the peak: small terms, small rounding
-        du = (p.sum(-2) * (xs - peaks[..., 0:1])).sum(-1)
-        dv = (p.sum(-1) * (ys - peaks[..., 1:2])).sum(-1)
-        return peaks + torch.stack([du, dv], dim=-1), scores
+        xs, ys = grid(self.heatmap_size, heatmaps.device)
+        du = (along_x * (xs - peaks[..., 0:1])).sum(-1)
+        dv = (along_y * (ys - peaks[..., 1:2])).sum(-1)
+        return peaks + torch.stack([du, dv], dim=-1) / along_x.sum(-1, keepdim=True), scores
+
+
+def exp_marginals(heatmaps: Tensor, maxima: Tensor, beta: float) -> tuple[Tensor, Tensor]:
+    """Sums over y (N, K, Wh) and over x (N, K, Hh) of ``exp(beta (h - max))`` for heatmaps
+    (N, K, Hh, Wh) and their maxima (N, K): the marginals of ``softmax(beta h)``, times its sum.
+
+    On CPU the maps go in chunks of about :data:`CHUNK_CELLS` cells, whose exp stays in the cache
+    (a temporary the size of the batch costs more than the arithmetic).
+    """
+    n, k, hh, wh = heatmaps.shape
+    maps, shifts = heatmaps.reshape(-1, hh, wh), (-beta * maxima).reshape(-1, 1, 1)
+    size = max(1, CHUNK_CELLS // (hh * wh) if heatmaps.device.type == "cpu" else len(maps))
+    along_x, along_y = [], []
+    for chunk, shift in zip(maps.split(size), shifts.split(size)):
+        weights = torch.add(shift, chunk, alpha=beta).exp_()  # beta h - beta max
+        along_x.append(weights.sum(-2))
+        along_y.append(weights.sum(-1))
+    return torch.cat(along_x).view(n, k, wh), torch.cat(along_y).view(n, k, hh)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from h3r.codecs import DARK, H3R, PRESETS, UDP, ArgmaxQuarter, Vanilla, build_codec
-from h3r.codecs.base import argmax_2d, gaussian_heatmaps
+from h3r.codecs.base import argmax_2d, gaussian_heatmaps, topk_2d
 from h3r.codecs.h3r import rounding_neighbours
 from h3r.geometry import flip_keypoints
 
@@ -121,3 +121,19 @@ def test_flip_equivariance_of_the_decoders_on_noise(g, preset):
         expected[..., 0] -= s - 1
     ulp = torch.finfo(torch.float32).eps * max(size)  # float32 resolution at the largest coordinate
     assert (mirrored - expected).abs().max() <= 4 * ulp
+
+
+@FAST
+@given(geometry_and_points(low=0.0, high=0.0), st.integers(1, 30), st.sampled_from([0.0, 1e-3, 0.1, 10.0]),
+       st.integers(0, 2**31 - 1))
+def test_topk_2d_is_torch_topk(g, k, noise, seed):
+    """Values of ``torch.topk`` over the flattened maps; its set of cells unless the k-th is tied."""
+    _, heatmap, _, uv = g
+    maps = gaussian_heatmaps(uv, heatmap, 1.5)
+    maps = maps + noise * torch.rand(maps.shape, generator=torch.Generator().manual_seed(seed))
+    cells, values = topk_2d(maps, k)
+    expected, index = maps.flatten(2).topk(k + 1, dim=-1)
+    assert torch.equal(values, expected[..., :k])
+    untied = expected[..., k - 1] > expected[..., k]
+    ours = (cells[..., 1] * heatmap[0] + cells[..., 0]).long().sort(-1).values
+    assert torch.equal(ours[untied], index[..., :k].sort(-1).values[untied])

@@ -7,12 +7,12 @@ import math
 
 import pytest
 import torch
+from conftest import DEVICES, REPO
 
 from h3r.codecs import CODECS, DARK, H3R, PRESETS, UDP, ArgmaxQuarter, SoftArgmax, Vanilla, build_codec
-from h3r.codecs.base import argmax_2d, gaussian_heatmaps, on_grid
+from h3r.codecs.base import argmax_2d, gaussian_heatmaps
 from h3r.codecs.h3r import rounding_neighbours
 from h3r.geometry import flip_keypoints
-from conftest import DEVICES, REPO
 
 INPUT = (128, 96)  # not square, so that a swapped x and y shows
 STRIDE = 4
@@ -80,6 +80,13 @@ def test_bfloat16_heatmaps_decode_like_float32(preset):
     assert torch.allclose(s16.float(), s32, rtol=1e-2, atol=1e-2)
 
 
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("shape", [(0, 5), (2, 0)])
+def test_empty_batches_decode(preset, shape):
+    xy, scores = build_codec(preset, INPUT, stride=STRIDE).decode(torch.rand(*shape, HEATMAP[1], HEATMAP[0]))
+    assert xy.shape == (*shape, 2) and scores.shape == shape
+
+
 def test_decode_rejects_wrong_heatmap_size():
     with pytest.raises(ValueError, match="32x24"):
         build_codec("dark", INPUT, stride=STRIDE).decode(torch.rand(1, 2, 32, 24))
@@ -129,17 +136,19 @@ def test_dark_and_udp_round_trip_their_exact_targets(cls):
 
 
 @pytest.mark.parametrize("kernel", [11, 13])
-def test_dark_local_modulation_equals_a_full_map_blur(kernel):
+@pytest.mark.parametrize("radius", [1, 2])
+def test_dark_local_modulation_equals_a_full_map_blur(kernel, radius):
     """The decoder blurs only the window around each peak; on noisy Gaussians its patch is the
-    one a depthwise conv2d (zero padding) of the whole map gives."""
+    one a depthwise conv2d (zero padding) of the whole map gives, on every cell of the patch that
+    is on the grid, border peaks included (their window is moved onto the grid)."""
     from h3r.codecs.dark import modulated_neighbourhood, newton_step
 
     codec = DARK(INPUT, HEATMAP, sigma=2.0)
     g = torch.Generator().manual_seed(1)
-    clean = codec.encode(random_keypoints(6, 30, margin=4 * STRIDE)).heatmaps
+    clean = codec.encode(random_keypoints(6, 30)).heatmaps
     heatmaps = clean + 0.05 * torch.rand(clean.shape, generator=g)
     peaks, _ = argmax_2d(heatmaps)
-    assert on_grid(peaks, HEATMAP, margin=-2).all()  # the whole 5x5 patch lies on the grid
+    peaks[0, :4] = torch.tensor([[0.0, 0.0], [31.0, 23.0], [1.0, 22.0], [30.0, 5.0]])  # corners, borders
 
     t = torch.arange(kernel) - kernel // 2.0
     taps = torch.exp(-(t**2) / (2 * 2.0**2))
@@ -147,14 +156,20 @@ def test_dark_local_modulation_equals_a_full_map_blur(kernel):
     n, k, hh, wh = heatmaps.shape
     blurred = torch.nn.functional.conv2d(heatmaps.reshape(n * k, 1, hh, wh), torch.outer(taps, taps)[None, None],
                                          padding=kernel // 2).reshape(n, k, hh, wh)
-    steps = torch.arange(-2, 3)
-    ys = (peaks[..., 1].long()[..., None] + steps)[..., :, None]  # (N, K, 5, 1)
-    xs = (peaks[..., 0].long()[..., None] + steps)[..., None, :]  # (N, K, 1, 5)
-    full = blurred[torch.arange(n)[:, None, None, None], torch.arange(k)[None, :, None, None], ys, xs]
+    steps = torch.arange(-radius, radius + 1)
+    ys = (peaks[..., 1].long()[..., None] + steps)[..., :, None]  # (N, K, 2r+1, 1)
+    xs = (peaks[..., 0].long()[..., None] + steps)[..., None, :]  # (N, K, 1, 2r+1)
+    on = (ys >= 0) & (ys < hh) & (xs >= 0) & (xs < wh)
+    full = blurred[torch.arange(n)[:, None, None, None], torch.arange(k)[None, :, None, None],
+                   ys.clamp(0, hh - 1), xs.clamp(0, wh - 1)]
 
-    local = modulated_neighbourhood(heatmaps, peaks, 2.0, kernel)
-    torch.testing.assert_close(local, full, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(newton_step(local.log())[0], newton_step(full.log())[0], rtol=0, atol=1e-4)
+    local = modulated_neighbourhood(heatmaps, peaks, 2.0, kernel, radius)
+    assert local.shape == (n, k, 2 * radius + 1, 2 * radius + 1) and local.isfinite().all()
+    torch.testing.assert_close(local[on.expand_as(local)], full[on.expand_as(full)], rtol=1e-5, atol=1e-6)
+    inside = on.flatten(-2).all(-1)
+    stencil = "dark" if radius == 2 else "udp"
+    torch.testing.assert_close(newton_step(local.log(), stencil)[0][inside], newton_step(full.log(), stencil)[0][inside],
+                               rtol=0, atol=1e-4)
 
 
 def test_udp_without_refinement_is_argmax():
@@ -211,6 +226,90 @@ def test_h3r_official_decoder_is_topk_softmax_times_stride():
     ours, scores = build_codec("h3r-official", INPUT, stride=STRIDE).decode(heatmaps)
     assert torch.allclose(ours, official, atol=1e-4)
     assert torch.equal(scores, heatmaps.amax(dim=(-2, -1)))
+
+
+# --- batched building blocks ---------------------------------------------------------------------
+
+def maps_of_every_kind(n: int = 4, k: int = 12) -> dict[str, torch.Tensor]:
+    """(N, K, 24, 32) maps: smooth peaks, noise, two equal blobs, plateaus (ties everywhere)."""
+    g = torch.Generator().manual_seed(3)
+    uv = torch.rand(n, k, 2, generator=g) * torch.tensor([31.0, 23.0])
+    peak = gaussian_heatmaps(uv, HEATMAP, 2.0)
+    return {"peaks": peak + 0.01 * torch.rand(peak.shape, generator=g),
+            "noise": torch.randn(n, k, 24, 32, generator=g),
+            "two blobs": peak + gaussian_heatmaps(uv.flip(-1), HEATMAP, 2.0),
+            "plateaus": (torch.rand(n, k, 24, 32, generator=g) * 3).floor()}
+
+
+@pytest.mark.parametrize("kind", ["peaks", "noise", "two blobs", "plateaus"])
+def test_argmax_2d_is_the_first_maximum_in_row_major_order(kind):
+    heatmaps = maps_of_every_kind()[kind]
+    cells, scores = argmax_2d(heatmaps)
+    first = torch.from_numpy(heatmaps.flatten(2).numpy().argmax(-1))
+    assert torch.equal(cells, torch.stack([first % 32, first // 32], -1).float())
+    assert torch.equal(scores, heatmaps.amax((-2, -1)))
+
+
+@pytest.mark.parametrize("k", [1, 4, 9, 16])
+@pytest.mark.parametrize("kind", ["peaks", "noise", "two blobs", "plateaus"])
+def test_topk_2d_is_torch_topk(kind, k, monkeypatch):
+    """Values as ``torch.topk`` of the flattened maps always; the same cells unless the k-th value
+    is tied (in an order of their own among equal values). Smooth peaks are read from the block
+    around the argmax, everything else from the whole map."""
+    from h3r.codecs import base
+
+    heatmaps = maps_of_every_kind()[kind]
+    whole = []
+    monkeypatch.setattr(base, "_topk_flat", lambda maps, k, flat=base._topk_flat: whole.append(len(maps)) or flat(maps, k))
+    cells, values = base.topk_2d(heatmaps, k)
+    expected, index = heatmaps.flatten(2).topk(k + 1, dim=-1)
+    assert torch.equal(values, expected[..., :k])
+    assert torch.equal(values, heatmaps[torch.arange(4)[:, None, None], torch.arange(12)[None, :, None],
+                                         cells[..., 1].long(), cells[..., 0].long()])  # the cells hold them
+    untied = expected[..., k - 1] > expected[..., k]  # then the set of cells is determined
+    ours = (cells[..., 1] * 32 + cells[..., 0]).long().sort(-1).values
+    assert torch.equal(ours[untied], index[..., :k].sort(-1).values[untied])
+    if kind == "peaks":
+        assert sum(whole) == 0  # all from the block around the argmax
+    if kind == "noise" and k > 1:  # for k = 1 the block is the argmax itself
+        assert sum(whole) > 0.9 * 4 * 12
+
+
+@pytest.mark.parametrize("size", [(5, 4), (32, 24)])
+def test_topk_2d_of_small_maps_and_nan(size):
+    from h3r.codecs.base import topk_2d
+
+    heatmaps = gaussian_heatmaps(torch.rand(2, 3, 2) * 3, size, 2.0)
+    heatmaps[0, 1, 2, 3] = float("nan")  # torch.topk puts NaN first
+    cells, values = topk_2d(heatmaps, 9)  # small: the 5x5 block does not fit, the whole map
+    expected, index = heatmaps.flatten(2).topk(9, dim=-1)
+    torch.testing.assert_close(values, expected, rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(cells, torch.stack([index % size[0], index // size[0]], -1).float())
+
+
+def test_windows_are_the_slices():
+    from h3r.codecs.base import windows
+
+    heatmaps = torch.randn(3, 4, 24, 32)
+    corners = torch.stack([torch.randint(0, 32 - 7 + 1, (3, 4)), torch.randint(0, 24 - 5 + 1, (3, 4))], -1)
+    corners[0, 0] = torch.tensor([32 - 7, 24 - 5])  # the last window of the last row
+    got = windows(heatmaps, corners, (7, 5))
+    for n in range(3):
+        for k in range(4):
+            x, y = corners[n, k].tolist()
+            assert torch.equal(got[n, k], heatmaps[n, k, y:y + 5, x:x + 7])
+    assert torch.equal(windows(heatmaps.transpose(-1, -2).contiguous().transpose(-1, -2), corners, (7, 5)), got)
+
+
+def test_soft_argmax_in_chunks_equals_at_once(monkeypatch):
+    from h3r.codecs import integral
+
+    codec = SoftArgmax(INPUT, HEATMAP, beta=3.0)
+    heatmaps = torch.randn(5, 7, HEATMAP[1], HEATMAP[0])
+    at_once = codec.decode(heatmaps)
+    monkeypatch.setattr(integral, "CHUNK_CELLS", 3 * HEATMAP[0] * HEATMAP[1])  # 3 maps per chunk
+    in_chunks = codec.decode(heatmaps)
+    torch.testing.assert_close(in_chunks, at_once, rtol=0, atol=1e-5)
 
 
 # --- randomized rounding ------------------------------------------------------------------------
@@ -428,7 +527,8 @@ def test_benchmark_script_runs(tmp_path):
                          "--repeats", "2", "--warmup", "1", "--json", str(out), "--no-mmpose"])
     saved = json.loads(out.read_text())
     assert saved == report
-    assert {row["codec"] for row in saved["results"]} == set(PRESETS)
+    assert {row["codec"] for row in saved["results"]} == set(PRESETS) | set(bench.VARIANTS)
+    assert all(0 < row["decode_share_of_argmax"] for row in saved["results"])
     assert all(math.isfinite(row["decode_per_s"]) and row["decode_per_s"] > 0 for row in saved["results"])
     assert saved["provenance"]["torch"] == torch.__version__
 
