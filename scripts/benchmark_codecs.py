@@ -103,7 +103,7 @@ def benchmark_provenance(args, device: torch.device, load_before: list | None) -
         mmpose_version = None
     return provenance(device, mmpose=mmpose_version, torch_threads=torch.get_num_threads(),
                       platform=platform.platform(), load_average={"before": load_before, "after": load_average()},
-                      args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
+                      args={k: (v.name if isinstance(v, Path) else v) for k, v in vars(args).items()})
 
 
 def load_average() -> list | None:
