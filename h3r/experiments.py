@@ -56,7 +56,10 @@ def run_grid(configs: list[Config], force: bool = False, subsets: bool = False, 
     cache first, every epoch of every seed, spread over the same workers.
 
     Columns: every config field, the metrics, ``config`` (the :class:`Config` itself), ``cached``
-    (read back rather than trained now), ``commit`` (where the numbers were computed), ``run``."""
+    (read back rather than trained now), ``commit`` (where the numbers were computed), ``run``.
+
+    The workers are spawned: a script that calls this needs the ``if __name__ == "__main__":``
+    guard (notebooks do not)."""
     jobs = _default_jobs(configs) if jobs is None else jobs
     todo = [cfg for cfg in configs if force or not finished(cfg)]
     results = {}
@@ -70,6 +73,14 @@ def run_grid(configs: list[Config], force: bool = False, subsets: bool = False, 
         names = list(result["summary"]) if subsets else ["all"]
         rows += [{**_row(cfg, result, name), "subset": name} for name in names]
     return pd.DataFrame(rows)
+
+
+def run_variants(base: Config, variants: dict[str, dict], seeds, force: bool = False) -> pd.DataFrame:
+    """Train (or read back) each variant of ``base`` (label -> the fields it changes) for every
+    seed, all in one :func:`run_grid` (side by side); its rows with a ``variant`` column."""
+    labelled = [(label, cfg) for label, changes in variants.items()
+                for cfg in grid(dataclasses.replace(base, **changes), seed=list(seeds))]
+    return run_grid([cfg for _, cfg in labelled], force=force).assign(variant=[label for label, _ in labelled])
 
 
 def finished(cfg: Config) -> bool:

@@ -6,7 +6,7 @@ import pytest
 
 from h3r import train as T
 from h3r.experiments import (benchmark_config, benchmark_status, grid, mean_spread, paired_differences,
-                             run_grid, verdict)
+                             run_grid, run_variants, verdict)
 
 
 def tiny(tmp_path, **overrides) -> T.Config:
@@ -83,3 +83,11 @@ def test_runs_side_by_side_give_the_numbers_of_runs_in_turn(tmp_path):
     assert not apart.cached.any() and apart["NME (%)"].tolist() == in_turn["NME (%)"].tolist()
     assert len(list((tmp_path / "apart" / "runs" / ".render-cache").glob("*.npz"))) == 3  # 2 epochs + test
     assert run_grid(configs("apart"), jobs=2).cached.all()
+
+
+def test_run_variants_label_each_run_and_share_one_grid(tmp_path):
+    variants = {"one-hot": dict(codec="h3r"), "bilinear": dict(codec="h3r", codec_args={"target": "bilinear"})}
+    rows = run_variants(tiny(tmp_path), variants, seeds=[0, 1])
+    assert list(zip(rows.variant, rows.seed)) == [("one-hot", 0), ("one-hot", 1), ("bilinear", 0), ("bilinear", 1)]
+    assert [c.codec_args for c in rows.config] == [{}, {}, {"target": "bilinear"}, {"target": "bilinear"}]
+    assert rows["NME (%)"].nunique() == 4 and not rows.cached.any()

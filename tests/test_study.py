@@ -1,0 +1,187 @@
+"""The study's design (h3r.study): matched controls, floors, the mechanism, the findings table."""
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from h3r import study
+from h3r.codecs import PRESETS
+from h3r.train import Config
+
+
+def tiny(tmp_path, **overrides) -> Config:
+    values = dict(dataset="synthetic_faces", input_size=32, train_samples=32, test_samples=16, batch_size=16,
+                  epochs=1, backbone="mobilenet_v2", width_mult=0.5, lr=2e-3, eval_every=1, workers=0,
+                  progress=False, out_dir=str(tmp_path / "runs"))
+    return Config(**{**values, **overrides})
+
+
+def test_families_differ_only_in_rounding_and_name_presets():
+    for family, members in study.FAMILIES.items():
+        assert {"deterministic", "randomized"} <= set(members), family
+        assert set(members.values()) <= set(PRESETS)
+    one_hot, gaussian = study.FAMILIES.values()
+    assert {PRESETS[c][0] for c in one_hot.values()} != {PRESETS[c][0] for c in gaussian.values()}
+    assert study.family_of("dark") == [("Gaussian target, MSE", "none (exact)")]
+    assert study.family_of("udp") == []
+
+
+def test_study_codecs_add_the_published_presets_once():
+    controls = study.study_codecs(as_published=False)
+    assert controls == ["onehot-round", "h3r", "argmax-round", "gauss-random", "dark"]
+    everything = study.study_codecs()
+    assert everything[:len(controls)] == controls and set(everything) - set(controls) == {"udp", "soft-argmax"}
+    assert len(everything) == len(set(everything))
+
+
+@pytest.mark.parametrize("codec, gaussian", [("argmax-round", True), ("dark", True), ("gauss-random", True),
+                                             ("udp", True), ("argmax-quarter", True), ("h3r", False),
+                                             ("onehot-round", False), ("soft-argmax", False)])
+def test_codec_args_give_sigma_to_the_gaussian_codecs_only(codec, gaussian):
+    assert study.codec_args(codec, 1.5) == ({"sigma": 1.5} if gaussian else {})
+    assert study.codec_args(codec, None) == {}
+
+
+def runs_table(values: dict[tuple[str, int], list[float]]) -> pd.DataFrame:
+    """Rows of a resolution study: (method, stride) -> NME per seed."""
+    return pd.DataFrame([{"method": m, "codec": m, "heatmap_stride": s, "seed": seed, "NME (%)": v,
+                          "decoder_only": False}
+                         for (m, s), per_seed in values.items() for seed, v in enumerate(per_seed)])
+
+
+def test_matched_differences_pair_each_rounding_with_its_family_control():
+    rows = runs_table({("onehot-round", 4): [6.0, 6.5, 7.0], ("h3r", 4): [5.0, 5.4, 6.1],
+                       ("argmax-round", 4): [8.0, 8.0, 8.0], ("gauss-random", 4): [7.0, 7.2, 7.1],
+                       ("udp", 4): [3.0, 3.0, 3.0]})
+    diffs = study.matched_differences(rows).set_index(["family", "rounding"])
+    h3r = diffs.loc[("one-hot target, spatial-softmax CE", "randomized")]
+    assert h3r.treatment == "h3r" and h3r.control == "onehot-round" and h3r.n == 3
+    assert h3r["mean"] == pytest.approx((-1.0 - 1.1 - 0.9) / 3)
+    assert h3r.low < h3r["mean"] < h3r.high < 0
+    gauss = diffs.loc[("Gaussian target, MSE", "randomized")]
+    assert gauss.control == "argmax-round" and gauss["mean"] == pytest.approx(-0.9)
+    assert ("Gaussian target, MSE", "none (exact)") not in diffs.index  # dark was not trained
+    assert "udp" not in set(diffs.treatment)  # outside every family
+
+
+def test_with_floors_puts_each_methods_floor_beside_its_learned_error():
+    rows = runs_table({("h3r", 4): [5.0, 6.0], ("h3r", 8): [7.0, 7.0], ("dark", 4): [4.0, 4.0]})
+    floor = pd.DataFrame({"method": ["h3r", "h3r", "dark", "dark"], "heatmap_stride": [4, 8, 4, 8],
+                          "floor": [0.011, 0.02, 1.234, 2.5]})
+    table = study.with_floors(rows, floor)
+    assert list(table.columns) == [("stride 4", "learned"), ("stride 4", "floor"), ("stride 8", "learned"),
+                                   ("stride 8", "floor")]
+    assert table.loc["h3r", ("stride 4", "learned")] == "5.50 ± 0.71"
+    assert table.loc["h3r", ("stride 8", "floor")] == 0.02 and table.loc["dark", ("stride 4", "floor")] == 1.23
+
+
+def test_stride_verdicts_say_where_the_claim_holds_fails_or_is_noise():
+    assert study.stride_verdicts({2: "supported", 4: "supported"}) == "supported at every stride"
+    assert study.stride_verdicts({2: "supported", 4: "not shown", 8: "contradicted", 16: "contradicted"}) == (
+        "supported at stride 2; contradicted at strides 8, 16; within noise at stride 4")
+
+
+def test_theory_checks_match_the_closed_forms():
+    checks = study.theory_checks(points=128, draws=256)
+    assert checks["round_per_stride"] == pytest.approx(0.383, abs=0.03)
+    assert checks["floor_over_round"] == pytest.approx(2.0, abs=0.15)
+    assert checks["lossless"] < 1e-3
+    assert 0 < checks["mean_error"] < 2 * checks["noise"]
+
+
+def test_findings_give_a_verdict_per_claim_from_the_rows():
+    better = {("onehot-round", s): [6.0 + s, 6.4 + s, 6.9 + s] for s in (4, 8)}
+    better |= {("h3r", s): [5.0, 5.3, 5.9] for s in (4, 8)}
+    better |= {("argmax-round", s): [7.0, 7.1, 7.2] for s in (4, 8)}
+    better |= {("gauss-random", s): [7.5, 7.0, 7.9] for s in (4, 8)}
+    theory = study.theory_checks(points=64, draws=64)
+    table = study.findings(runs_table(better), None, {"top-1": 6.0, "top-9": 5.0}, theory).set_index("claim")
+    assert list(table.columns) == ["evidence", "key numbers", "verdict", "caveats"]
+    rounding = table[table.index.str.startswith("With everything else equal")]
+    assert list(rounding.verdict) == ["supported at every stride", "within noise at strides 4, 8"]
+    assert "stride 4: -" in rounding["key numbers"].iloc[0]
+    flat = table.loc[table.index.str.startswith("H3R's error stays nearly flat")].iloc[0]
+    assert flat.verdict == "supported" and "h3r +0.00 points, onehot-round +4.00" in flat["key numbers"]
+    assert table.loc[table.index.str.startswith("The decoder needs several")].iloc[0].verdict == "supported"
+    assert table.iloc[-1].verdict == "not tested here"
+    worse = runs_table({("onehot-round", 4): [5.0, 5.1, 5.2], ("h3r", 4): [6.0, 6.2, 6.1]})
+    verdicts = study.findings(worse, None, None, theory).set_index("claim").verdict
+    assert verdicts[verdicts.index.str.startswith("With everything else equal")].tolist() == [
+        "contradicted at stride 4"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A two-codec resolution study of tiny runs, the published preset with one seed."""
+    base = tiny(tmp_path_factory.mktemp("study"))
+    rows = study.resolution_study(base, [4], [0, 1], ["onehot-round", "h3r", "udp"], sigma=1.0,
+                                  published_seeds=[0])
+    return base, rows
+
+
+@pytest.mark.slow
+def test_resolution_study_trains_the_controls_on_every_seed_and_adds_decoder_only_rows(trained):
+    base, rows = trained
+    runs = rows[~rows.decoder_only]
+    assert runs.groupby("method").seed.apply(list).to_dict() == {"h3r": [0, 1], "onehot-round": [0, 1],
+                                                                "udp": [0]}
+    assert runs.set_index("method").loc["udp"].codec_args == {"sigma": 1.0}
+    extra = rows[rows.decoder_only]
+    assert sorted(extra.method.unique()) == ["h3r on onehot-round", "onehot-round on h3r"]
+    h3r_read_by_argmax = extra[extra.method == "onehot-round on h3r"].set_index("seed")["NME (%)"]
+    h3r_own = runs[runs.method == "h3r"].set_index("seed")["NME (%)"]
+    assert (h3r_read_by_argmax != h3r_own).all()  # another decoder, another number
+    again = study.resolution_study(base, [4], [0, 1], ["onehot-round", "h3r", "udp"], sigma=1.0,
+                                   published_seeds=[0])
+    assert again[~again.decoder_only].cached.all()
+    pd.testing.assert_series_equal(again["NME (%)"], rows["NME (%)"])
+
+
+@pytest.mark.slow
+def test_learning_curves_read_every_epochs_evaluation(trained):
+    _, rows = trained
+    curves = study.learning_curves(rows)
+    assert len(curves) == 5  # five runs, one epoch each
+    assert set(curves.epoch) == {1} and curves["NME (%)"].gt(0).all()
+    assert study.configs_of(rows, method="udp")[0].codec == "udp"
+
+
+@pytest.mark.slow
+def test_floors_measure_each_method_without_a_network(trained):
+    base, _ = trained
+    floor = study.floors(base, [4, 8], ["onehot-round", "h3r"], sigma=1.0).set_index(["method", "heatmap_stride"])
+    assert set(floor.index.get_level_values(0)) == {"onehot-round", "h3r", "h3r on onehot-round",
+                                                    "onehot-round on h3r"}
+    # the expected target decodes losslessly; the rounded cell loses the fraction, more at stride 8
+    assert floor.loc[("h3r", 4), "floor"] < 0.01 < floor.loc[("onehot-round", 4), "floor"]
+    assert floor.loc[("onehot-round", 8), "floor"] > floor.loc[("onehot-round", 4), "floor"]
+
+
+@pytest.mark.slow
+def test_mechanism_measures_the_mass_on_the_four_neighbours(trained):
+    _, rows = trained
+    learned = study.mechanism(rows, samples=4)
+    assert list(learned.seed) == [0, 1] and (learned.keypoints > 0).all()
+    assert learned["mass"].between(0, 1).all() and learned["error"].between(0, 1).all()
+    assert learned["uniform"].between(0, 0.75).all()
+    logits, keypoints, visible, codec = study.predicted_logits(study.configs_of(rows, method="h3r")[0], samples=3)
+    assert logits.shape == (3, keypoints.shape[1], *codec.heatmap_size[::-1]) and visible.shape == keypoints.shape[:2]
+
+
+@pytest.mark.slow
+def test_official_cost_check_reproduces_every_readme_row():
+    matching, rows = study.official_cost_check()
+    assert rows > 0 and matching == rows
+
+
+def test_published_seeds_reach_only_the_presets_outside_the_families(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(study, "run_grid", lambda configs, force=False: seen.extend(configs) or pd.DataFrame(
+        [{**dataclasses.asdict(c), "config": c} for c in configs]))
+    study.resolution_study(tiny(tmp_path), [4, 8], [0, 1, 2], ["gauss-random", "soft-argmax"],
+                           published_seeds=[0])
+    assert sorted((c.codec, c.heatmap_stride, c.seed) for c in seen if c.codec == "soft-argmax") == [
+        ("soft-argmax", 4, 0), ("soft-argmax", 8, 0)]
+    assert len([c for c in seen if c.codec == "gauss-random"]) == 6
