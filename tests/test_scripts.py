@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
+
+import pytest
 
 from h3r.book.runner import REPO
 
@@ -33,3 +36,12 @@ def test_training_loop_benchmark_times_h3r_train(tmp_path):
     assert row["profile"] == "smoke" and row["threads"] == 1 and row["images_per_s"] > 0
     assert row["backbone"] == "mobilenet_v2 x0.5" and row["batch"] == 16  # the smoke profile's setup
     assert json.loads(out.read_text())["results"] == result["results"]
+
+
+def test_book_measurement_times_each_step_and_names_the_log_of_a_failure(tmp_path):
+    timed = _load("measure_book").timed
+    log = tmp_path / "make.log"
+    assert timed([sys.executable, "-c", "print('built')"], tmp_path, log) >= 0
+    assert log.read_text() == "built\n"
+    with pytest.raises(SystemExit, match=f"failed \\(3\\); its output is in {log}"):
+        timed([sys.executable, "-c", "raise SystemExit(3)"], tmp_path, log)

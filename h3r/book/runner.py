@@ -7,6 +7,7 @@ failed, and renders the book offline (local MathJax, warnings as errors).
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -190,6 +191,8 @@ def build(profile: str = DEFAULT_PROFILE, parameters: dict | None = None, execut
             shutil.copy2(NOTEBOOKS / f"{stem}.ipynb", target)
     for stem, seconds in timings.items():
         print(f"[h3r] {stem}: {seconds:.0f} s")
+    if timings:
+        record_timings(out / "timings.json", profile, timings)
     html = out / "html"
     if (out / "site").exists():  # Sphinx rebuilds only what it sees change, and a template or a
         shutil.rmtree(out / "site")  # stylesheet is not seen: every build starts clean
@@ -202,6 +205,17 @@ def build(profile: str = DEFAULT_PROFILE, parameters: dict | None = None, execut
     shutil.copytree(out / "site" / "_build" / "html", html)
     print(f"[h3r] the book is at {html / 'index.html'}")
     return html
+
+
+def record_timings(path: Path, profile: str, timings: dict[str, float]) -> None:
+    """Write how long each notebook took (seconds) with the build's provenance to ``path``:
+    ``make book`` leaves ``_build/timings.json``, which the reproduce chapter can quote."""
+    from h3r.provenance import pick_device, provenance, write_json_atomic
+
+    record = {"provenance": provenance(pick_device("auto"), profile=profile, cpu_count=os.cpu_count()),
+              "notebook_seconds": {stem: round(seconds, 1) for stem, seconds in timings.items()},
+              "total_notebook_seconds": round(sum(timings.values()), 1)}
+    write_json_atomic(path, record)
 
 
 def execute_in_place(profile: str, stems: list[str]) -> None:
