@@ -47,3 +47,12 @@ def test_own_training_loop_learns(own_loop, capsys):
     assert math.isfinite(after) and after == pytest.approx(final, abs=0.05)
     assert before > 50  # untrained: the argmax of noise, anywhere on the map
     assert after < before / 2
+
+
+def test_the_intros_library_snippet_runs_and_decodes_its_keypoint():
+    intro = (EXAMPLES.parent / "book" / "intro.md").read_text()
+    (snippet,) = re.findall(r"```python\n(.*?)```", intro, flags=re.S)
+    scope: dict = {}
+    exec(compile(snippet, "book/intro.md", "exec"), scope)
+    assert scope["target"].heatmaps.shape == (1, 1, 64, 64) and scope["target"].heatmaps.sum() == 1
+    assert torch.allclose(scope["decoded"], scope["keypoints"], atol=1e-4)
