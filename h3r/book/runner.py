@@ -49,10 +49,16 @@ def toc_notebooks(toc: Path = BOOK / "_toc.yml") -> list[str]:
 
 
 def declared_parameters(notebook: Path) -> dict:
-    """The parameters a notebook's ``parameters`` cell declares, by name."""
-    import papermill
+    """The parameters a notebook's ``parameters`` cell declares, by name: ``{name: {"default",
+    "help", ...}}`` (papermill's inspection)."""
+    import warnings
 
-    return papermill.inspect_notebook(str(notebook))
+    import papermill
+    from nbformat.validator import MissingIDFieldWarning
+
+    with warnings.catch_warnings():  # papermill validates a copy of its own without cell ids
+        warnings.simplefilter("ignore", MissingIDFieldWarning)
+        return papermill.inspect_notebook(str(notebook))
 
 
 def check_parameters(notebook: Path, parameters: dict) -> None:
@@ -138,6 +144,7 @@ def stage_book(stage: Path) -> None:
     shutil.copytree(BOOK / "_static", stage / "_vendor")
     shutil.copytree(mathjax_dir(), stage / "_vendor" / "mathjax")
     shutil.copy2(REPO / "_config.yml", stage / "_config.yml")
+    shutil.copytree(REPO / "examples", stage / "examples")  # chapter 11 includes its script
 
 
 def mathjax_dir() -> Path:
