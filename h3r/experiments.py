@@ -274,6 +274,7 @@ def benchmark_rows(base: Config, codecs, seeds, force: bool = False) -> pd.DataF
                                                  predictions["normalizer"])
             else:
                 dataset = build_data(dataclasses.replace(run_row.config, test_split=split), split, train=False)
-                values = coco_ap(predictions, dataset.annotation_file)
+                full = getattr(dataset, "dataset", dataset)  # under max_steps, a Subset of it
+                values = coco_ap(predictions, full.annotation_file)
             rows.append(dict(**key, subset="all", **values))
     return pd.DataFrame(rows)
