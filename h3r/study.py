@@ -78,8 +78,7 @@ def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | N
     from h3r.runs import reevaluate
 
     codecs = study_codecs() if codecs is None else list(codecs)
-    in_family = {c for family in FAMILIES.values() for c in family.values()}
-    seeds_of = {c: seeds if c in in_family or published_seeds is None else published_seeds for c in codecs}
+    seeds_of = {c: seeds if family_of(c) or published_seeds is None else published_seeds for c in codecs}
     configs = [dataclasses.replace(base, codec=codec, codec_args=codec_args(codec, sigma), heatmap_stride=stride,
                                    seed=seed) for codec in codecs for stride in strides for seed in seeds_of[codec]]
     runs = run_grid(configs, force=force)

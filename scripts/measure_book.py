@@ -5,13 +5,14 @@
 Clones this repository's HEAD into a temporary folder (nothing of this checkout is reused: no
 venv, no runs, no render cache), runs the two steps, and writes their wall times, each
 notebook's time (``_build/timings.json``) and the provenance. The reproduce chapter quotes the
-file. Takes as long as the book: about half an hour on 2 cores.
+file. Takes as long as the book itself.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,7 +69,7 @@ def main(argv=None) -> None:
     write_json_atomic(args.json, record)
     print(json.dumps({k: v for k, v in record.items() if k.endswith("seconds")}, indent=1))
     if not args.keep:
-        subprocess.run(["rm", "-rf", str(folder)], check=True)
+        shutil.rmtree(folder)
 
 
 if __name__ == "__main__":

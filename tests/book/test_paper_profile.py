@@ -12,8 +12,9 @@ import pytest
 from h3r.book import runner
 from tests.fixtures import write_300w, write_aflw, write_cofw, write_coco, write_mpii, write_wflw
 
-#: one optimizer step of batch 2 per run, evaluated on one batch: HRNet-W18 at 256 px costs about
-#: 2 s a run on 2 cores instead of 16 s at the paper's batch of 16
+#: one optimizer step of batch 2 per run, evaluated on one batch: at the paper's batch of 16 one
+#: HRNet-W18 run at 256 px took 16 s on 2 cores (chapter 5's check: 682 s at batch 16 and two
+#: strides, 98 s as below)
 STEP_CAP = {"max_steps": 1, "batch_size": 2}
 #: per notebook: the parameters that make the paper profile a CPU check
 OVERRIDES = {
