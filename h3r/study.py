@@ -15,6 +15,7 @@ reproduced its training target perfectly would make.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 
 import pandas as pd
@@ -67,20 +68,29 @@ def family_of(codec: str) -> list[tuple[str, str]]:
 
 
 def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | None = None,
-                     force: bool = False, published_seeds=None) -> pd.DataFrame:
+                     force: bool = False, published_seeds=None, published_strides=None) -> pd.DataFrame:
     """Train (or read back) every codec at every stride and seed (the Gaussian codecs with
     ``sigma``, :func:`codec_args`); one row per run, with the decoder-only variants of
     :data:`DECODER_ONLY` added as rows of their own (``method`` is the codec, or
     ``"<decoder> on <trained codec>"``; ``decoder_only`` says which).
 
     ``published_seeds`` (default: ``seeds``) are the seeds of the codecs outside every family (the
-    as-published references): the paired comparisons need every seed only inside a family."""
+    as-published references), ``published_strides`` (default: ``strides``) the strides of
+    ``strides`` they are trained at: the paired comparisons need every seed and stride only inside
+    a family."""
     from h3r.runs import reevaluate
 
     codecs = study_codecs() if codecs is None else list(codecs)
-    seeds_of = {c: seeds if family_of(c) or published_seeds is None else published_seeds for c in codecs}
+
+    def axes(codec: str) -> tuple[list, list]:
+        if family_of(codec):
+            return list(strides), list(seeds)
+        return ([s for s in strides if published_strides is None or s in published_strides],
+                list(seeds if published_seeds is None else published_seeds))
+
     configs = [dataclasses.replace(base, codec=codec, codec_args=codec_args(codec, sigma), heatmap_stride=stride,
-                                   seed=seed) for codec in codecs for stride in strides for seed in seeds_of[codec]]
+                                   seed=seed)
+               for codec in codecs for stride, seed in itertools.product(*axes(codec))]
     runs = run_grid(configs, force=force)
     runs["method"], runs["decoder_only"] = runs.codec, False
     extra = []

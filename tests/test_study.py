@@ -185,3 +185,13 @@ def test_published_seeds_reach_only_the_presets_outside_the_families(tmp_path, m
     assert sorted((c.codec, c.heatmap_stride, c.seed) for c in seen if c.codec == "soft-argmax") == [
         ("soft-argmax", 4, 0), ("soft-argmax", 8, 0)]
     assert len([c for c in seen if c.codec == "gauss-random"]) == 6
+
+
+def test_published_strides_reach_only_the_presets_outside_the_families(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(study, "run_grid", lambda configs, force=False: seen.extend(configs) or pd.DataFrame(
+        [{**dataclasses.asdict(c), "config": c} for c in configs]))
+    study.resolution_study(tiny(tmp_path), [2, 4, 8], [0, 1], ["gauss-random", "udp"], published_seeds=[0],
+                           published_strides=[4, 16])
+    assert sorted((c.codec, c.heatmap_stride, c.seed) for c in seen if c.codec == "udp") == [("udp", 4, 0)]
+    assert sorted({c.heatmap_stride for c in seen if c.codec == "gauss-random"}) == [2, 4, 8]

@@ -33,8 +33,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from h3r.models.backbones import BACKBONES, build_backbone
-from h3r.models.heads import (HEAD_KINDS, HEATMAP_STRIDES, HeatmapHead, binary_scores,
-                              resample_to_stride)
+from h3r.models.heads import HEAD_KINDS, HEATMAP_STRIDES, HeatmapHead, binary_scores
 
 
 class HeatmapModel(nn.Module):
@@ -61,7 +60,7 @@ class HeatmapModel(nn.Module):
             raise ValueError(f"input is {w}x{h} (WxH) but this model needs sides that are multiples of "
                              f"{self.size_divisor}; crop or resize to e.g. "
                              f"{_round_up(w, self.size_divisor)}x{_round_up(h, self.size_divisor)}")
-        return self.head(resample_to_stride(self.backbone(image), self.heatmap_stride))
+        return self.head(self.backbone(image), self.heatmap_stride)
 
 
 def build_model(backbone: str = "hrnet_w18", num_keypoints: int = 98, head: str = "heatmap",

@@ -122,6 +122,19 @@ def test_upsampling_places_cells_by_the_center_alignment(stride):
     assert torch.allclose(fine[inside], expected[inside])
 
 
+
+@pytest.mark.parametrize("stride", [1, 2, 4, 8, 16])
+@pytest.mark.parametrize("kind", ["heatmap", "binary"])
+def test_the_head_equals_its_layers_on_the_resampled_features(stride, kind):
+    # below stride 4 the head projects before upsampling: the same output, fewer channels resized
+    head = HeatmapHead(12, 3, kind=kind, proj_channels=5).eval()
+    torch.nn.init.normal_(head.layers[3].weight)
+    features = torch.randn(2, 12, 8, 8)
+    out = head(features, stride)
+    reference = head.layers(resample_to_stride(features, stride))
+    assert out.shape[-2:] == reference.shape[-2:] == (32 // stride, 32 // stride)
+    assert torch.allclose(out.reshape(reference.shape), reference, atol=1e-5)
+
 # --- the binary head ------------------------------------------------------------------------------
 
 def test_binary_head_views_channels_as_the_official_code():
