@@ -11,6 +11,8 @@ PROFILE ?= cpu
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 PIP_EXTRA ?=
 PYTEST_ARGS ?=
+# pytest-xdist workers of make test (one per core; 0: in this process)
+TEST_JOBS ?= auto
 
 .PHONY: book test venv notebooks-smoke benchmark peer clean help
 .DEFAULT_GOAL := help
@@ -35,7 +37,8 @@ book: venv
 
 test: venv
 	$(PY) -m pytest tests notebooks --nbval --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 $(PYTEST_ARGS)
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -n $(TEST_JOBS) --dist loadgroup \
+		$(PYTEST_ARGS)
 
 notebooks-smoke: venv
 	$(PY) -m h3r.book execute --profile smoke --in-place

@@ -332,7 +332,12 @@ def train(cfg: Config) -> dict:
 
 
 def _identity(cfg: Config) -> dict:
-    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in Config.RUNTIME_FIELDS}
+    """The fields that change a run's result: not the runtime ones, nor ``data_root`` for a
+    synthetic dataset, which reads nothing from it."""
+    from h3r.data.registry import SYNTHETIC
+
+    ignored = Config.RUNTIME_FIELDS + (("data_root",) if cfg.dataset in SYNTHETIC else ())
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignored}
 
 
 def _loader(cfg: Config, dataset: Dataset, sampler, shuffle_seed: int | None, device: torch.device) -> DataLoader:

@@ -44,3 +44,25 @@ def _seed():
 
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+#: the notebooks whose stored smoke outputs train or read runs under runs/smoke: one worker runs them
+#: all, in the book's order, so that two never train the same run at once
+SMOKE_RUNS = ("04_", "05_", "06_", "07_", "08_", "00_")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Groups for ``pytest -n N --dist loadgroup`` (``make test``): the cells of one notebook run in
+    one kernel; the notebooks that share runs/smoke in one worker; the paper-profile check of chapter
+    5 and of the chapters that read its runs back in one worker (the others may go anywhere)."""
+    from tests.book.test_paper_profile import READ_BACK
+
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.suffix == ".ipynb":
+            group = "smoke-runs" if path.name.startswith(SMOKE_RUNS) else path.stem
+        elif path.name == "test_paper_profile.py" and any(f"[{stem}]" in item.name for stem in READ_BACK):
+            group = "paper-study"
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -36,6 +36,13 @@ def test_a_run_is_keyed_by_its_config_and_by_the_code_that_trains_it(tmp_path, m
     assert json.loads((cfg.run_dir() / "results.json").read_text())["code"] == "other-code"
 
 
+
+def test_a_synthetic_run_is_not_keyed_by_the_real_data_root(tmp_path):
+    cfg = tiny(tmp_path)
+    assert dataclasses.replace(cfg, data_root=str(tmp_path / "data")).key() == cfg.key()
+    real = tiny(tmp_path, dataset="300w")
+    assert dataclasses.replace(real, data_root=str(tmp_path / "data")).key() != real.key()
+
 def test_load_run_gives_the_trained_network_and_its_codec(tmp_path):
     cfg = tiny(tmp_path, codec="dark", heatmap_stride=8)
     run(cfg)

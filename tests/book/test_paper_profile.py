@@ -16,6 +16,8 @@ from tests.fixtures import write_300w, write_aflw, write_cofw, write_coco, write
 #: HRNet-W18 run at 256 px took 16 s on 2 cores (chapter 5's check: 682 s at batch 16 and two
 #: strides, 98 s as below)
 STEP_CAP = {"max_steps": 1, "batch_size": 2}
+#: chapter 5 and the notebooks that read its runs back (run in this order, in one worker)
+READ_BACK = ("05_heatmap_resolution", "06_ablations", "00_findings")
 #: per notebook: the parameters that make the paper profile a CPU check
 OVERRIDES = {
     "00_findings": {**STEP_CAP, "strides": [4], "seeds": [0, 1], "published_seeds": [0]},
