@@ -37,7 +37,7 @@ book: venv
 
 test: venv
 	$(PY) -m pytest tests notebooks --nbval --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -n $(TEST_JOBS) --dist loadgroup \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -n $(TEST_JOBS) \
 		$(PYTEST_ARGS)
 
 notebooks-smoke: venv

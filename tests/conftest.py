@@ -13,6 +13,7 @@ SHARED_DATA = Path(os.environ.get("H3R_SHARED_DATA", REPO.parent / "shared" / "d
 OFFICIAL_SNAPSHOT_ENV = "H3R_OFFICIAL_SNAPSHOT"
 
 
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The folder of real annotation samples (../shared/data); skips the test when absent."""
@@ -45,24 +46,3 @@ def _seed():
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
-
-#: the notebooks whose stored smoke outputs train or read runs under runs/smoke: one worker runs them
-#: all, in the book's order, so that two never train the same run at once
-SMOKE_RUNS = ("04_", "05_", "06_", "07_", "08_", "00_")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Groups for ``pytest -n N --dist loadgroup`` (``make test``): the cells of one notebook run in
-    one kernel; the notebooks that share runs/smoke in one worker; the paper-profile check of chapter
-    5 and of the chapters that read its runs back in one worker (the others may go anywhere)."""
-    from tests.book.test_paper_profile import READ_BACK
-
-    for item in items:
-        path = Path(str(item.fspath))
-        if path.suffix == ".ipynb":
-            group = "smoke-runs" if path.name.startswith(SMOKE_RUNS) else path.stem
-        elif path.name == "test_paper_profile.py" and any(f"[{stem}]" in item.name for stem in READ_BACK):
-            group = "paper-study"
-        else:
-            continue
-        item.add_marker(pytest.mark.xdist_group(group))
