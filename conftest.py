@@ -2,12 +2,20 @@
 workers (``-n N``); the fixtures are in tests/conftest.py."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
-#: the notebooks whose stored smoke outputs train or read runs under runs/smoke: one worker runs them
-#: all, in the book's order, so that two never train the same run at once
-SMOKE_RUNS = ("04_", "05_", "06_", "07_", "08_", "00_")
+ROOT = Path(__file__).resolve().parent
+
+
+@functools.cache
+def trains(notebook: str) -> bool:
+    """Whether a notebook trains (it has a ``max_steps`` parameter): its smoke outputs then train or
+    read runs under runs/smoke, which no two workers may train at once."""
+    from h3r.book.runner import declared_parameters
+
+    return "max_steps" in declared_parameters(ROOT / notebook)
 
 
 def work_unit(nodeid: str) -> str:
@@ -19,7 +27,7 @@ def work_unit(nodeid: str) -> str:
     path, _, rest = nodeid.partition("::")
     name = Path(path).name
     if name.endswith(".ipynb"):
-        return "smoke-runs" if name.startswith(SMOKE_RUNS) else path
+        return "smoke-runs" if trains(path) else path
     if name == "test_paper_profile.py" and any(f"[{stem}]" in rest for stem in READ_BACK):
         return "paper-study"
     return nodeid

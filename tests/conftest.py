@@ -13,7 +13,6 @@ SHARED_DATA = Path(os.environ.get("H3R_SHARED_DATA", REPO.parent / "shared" / "d
 OFFICIAL_SNAPSHOT_ENV = "H3R_OFFICIAL_SNAPSHOT"
 
 
-
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The folder of real annotation samples (../shared/data); skips the test when absent."""
@@ -45,4 +44,3 @@ def _seed():
 
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-

@@ -122,7 +122,6 @@ def test_upsampling_places_cells_by_the_center_alignment(stride):
     assert torch.allclose(fine[inside], expected[inside])
 
 
-
 @pytest.mark.parametrize("stride", [1, 2, 4, 8, 16])
 @pytest.mark.parametrize("kind", ["heatmap", "binary"])
 def test_the_head_equals_its_layers_on_the_resampled_features(stride, kind):
@@ -134,6 +133,7 @@ def test_the_head_equals_its_layers_on_the_resampled_features(stride, kind):
     reference = head.layers(resample_to_stride(features, stride))
     assert out.shape[-2:] == reference.shape[-2:] == (32 // stride, 32 // stride)
     assert torch.allclose(out.reshape(reference.shape), reference, atol=1e-5)
+
 
 # --- the binary head ------------------------------------------------------------------------------
 
