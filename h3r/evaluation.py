@@ -21,6 +21,7 @@ from h3r._extras import require
 require("train", "h3r.evaluation")
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -55,6 +56,16 @@ def predict(model: nn.Module, codec: Codec, dataset: Dataset, device: torch.devi
     The flip test averages the coordinates decoded from the image and from its mirror (mapped back
     with the layout's ``flip_index``), as the official H3R code does.
     """
+    return predict_decoders(model, [codec], dataset, device, batch_size, flip_test, score_mode, workers,
+                            progress)[0]
+
+
+@torch.inference_mode()
+def predict_decoders(model: nn.Module, codecs: Sequence[Codec], dataset: Dataset, device: torch.device,
+                     batch_size: int = 32, flip_test: bool = True, score_mode: str = "foreground",
+                     workers: int = 0, progress: bool = True) -> list[dict]:
+    """:func:`predict` for each of ``codecs`` (decoders of the same heatmap size) from one pass of
+    the network: one dict per codec, in their order."""
     from tqdm import tqdm
 
     model.eval()
@@ -63,30 +74,33 @@ def predict(model: nn.Module, codec: Codec, dataset: Dataset, device: torch.devi
     width = whole.input_size[0] if isinstance(whole.input_size, tuple) else whole.input_size
     head = getattr(model, "head_kind", "heatmap")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
-    out: dict[str, list] = {k: [] for k in ("pred", "pred_crop", "gt", "visible", "normalizer", "scores")}
+    shared: dict[str, list] = {k: [] for k in ("gt", "visible", "normalizer")}
+    decoded: list[dict[str, list]] = [{k: [] for k in ("pred", "pred_crop", "scores")} for _ in codecs]
     subsets: dict[str, list] = {}
     for batch in tqdm(loader, desc="evaluate", disable=not progress, leave=False, dynamic_ncols=True):
         images = batch["image"].to(device)
-        coords, scores = codec.decode(decodable(model(images), head, score_mode).float())
-        if flip_test:
-            mirrored, _ = codec.decode(decodable(model(images.flip(-1)), head, score_mode).float())
-            coords = (coords + flip_keypoints(mirrored, width, flip_index)) / 2
-        coords = coords.cpu().double()
-        affine = batch["affine"].double()
-        out["pred_crop"].append(coords.float())
-        out["pred"].append(apply_affine(coords, invert_affine(affine)).float())
-        out["gt"].append(batch["keypoints_orig"].float())
-        out["visible"].append(batch["visible"].float())
-        out["normalizer"].append(batch["normalizer"].float())
-        out["scores"].append(scores.cpu().float())
+        heatmaps = decodable(model(images), head, score_mode).float()
+        mirrored = decodable(model(images.flip(-1)), head, score_mode).float() if flip_test else None
+        inverse = invert_affine(batch["affine"].double())
+        for codec, out in zip(codecs, decoded):
+            coords, scores = codec.decode(heatmaps)
+            if flip_test:
+                coords = (coords + flip_keypoints(codec.decode(mirrored)[0], width, flip_index)) / 2
+            coords = coords.cpu().double()
+            out["pred_crop"].append(coords.float())
+            out["pred"].append(apply_affine(coords, inverse).float())
+            out["scores"].append(scores.cpu().float())
+        shared["gt"].append(batch["keypoints_orig"].float())
+        shared["visible"].append(batch["visible"].float())
+        shared["normalizer"].append(batch["normalizer"].float())
         for name, flags in batch.get("subsets", {}).items():
             subsets.setdefault(name, []).append(flags.bool())
         for name in META_KEYS:
             if name in batch:
-                out.setdefault(name, []).append(torch.as_tensor(batch[name]))
-    result = {k: torch.cat(v) for k, v in out.items()}
-    result["subsets"] = {k: torch.cat(v) for k, v in subsets.items()}
-    return result
+                shared.setdefault(name, []).append(torch.as_tensor(batch[name]))
+    common = {k: torch.cat(v) for k, v in shared.items()}
+    common["subsets"] = {k: torch.cat(v) for k, v in subsets.items()}
+    return [{**{k: torch.cat(v) for k, v in out.items()}, **common} for out in decoded]
 
 
 def evaluate_model(model: nn.Module, codec: Codec, dataset: Dataset, device: torch.device, batch_size: int = 32,
@@ -94,11 +108,22 @@ def evaluate_model(model: nn.Module, codec: Codec, dataset: Dataset, device: tor
                    workers: int = 0) -> dict:
     """NME, FR@0.1 and AUC@0.1 overall and per subset (``summary``), with the ``predictions``
     of :func:`predict` and their per-sample ``nme``."""
+    return evaluate_decoders(model, [codec], dataset, device, batch_size, flip_test, score_mode, progress,
+                             workers)[0]
+
+
+def evaluate_decoders(model: nn.Module, codecs: Sequence[Codec], dataset: Dataset, device: torch.device,
+                      batch_size: int = 32, flip_test: bool = True, score_mode: str = "foreground",
+                      progress: bool = True, workers: int = 0) -> list[dict]:
+    """:func:`evaluate_model` for each of ``codecs``, from one pass of the network
+    (:func:`predict_decoders`)."""
     if getattr(dataset, "cache_dir", None) is not None:
         dataset.ensure_cached(workers=workers, progress=progress)
-    p = predict(model, codec, dataset, device, batch_size, flip_test, score_mode, 0, progress)
-    nmes = metrics.nme(p["pred"], p["gt"], p["normalizer"], p["visible"])
-    return {"summary": metrics.summarize(nmes, p["subsets"] or None), "predictions": {**p, "nme": nmes}}
+    results = []
+    for p in predict_decoders(model, codecs, dataset, device, batch_size, flip_test, score_mode, 0, progress):
+        nmes = metrics.nme(p["pred"], p["gt"], p["normalizer"], p["visible"])
+        results.append({"summary": metrics.summarize(nmes, p["subsets"] or None), "predictions": {**p, "nme": nmes}})
+    return results
 
 
 # --- the authors' weights ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ require("train", "h3r.experiments")
 
 import dataclasses
 import itertools
+import math
 
 import pandas as pd
 
@@ -50,9 +51,9 @@ def run_grid(configs: list[Config], force: bool = False, subsets: bool = False, 
              jobs: int | None = None) -> pd.DataFrame:
     """Train (or read back) every config; one row per run (per subset too with ``subsets=True``).
 
-    Runs that are not finished yet train ``jobs`` at a time in worker processes (default: as many
-    as the CPU cores hold runs of ``cfg.threads`` threads each, for CPU runs with a fixed thread
-    count; else one at a time, in this process). Synthetic training data is rendered into the
+    Runs that are not finished yet train ``jobs`` at a time in worker processes, longest first
+    (:func:`longest_first`; default: as many as the CPU cores hold runs of ``cfg.threads`` threads
+    each, for CPU runs with a fixed thread count; else one at a time, in this process). Synthetic training data is rendered into the
     cache first, every epoch of every seed, spread over the same workers.
 
     Columns: every config field, the metrics, ``config`` (the :class:`Config` itself), ``cached``
@@ -117,13 +118,24 @@ def _run_in_workers(configs: list[Config], jobs: int, force: bool, verbose: bool
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         for done in pool.map(_render, renders):
             pass
-        futures = {cfg.key(): pool.submit(_train, cfg, force) for cfg in configs}
+        futures = {cfg.key(): pool.submit(_train, cfg, force) for cfg in longest_first(configs)}
         results = {}
         for i, (key, future) in enumerate(futures.items(), 1):
             results[key] = future.result()
             if verbose:
                 print(f"[{i}/{len(futures)}] trained {results[key]['config']['codec']}", flush=True)
     return results
+
+
+def longest_first(configs: list[Config]) -> list[Config]:
+    """``configs`` in the order a pool should start them: the longest runs first, so that the last
+    ones to finish are short and no worker idles long at the end. Length is judged by the images
+    trained (epochs x samples x pixels), then by the heatmap cells (a smaller stride costs more)."""
+    def work(cfg: Config) -> tuple:
+        steps = min(cfg.epochs * cfg.train_samples, cfg.max_steps * cfg.batch_size or math.inf)
+        return steps * cfg.input_size**2, -cfg.heatmap_stride
+
+    return sorted(configs, key=work, reverse=True)
 
 
 def _render_tasks(cfg: Config) -> list[tuple]:

@@ -3,6 +3,7 @@
     results = run(cfg)                 # trains, or reads the results.json of the same config and code
     model, codec = load_run(cfg)       # the trained network and its codec
     reevaluate(cfg, codec="dark")      # the same network decoded otherwise; cached in the run folder
+    reevaluate_decoders(cfg, [("h3r", {"k": 1}), ("h3r", {"k": 4})])   # several, one network pass
     evaluate_run("runs/<name>", protocol="official")   # what ``h3r eval --run`` prints
 
 A run is keyed by its config and the fingerprint of the code that computes it
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 
 from h3r.codecs import Codec, build_codec
-from h3r.evaluation import evaluate_model
+from h3r.evaluation import evaluate_decoders, evaluate_model
 from h3r.models import HeatmapModel
 from h3r.provenance import atomic_path, pick_device, provenance, write_json_atomic
 from h3r.train import CheckpointError, Config, build_data, build_run, load_checkpoint, train
@@ -68,26 +69,38 @@ def reevaluate(cfg: Config, codec: str | None = None, split: str | None = None, 
     The network is unchanged. Returns ``{"summary": ..., "predictions": path}``, stored in the run
     folder (``eval-<hash>.json`` and ``.pt``) and read back next time.
     """
+    return reevaluate_decoders(cfg, [(codec, codec_args)], split, score_mode, flip_test)[0]
+
+
+def reevaluate_decoders(cfg: Config, decoders: list[tuple[str | None, dict]], split: str | None = None,
+                        score_mode: str | None = None, flip_test: bool | None = None) -> list[dict]:
+    """:func:`reevaluate` with each of ``decoders`` (``(codec preset or None, codec_args)``), in
+    their order: those not stored yet from one pass of the network over the test set."""
     changes = {k: v for k, v in dict(test_split=split, score_mode=score_mode, flip_test=flip_test).items()
                if v is not None}
     evaluation = dataclasses.replace(cfg, **changes)
-    codec = codec or cfg.codec
-    key = hashlib.sha1(json.dumps([codec, codec_args, evaluation.test_split, evaluation.score_mode,
+    decoders = [(codec or cfg.codec, dict(args)) for codec, args in decoders]
+    paths = [cfg.run_dir() / f"eval-{_evaluation_key(codec, args, evaluation)}.json" for codec, args in decoders]
+    missing = [i for i, path in enumerate(paths) if not path.exists()]
+    if missing:
+        device = pick_device(cfg.device)
+        model, _ = load_run(cfg, device)
+        codecs = [build_codec(decoders[i][0], cfg.input_size, stride=cfg.heatmap_stride, **decoders[i][1])
+                  for i in missing]
+        dataset = build_data(evaluation, evaluation.test_split, train=False)
+        for i, result in zip(missing, evaluate_decoders(model, codecs, dataset, device, **evaluation.eval_options)):
+            path = paths[i]
+            with atomic_path(path.with_suffix(".pt")) as tmp:
+                torch.save(result["predictions"], tmp)
+            codec, args = decoders[i]
+            write_json_atomic(path, {"summary": result["summary"], "predictions": str(path.with_suffix(".pt")),
+                                     "codec": codec, "codec_args": args, **changes})
+    return [json.loads(path.read_text()) for path in paths]
+
+
+def _evaluation_key(codec: str, codec_args: dict, evaluation: Config) -> str:
+    return hashlib.sha1(json.dumps([codec, codec_args, evaluation.test_split, evaluation.score_mode,
                                    evaluation.flip_test], sort_keys=True).encode()).hexdigest()[:12]
-    path = cfg.run_dir() / f"eval-{key}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    device = pick_device(cfg.device)
-    model, _ = load_run(cfg, device)
-    decoder = build_codec(codec, cfg.input_size, stride=cfg.heatmap_stride, **codec_args)
-    dataset = build_data(evaluation, evaluation.test_split, train=False)
-    result = evaluate_model(model, decoder, dataset, device, **evaluation.eval_options)
-    with atomic_path(path.with_suffix(".pt")) as tmp:
-        torch.save(result["predictions"], tmp)
-    out = {"summary": result["summary"], "predictions": str(path.with_suffix(".pt")),
-           "codec": codec, "codec_args": codec_args, **changes}
-    write_json_atomic(path, out)
-    return out
 
 
 def evaluate_run(run_dir: str | Path, protocol: str = "ours", split: str | None = None,

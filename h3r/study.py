@@ -78,7 +78,7 @@ def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | N
     as-published references), ``published_strides`` (default: ``strides``) the strides of
     ``strides`` they are trained at: the paired comparisons need every seed and stride only inside
     a family."""
-    from h3r.runs import reevaluate
+    from h3r.runs import reevaluate_decoders
 
     codecs = study_codecs() if codecs is None else list(codecs)
 
@@ -94,11 +94,13 @@ def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | N
     runs = run_grid(configs, force=force)
     runs["method"], runs["decoder_only"] = runs.codec, False
     extra = []
-    for decoder, trained in DECODER_ONLY:
+    for trained in dict.fromkeys(trained for _, trained in DECODER_ONLY):
+        decoders = [decoder for decoder, of in DECODER_ONLY if of == trained]
         for row in runs[runs.codec == trained].to_dict("records"):
-            summary = reevaluate(row["config"], decoder, **codec_args(decoder, sigma))["summary"]["all"]
-            extra.append({**row, "method": f"{decoder} on {trained}", "decoder_only": True,
-                          **{m: summary[m] for m in METRICS}})
+            evaluations = reevaluate_decoders(row["config"], [(d, codec_args(d, sigma)) for d in decoders])
+            extra += [{**row, "method": f"{decoder} on {trained}", "decoder_only": True,
+                       **{m: evaluation["summary"]["all"][m] for m in METRICS}}
+                      for decoder, evaluation in zip(decoders, evaluations)]
     return pd.concat([runs, pd.DataFrame(extra)], ignore_index=True) if extra else runs
 
 

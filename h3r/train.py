@@ -217,6 +217,28 @@ def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
     return kinds[cfg.optimizer](model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def keep_freed_memory(mmap_threshold: int = 32 << 20) -> bool:
+    """Let glibc's ``malloc`` keep freed blocks up to ``mmap_threshold`` bytes for reuse instead of
+    handing them back to the system; returns whether it could (Linux with glibc only).
+
+    By default every block above a threshold that adapts to what the process frees is mapped
+    afresh and unmapped on free, so a CPU training step faults in the pages of its activations anew
+    on every step. Keeping them cuts a training step at heatmap stride 2 of the ``cpu`` profile
+    by about a tenth (the loss's share halves); the numbers are unchanged. Process-wide, as the
+    ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` environment variables would be.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(mallopt(m_mmap_threshold, mmap_threshold)) and bool(mallopt(m_trim_threshold, 2 * mmap_threshold))
+
+
 def epoch_seed(cfg: Config, epoch: int, stream: int) -> int:
     """Seeds of the random streams of one epoch: 0 data order, 1 randomized rounding."""
     return (cfg.seed * 1_000_003 + epoch * 101 + stream) % (2**63)
@@ -267,6 +289,8 @@ def train(cfg: Config) -> dict:
         torch.cuda.set_device(device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if device.type == "cpu":
+        keep_freed_memory()
     run_dir = cfg.run_dir()
     ckpt_path = run_dir / "checkpoint.pt"
 

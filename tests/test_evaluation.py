@@ -22,7 +22,7 @@ from h3r.codecs import build_codec
 from h3r.data.layouts import IBUG68
 from h3r.data.registry import build_dataset
 from h3r.data.transforms import Augment
-from h3r.evaluation import evaluate_official, predict
+from h3r.evaluation import evaluate_official, predict, predict_decoders
 from h3r.geometry import apply_affine
 from h3r.protocols import official_benchmarks, official_crop, official_window
 from h3r.reported import reported
@@ -167,6 +167,23 @@ def test_decode_flip_and_mapping_match_torchalign(root, dataset, box):
     # the flip test is what makes the two channels of logits count: without it only the first is read
     plain = predict(model, codec, data, torch.device("cpu"), flip_test=False, progress=False)
     assert not torch.allclose(plain["pred"], ours["pred"])
+
+
+def test_decoders_read_from_one_pass_give_what_each_gives_alone():
+    from h3r.data.synthetic import SyntheticFaces
+    from h3r.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("plain_cnn", 68, heatmap_stride=4, width_mult=0.5).eval()
+    data = SyntheticFaces(split="test", length=6, input_size=32)
+    codecs = [build_codec(name, 32, stride=4, **args)
+              for name, args in (("h3r", {}), ("h3r", {"k": 1}), ("dark", {"sigma": 1.0}))]
+    together = predict_decoders(model, codecs, data, torch.device("cpu"), batch_size=4, progress=False)
+    for codec, joint in zip(codecs, together):
+        alone = predict(model, codec, data, torch.device("cpu"), batch_size=4, progress=False)
+        assert joint.keys() == alone.keys()
+        assert all(torch.equal(joint[k], alone[k]) for k in alone if k != "subsets")
+    assert not torch.equal(together[0]["pred"], together[1]["pred"])
 
 
 def test_official_render_is_torchalign_pixels(root):

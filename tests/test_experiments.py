@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from h3r import train as T
-from h3r.experiments import (benchmark_config, benchmark_status, grid, mean_spread, paired_differences,
-                             run_grid, run_variants, verdict)
+from h3r.experiments import (benchmark_config, benchmark_status, grid, longest_first, mean_spread,
+                             paired_differences, run_grid, run_variants, verdict)
 
 
 def tiny(tmp_path, **overrides) -> T.Config:
@@ -83,6 +83,17 @@ def test_runs_side_by_side_give_the_numbers_of_runs_in_turn(tmp_path):
     assert not apart.cached.any() and apart["NME (%)"].tolist() == in_turn["NME (%)"].tolist()
     assert len(list((tmp_path / "apart" / "runs" / ".render-cache").glob("*.npz"))) == 3  # 2 epochs + test
     assert run_grid(configs("apart"), jobs=2).cached.all()
+
+
+def test_a_pool_starts_the_longest_runs_first(tmp_path):
+    base = tiny(tmp_path)
+    configs = grid(base, heatmap_stride=[16, 2, 4], seed=[0, 1]) + [T.Config(**{**base.__dict__, "input_size": 64})]
+    order = longest_first(configs)
+    assert order[0].input_size == 64  # four times the pixels of the rest
+    assert [c.heatmap_stride for c in order[1:]] == [2, 2, 4, 4, 16, 16]  # finer heatmaps cost more
+    assert [c.seed for c in order[1:]] == [0, 1] * 3  # ties keep their order
+    capped = T.Config(**{**base.__dict__, "max_steps": 1})  # one batch of 16 images, not 32
+    assert longest_first([capped, base]) == [base, capped]
 
 
 def test_run_variants_label_each_run_and_share_one_grid(tmp_path):

@@ -11,7 +11,7 @@ import torch
 
 from h3r import train as T
 from h3r.profiles import commit_line, provenance_note
-from h3r.runs import load_run, reevaluate, run
+from h3r.runs import load_run, reevaluate, reevaluate_decoders, run
 
 
 def tiny(tmp_path, **overrides) -> T.Config:
@@ -66,6 +66,24 @@ def test_reevaluate_changes_only_the_evaluation_and_is_cached(tmp_path):
     assert reevaluate(cfg, "h3r", k=1) == argmax and len(list(cfg.run_dir().glob("eval-*.json"))) == 2
     predictions = torch.load(argmax["predictions"], weights_only=False)
     assert predictions["pred"].shape == (16, 68, 2)
+
+
+def test_several_decoders_are_reevaluated_from_one_pass_of_the_network(tmp_path, monkeypatch):
+    cfg = tiny(tmp_path)
+    run(cfg)
+    alone = reevaluate(cfg, "h3r", k=1)
+    passes = []
+    model, codec = load_run(cfg)
+    monkeypatch.setattr("h3r.runs.load_run", lambda *a: (model, codec))
+    model.register_forward_hook(lambda *a: passes.append(1))
+    both = reevaluate_decoders(cfg, [("h3r", {"k": 4}), ("h3r", {"k": 1}), ("dark", {"sigma": 1.0})])
+    assert both[1] == alone  # read back, not recomputed
+    assert len(passes) == 2  # one batch of 16, and its mirror: once for both new decoders
+    assert [e["codec_args"] for e in both] == [{"k": 4}, {"k": 1}, {"sigma": 1.0}]
+    assert both[0] == reevaluate(cfg, "h3r", k=4) and both[2] == reevaluate(cfg, "dark", sigma=1.0)
+    nmes = [e["summary"]["all"]["NME (%)"] for e in both]
+    assert len(set(nmes)) == 3
+    assert len(list(cfg.run_dir().glob("eval-*.json"))) == 3
 
 
 def test_the_provenance_line_names_the_commits_of_its_numbers():

@@ -24,10 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import timm
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import Tensor, nn
 
 
@@ -50,6 +48,8 @@ class HRNet(nn.Module):
     unused_prefixes = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
 
     def __init__(self, name: str = "hrnet_w18"):
+        import timm  # imported here: 2 s that the plain CNN's runs and workers do without
+
         super().__init__()
         self.body = timm.create_model(name, features_only=True, feature_location="",
                                       out_indices=(1, 2, 3, 4), pretrained=False)
@@ -76,6 +76,8 @@ class MobileNetV2(nn.Module):
     unused_prefixes = tuple(f"features.{i}." for i in range(14, 19)) + ("classifier.",)
 
     def __init__(self, width_mult: float = 1.0):
+        import torchvision
+
         super().__init__()
         full = torchvision.models.mobilenet_v2(weights=None, width_mult=width_mult)
         self.features = full.features[: self.taps[-1] + 1]
