@@ -52,9 +52,10 @@ def run_grid(configs: list[Config], force: bool = False, subsets: bool = False, 
     """Train (or read back) every config; one row per run (per subset too with ``subsets=True``).
 
     Runs that are not finished yet train ``jobs`` at a time in worker processes, longest first
-    (:func:`longest_first`; default: as many as the CPU cores hold runs of ``cfg.threads`` threads
-    each, for CPU runs with a fixed thread count; else one at a time, in this process). Synthetic training data is rendered into the
-    cache first, every epoch of every seed, spread over the same workers.
+    (:func:`longest_first`). ``jobs`` defaults to as many as the CPU cores hold runs of
+    ``cfg.threads`` threads each, for CPU runs with a fixed thread count; else one at a time, in
+    this process. Synthetic training data is rendered into the cache first, every epoch of every
+    seed, spread over the same workers.
 
     Columns: every config field, the metrics, ``config`` (the :class:`Config` itself), ``cached``
     (read back rather than trained now), ``commit`` (where the numbers were computed), ``run``.
