@@ -355,7 +355,7 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
             "supported" if activation["top-1"] > activation["top-9"] else "not supported", CAVEATS)
     if mechanism_rows is not None and len(mechanism_rows):
         m = mechanism_rows.groupby("heatmap_stride")[["mass", "error", "uniform"]].mean()
-        numbers = "; ".join(f"stride {s}: mass {r.mass:.2f}, |predicted - bilinear| {r.error:.3f} "
+        numbers = "; ".join(f"stride {s}: mass {r.mass:.2f}, mean absolute error to bilinear {r.error:.3f} "
                             f"(even split {r.uniform:.3f})" for s, r in m.iterrows())
         add("(beyond the paper) The network learns the expected target, the bilinear weights of the 4 neighbours",
             "[6](06_ablations.ipynb)", numbers,

@@ -106,6 +106,12 @@ def test_findings_give_a_verdict_per_claim_from_the_rows():
     assert flat.verdict == "supported" and "h3r +0.00 points, onehot-round +4.00" in flat["key numbers"]
     assert table.loc[table.index.str.startswith("The decoder needs several")].iloc[0].verdict == "supported"
     assert table.iloc[-1].verdict == "not tested here"
+    learned = pd.DataFrame({"heatmap_stride": [4, 8], "mass": [0.9, 0.95], "error": [0.1, 0.05],
+                            "uniform": [0.18, 0.18]})
+    with_mechanism = study.findings(runs_table(better), learned, None, theory)
+    assert with_mechanism.claim.str.startswith("(beyond the paper)").sum() == 1
+    # the notebook shows the table as Markdown, where a pipe would end its cell
+    assert not with_mechanism.map(lambda cell: "|" in str(cell)).any().any()
     worse = runs_table({("onehot-round", 4): [5.0, 5.1, 5.2], ("h3r", 4): [6.0, 6.2, 6.1]})
     verdicts = study.findings(worse, None, None, theory).set_index("claim").verdict
     assert verdicts[verdicts.index.str.startswith("With everything else equal")].tolist() == [

@@ -99,6 +99,8 @@ def check_page(html_root: Path, page: Path, screenshots: Path | None, browser: s
     problems = [f"loads an external resource: {m.group(0)[:120]}" for m in EXTERNAL_RESOURCE.finditer(text)]
     if "Traceback (most recent call last)" in text or 'class="output traceback' in text:
         problems.append("shows a Python traceback")
+    if re.search(r"<p>[^<]*\|\s*:?(?:-{3,}|—)", text):  # the --- of a header rule, maybe typeset as a dash
+        problems.append("shows a Markdown table as text (a pipe in a cell, or outputs not parsed as MyST)")
     if re.search(r'class="[^"]*\bstderr\b', text):
         problems.append("shows output written to stderr (a warning or an error)")
     images = re.findall(r'<img[^>]*\ssrc="([^"]+)"', text)

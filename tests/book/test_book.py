@@ -55,6 +55,22 @@ def test_chapters_have_no_errors_or_broken_images(html):
     assert not bad, bad
 
 
+def test_the_findings_table_renders_as_a_table(html):
+    page = (html / "notebooks" / "00_findings.html").read_text(encoding="utf-8")
+    assert "<table" in page and "<th" in page and "verdict" in page
+
+
+def test_a_markdown_table_left_as_text_is_a_problem(tmp_path):
+    def problems(body: str) -> list[str]:
+        page = tmp_path / "page.html"
+        page.write_text(f"<html><body>{body}</body></html>", encoding="utf-8")
+        return check.check_page(tmp_path, page, None, None).problems
+
+    assert problems("<p>| claim | verdict | |:——| |:---| | a | b |</p>") == [
+        "shows a Markdown table as text (a pipe in a cell, or outputs not parsed as MyST)"]
+    assert problems("<table><tr><td>a</td></tr></table><p>the mean |x - y| of a --- b</p>") == []
+
+
 @pytest.mark.browser
 def test_formulas_are_typeset_and_figures_render_in_chromium(html, tmp_path):
     if check.find_chromium() is None:
