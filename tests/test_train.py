@@ -125,3 +125,18 @@ def test_cpu_training_keeps_freed_memory_for_reuse():
     assert isinstance(kept, bool)
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and ctypes.util.find_library("c"):
         assert kept
+
+
+def test_a_run_counts_the_macs_of_its_architecture_once_per_process(monkeypatch):
+    from h3r.models import count_flops
+
+    calls = []
+    monkeypatch.setattr(T, "_MACS", {})
+    monkeypatch.setattr(T, "count_flops", lambda model, size: calls.append(size) or count_flops(model, size))
+    cfg = T.Config(backbone="plain_cnn", width_mult=0.5, input_size=32, device="cpu")
+    model, _ = T.build_run(cfg)
+    first = T._macs(cfg, model)
+    assert first == count_flops(model, 32) and T._macs(T.Config(**{**cfg.__dict__, "seed": 3}), model) == first
+    assert calls == [32]  # another seed, the same network: counted once
+    bigger = T.Config(**{**cfg.__dict__, "input_size": 64})
+    assert T._macs(bigger, T.build_run(bigger)[0]) > first and calls == [32, 64]
