@@ -1,6 +1,8 @@
 """Run grids and the tables the book makes of them."""
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -87,12 +89,12 @@ def test_runs_side_by_side_give_the_numbers_of_runs_in_turn(tmp_path):
 
 def test_a_pool_starts_the_longest_runs_first(tmp_path):
     base = tiny(tmp_path)
-    configs = grid(base, heatmap_stride=[16, 2, 4], seed=[0, 1]) + [T.Config(**{**base.__dict__, "input_size": 64})]
+    configs = grid(base, heatmap_stride=[16, 2, 4], seed=[0, 1]) + [dataclasses.replace(base, input_size=64)]
     order = longest_first(configs)
     assert order[0].input_size == 64  # four times the pixels of the rest
     assert [c.heatmap_stride for c in order[1:]] == [2, 2, 4, 4, 16, 16]  # finer heatmaps cost more
     assert [c.seed for c in order[1:]] == [0, 1] * 3  # ties keep their order
-    capped = T.Config(**{**base.__dict__, "max_steps": 1})  # one batch of 16 images, not 32
+    capped = dataclasses.replace(base, max_steps=1)  # one batch of 16 images, not 32
     assert longest_first([capped, base]) == [base, capped]
 
 

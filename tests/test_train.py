@@ -1,6 +1,7 @@
 """The training loop on 2 CPU cores: it learns, resumes to the same numbers, and fails clearly."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -136,7 +137,7 @@ def test_a_run_counts_the_macs_of_its_architecture_once_per_process(monkeypatch)
     cfg = T.Config(backbone="plain_cnn", width_mult=0.5, input_size=32, device="cpu")
     model, _ = T.build_run(cfg)
     first = T._macs(cfg, model)
-    assert first == count_flops(model, 32) and T._macs(T.Config(**{**cfg.__dict__, "seed": 3}), model) == first
+    assert first == count_flops(model, 32) and T._macs(dataclasses.replace(cfg, seed=3), model) == first
     assert calls == [32]  # another seed, the same network: counted once
-    bigger = T.Config(**{**cfg.__dict__, "input_size": 64})
+    bigger = dataclasses.replace(cfg, input_size=64)
     assert T._macs(bigger, T.build_run(bigger)[0]) > first and calls == [32, 64]

@@ -14,7 +14,7 @@ from tests.fixtures import write_300w, write_aflw, write_cofw, write_coco, write
 
 #: one optimizer step of one image per run, evaluated on one batch: at the paper's batch of 16 one
 #: HRNet-W18 run at 256 px took 16 s on 2 cores (chapter 5's check: 682 s at batch 16 and two
-#: strides); at batch 2 about 7 s, at batch 1 about 5.5 s
+#: strides); at batch 2 7.3-9.6 s, at batch 1 5.7-6.3 s (measured side by side)
 STEP_CAP = {"max_steps": 1, "batch_size": 1}
 #: chapter 5 and the notebooks that read its runs back (run in this order, in one worker)
 READ_BACK = ("05_heatmap_resolution", "06_ablations", "00_findings")
