@@ -34,7 +34,10 @@ def work_unit(nodeid: str) -> str:
 
 
 def pytest_configure(config):
-    """Each worker, and every kernel and script it starts, gets its share of the cores: torch's
+    """nbval compares the cells that show learned numbers within a stated tolerance
+    (tests/nbval_tolerance.py).
+
+    Each worker, and every kernel and script it starts, gets its share of the cores: torch's
     OpenMP threads spin while they wait, and N workers with a thread per core each run many times
     slower than one."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
@@ -44,6 +47,10 @@ def pytest_configure(config):
         import torch
 
         torch.set_num_threads(int(threads))
+    if config.pluginmanager.hasplugin("nbval"):
+        from tests.nbval_tolerance import install
+
+        install()
 
 
 try:
