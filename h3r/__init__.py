@@ -15,7 +15,7 @@ The study (extras ``[data]``, ``[train]``, ``[book]``):
     evaluation   predictions and metrics of a model on a test set; official weights
     runs         one run's lifecycle: trained once, read back, loaded, re-evaluated
     experiments  grids of runs and the tables the book makes of them
-    analysis     codec-only error: the floor under every learned result
+    analysis     codec-only error: each training target decoded by its decoder, no network
     profiles     every chapter's settings per profile (smoke, cpu, paper)
     reported     the numbers reported for H3R, with their sources
     viz          pictures for the book

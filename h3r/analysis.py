@@ -1,4 +1,4 @@
-"""Codec-only error on real annotations: the floor under every learned result.
+"""Codec-only error on real annotations: the target error beside every learned result.
 
 Each ground-truth landmark is pushed through the evaluation chain of a trained model with the
 network replaced by the codec's own training target::
@@ -7,13 +7,18 @@ network replaced by the codec's own training target::
 
 where ``A`` is the dataset's test-time crop (:mod:`h3r.data.transforms`) and the NME uses the
 dataset's normaliser. Nothing is learned, so the result is the error the codec alone adds at that
-heatmap resolution, on the landmark distribution of a real benchmark.
+heatmap resolution, on the landmark distribution of a real benchmark: the error of a network that
+reproduced its training target exactly. It is not a floor: a network beats it when its output is
+not its training target, e.g. where a decoder reads sub-cell information from a network's smooth
+output (argmax-quarter, DARK on a rounded Gaussian), or for soft-argmax, whose L1 loss on the
+coordinates does not make the network output a Gaussian at all.
 
 A :class:`RoundTrip` says which target is decoded and by which decoder: the codec's target (one
 randomized draw for H3R), H3R's expected target (what a network trained on the draws converges
 to), or a target decoded by *another* preset (e.g. our centre-aligned H3R target read by the
-official decoder). The flip test averages with the decode of the mirrored crop, mapped back with
-the layout's ``flip_index``, as :func:`h3r.train.predict` does.
+official decoder). The target is handed to the decoder as the decoder reads a trained network's
+output (:func:`decoder_input`). The flip test averages with the decode of the mirrored crop,
+mapped back with the layout's ``flip_index``, as :func:`h3r.train.predict` does.
 """
 from __future__ import annotations
 
@@ -123,7 +128,8 @@ def find_face_datasets(data_root=None, input_size: int = 256, names: list[str] |
 class RoundTrip:
     """What is decoded: the target of preset ``codec`` (``target="encode"``: one draw of the codec's
     training target; ``"expected"``: H3R's expectation over draws), read by ``decoder`` (a preset
-    name; None: the codec itself). The decoder gets the same heatmap size."""
+    name; None: the codec itself) as it reads a network trained on that target (:func:`decoder_input`
+    with the preset's :func:`trained_loss`). The decoder gets the same heatmap size."""
 
     codec: str
     target: str = "encode"
@@ -153,40 +159,58 @@ CONTROL_ROUND_TRIPS = {
 
 
 def decoder_input(codec: Codec, keypoints: Tensor, visible: Tensor | None = None, target: str = "encode",
-                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """The heatmaps a round trip decodes and the (N, K) weights of the keypoints they represent.
+                  generator: torch.Generator | None = None, decoder: Codec | None = None,
+                  loss: str = "mse") -> tuple[Tensor, Tensor]:
+    """The heatmaps ``decoder`` (default: the codec) reads in place of a network trained on the
+    target of ``codec``, and the (N, K) weights of the keypoints they represent.
 
-    keypoints (N, K, 2) crop pixels. H3R's targets are probabilities, handed over as
-    :meth:`H3R.scores_from_probabilities` (their log, for softmax weighting). Soft-argmax has no
-    heatmap target: it gets the log of an exact Gaussian on the keypoint, whose spatial softmax is
-    the distribution an integral-regression network learns.
+    keypoints (N, K, 2) crop pixels. The target (probabilities ``p``) is handed over as the decoder
+    reads a trained network's output: an H3R decoder always gets
+    :meth:`H3R.scores_from_probabilities` (``log p`` for its softmax weighting); any other decoder
+    gets ``log p`` where ``loss`` (the loss a network is trained on this target with,
+    :data:`h3r.train.DEFAULT_LOSS`) is the spatial-softmax cross-entropy, whose networks output
+    logits ``log p`` up to a constant, and ``p`` itself otherwise (MSE regresses the target).
+    Soft-argmax has no heatmap target: it gets the log of an exact Gaussian on the keypoint, whose
+    spatial softmax is the distribution an integral-regression network learns.
     """
     if target not in ("encode", "expected"):
         raise ValueError(f"target must be 'encode' or 'expected', got {target!r}")
     if target == "expected" and not hasattr(codec, "expected_target"):
         raise ValueError(f"{codec.name} encodes deterministically: it has no expected target")
+    decoder = decoder or codec
     if target == "expected":
         encoded = codec.expected_target(keypoints, visible)
     else:  # the generator draws randomized codecs' targets; the others ignore it
         encoded = codec.encode(keypoints, visible, generator=generator)
-    heatmaps = encoded.heatmaps
+    probabilities = encoded.heatmaps
     if isinstance(codec, SoftArgmax):
         exact = build_codec("dark", codec.input_size, heatmap_size=codec.heatmap_size)
-        heatmaps = exact.encode(keypoints, visible).heatmaps.clamp_min(1e-30).log()
-    elif isinstance(codec, H3R):
-        heatmaps = codec.scores_from_probabilities(heatmaps)
-    return heatmaps, encoded.weights
+        probabilities = exact.encode(keypoints, visible).heatmaps
+    if isinstance(decoder, H3R):
+        return decoder.scores_from_probabilities(probabilities), encoded.weights
+    if isinstance(codec, SoftArgmax) or loss == "spatial_ce":
+        return probabilities.clamp_min(1e-30).log(), encoded.weights
+    return probabilities, encoded.weights
+
+
+def trained_loss(preset: str) -> str:
+    """The loss a network is trained on preset ``preset``'s target with, by default
+    (:data:`h3r.train.DEFAULT_LOSS`)."""
+    from h3r.train import DEFAULT_LOSS
+
+    return DEFAULT_LOSS.get(preset, "mse")
 
 
 def round_trip(codec: Codec, keypoints: Tensor, visible: Tensor | None = None, target: str = "encode",
                decoder: Codec | None = None, generator: torch.Generator | None = None,
-               flip_index=None, cell_budget: int = 2**24) -> tuple[Tensor, Tensor]:
+               flip_index=None, cell_budget: int = 2**24, loss: str = "mse") -> tuple[Tensor, Tensor]:
     """Encode keypoints (N, K, 2) crop pixels, decode -> decoded (N, K, 2) float64 and the (N, K)
     bool mask of keypoints the target represents (elsewhere the decode is meaningless).
 
-    ``flip_index`` (the layout's) adds the flip test: the mirrored keypoints are encoded and decoded
-    too, mapped back and averaged. Works in chunks of samples of at most ``cell_budget`` heatmap
-    cells, so memory stays bounded whatever the heatmap size.
+    ``decoder`` (default: the codec) reads the target as it would a network trained on it with
+    ``loss`` (:func:`decoder_input`). ``flip_index`` (the layout's) adds the flip test: the mirrored
+    keypoints are encoded and decoded too, mapped back and averaged. Works in chunks of samples of
+    at most ``cell_budget`` heatmap cells, so memory stays bounded whatever the heatmap size.
     """
     decoder = decoder or codec
     if decoder.heatmap_size != codec.heatmap_size:
@@ -198,7 +222,7 @@ def round_trip(codec: Codec, keypoints: Tensor, visible: Tensor | None = None, t
     width = codec.input_size[0]
 
     def once(points, vis):
-        heatmaps, weights = decoder_input(codec, points, vis, target, generator)
+        heatmaps, weights = decoder_input(codec, points, vis, target, generator, decoder, loss)
         return decoder.decode(heatmaps)[0].double(), weights > 0
 
     chunk = max(1, cell_budget // (keypoints.shape[1] * codec.heatmap_size[0] * codec.heatmap_size[1]))
@@ -225,7 +249,8 @@ def codec_nme(landmarks: LandmarkSet, trip: RoundTrip, stride: int, flip_test: b
     decoder = None if trip.decoder is None else build_codec(trip.decoder, landmarks.input_size, stride=stride,
                                                               **args(trip.decoder))
     pred, scored = round_trip(codec, landmarks.crop_keypoints().to(device), landmarks.visible.to(device),
-                              trip.target, decoder, generator, landmarks.flip_index if flip_test else None)
+                              trip.target, decoder, generator, landmarks.flip_index if flip_test else None,
+                              loss=trained_loss(trip.codec))
     pred, scored = inverse(pred.cpu(), landmarks.affines), scored.cpu()
     ok = scored.any(-1)
     out = torch.full((len(landmarks),), float("nan"), dtype=torch.float64)

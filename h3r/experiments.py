@@ -217,6 +217,11 @@ def paired_differences(rows: pd.DataFrame, treatment: str, control: str, by="hea
     return pd.DataFrame(out)
 
 
+#: the rule of :func:`verdict`, for a page to state before the numbers
+VERDICT_RULE = ("A paired difference supports the claim where its whole 95 % interval lies on the claimed side of 0, "
+                "contradicts it where it lies on the other side, and is within noise where it contains 0.")
+
+
 def verdict(low: float, high: float, claimed: str = "lower") -> str:
     """The verdict of a paired difference's interval on a claim that the treatment's value is
     ``claimed`` ("lower" or "higher") than the control's: ``supported`` where the whole interval
@@ -232,6 +237,51 @@ def verdict(low: float, high: float, claimed: str = "lower") -> str:
     if sign * low < 0 and sign * high < 0:
         return "contradicted"
     return "not shown"
+
+
+# --- graded verdicts --------------------------------------------------------------------------------
+
+#: the largest growth (NME at the coarsest stride / NME at the finest) that still reads as flat
+FLAT_GROWTH = 1.25
+#: the largest share of the deterministic codec's excess growth (growth - 1) that reads as "partly"
+PARTLY_GROWTH_SHARE = 0.5
+GROWTH_RULE = (f"Growth is the NME at the coarsest stride divided by the NME at the finest. Supported (nearly flat): "
+               f"the randomized codec's growth is at most ×{FLAT_GROWTH}; partly: it grows, but its excess growth "
+               f"(growth − 1) is at most {PARTLY_GROWTH_SHARE:g} of the deterministic codec's; not supported "
+               f"otherwise.")
+
+
+def growth_verdict(h3r_growth: float, vanilla_growth: float) -> str:
+    """:data:`GROWTH_RULE` on the growth ratios (NME at the coarsest stride / at the finest) of the
+    randomized codec and of its deterministic control: ``"supported"``, ``"partly"`` or
+    ``"not supported"``."""
+    if h3r_growth <= FLAT_GROWTH:
+        return "supported"
+    if h3r_growth - 1 <= PARTLY_GROWTH_SHARE * (vanilla_growth - 1):
+        return "partly"
+    return "not supported"
+
+
+#: the least share of the predicted mass on the 4 rounding neighbours that reads as "mostly"
+MOSTLY_MASS = 0.9
+#: the largest error to the bilinear weights, as a share of an even split's, that reads as "mostly"
+MOSTLY_ERROR_SHARE = 0.5
+MECHANISM_RULE = (f"Per stride, from the share of the predicted mass on the 4 rounding neighbours (mass) and the mean "
+                  f"absolute difference between the renormalised predicted weights and the bilinear ones (error), "
+                  f"against the error of an even split (uniform): mostly if the mass is at least {MOSTLY_MASS:g} and "
+                  f"the error at most {MOSTLY_ERROR_SHARE:g} × uniform; partly if the error is below uniform; "
+                  f"not supported otherwise.")
+
+
+def mechanism_verdict(mass: float, error: float, uniform: float) -> str:
+    """:data:`MECHANISM_RULE` on the claim that a network trained on randomized one-hot targets
+    learns the expected target (:func:`h3r.study.mechanism`'s ``mass``, ``error`` and ``uniform``):
+    ``"mostly"``, ``"partly"`` or ``"not supported"``."""
+    if mass >= MOSTLY_MASS and error <= MOSTLY_ERROR_SHARE * uniform:
+        return "mostly"
+    if error < uniform:
+        return "partly"
+    return "not supported"
 
 
 # --- the real benchmarks, by their protocol ------------------------------------------------------

@@ -3,8 +3,8 @@
 :data:`PROTOCOLS` states, for every benchmark, its training and test splits, its normaliser, its
 metric, its default input size and whether the official H3R test scripts define a protocol for
 it (and on which split). The datasets take their default normaliser from it, the codec-only
-floors (:mod:`h3r.analysis`) their test splits, the official evaluation (:mod:`h3r.evaluation`)
-its splits, and the benchmark chapter its tables.
+target errors (:mod:`h3r.analysis`) their test splits, the official evaluation
+(:mod:`h3r.evaluation`) its splits, and the benchmark chapter its tables.
 
 The official H3R test protocol (``examples/test_*.py`` of baoshengyu/H3R through
 ``torchalign/api.py``) cuts faces its own way: the second half of this module holds its crop

@@ -9,8 +9,8 @@ import pytest
 import torch
 from fixtures import WRITERS
 
-from h3r.analysis import (ROUND_TRIPS, LandmarkSet, RoundTrip, codec_nme, codec_nme_table,
-                          find_face_datasets, landmark_set, round_trip)
+from h3r.analysis import (ROUND_TRIPS, LandmarkSet, RoundTrip, codec_nme, codec_nme_table, decoder_input,
+                          find_face_datasets, landmark_set, round_trip, trained_loss)
 from h3r.codecs import build_codec
 from h3r.data.layouts import IBUG68
 from h3r.data.registry import build_dataset
@@ -182,6 +182,29 @@ def test_codec_nme_is_measured_in_original_pixels():
     assert scored.all()
     lossless, _ = codec_nme(lm, RoundTrip("h3r-official", "expected"), s)
     assert lossless.max() < 1e-5
+
+
+@pytest.mark.parametrize("flip_test", [False, True])
+def test_h3rs_decoder_reads_a_onehot_target_as_a_spatial_ce_network_its_hot_cell(flip_test):
+    """onehot-round's network is trained with spatial-softmax CE, so it outputs log p: the H3R
+    decoder's softmax over the top 9 then puts all the weight on the hot cell (on the raw 0/1 cells
+    it would put only e / (e + 8) there)."""
+    lm = _scaled_set(n=3)
+    own, _ = codec_nme(lm, RoundTrip("onehot-round"), 8, flip_test)
+    read, _ = codec_nme(lm, RoundTrip("onehot-round", "encode", "h3r"), 8, flip_test)
+    torch.testing.assert_close(read, own, atol=1e-9, rtol=0)
+
+
+def test_decoders_read_the_target_as_a_network_trained_on_it():
+    kp = _interior(2, 3)
+    onehot, dark = build_codec("onehot-round", 256, stride=8), build_codec("dark", 256, stride=8)
+    target = onehot.encode(kp).heatmaps
+    read, weights = decoder_input(onehot, kp, decoder=dark, loss="spatial_ce")
+    torch.testing.assert_close(read, target.clamp_min(1e-30).log())  # spatial CE: logits = log p
+    assert torch.equal(decoder_input(onehot, kp, decoder=dark)[0], target)  # MSE regresses the target
+    h3r = build_codec("h3r", 256, stride=8)
+    torch.testing.assert_close(decoder_input(onehot, kp, decoder=h3r)[0], h3r.scores_from_probabilities(target))
+    assert trained_loss("onehot-round") == trained_loss("h3r") == "spatial_ce" and trained_loss("dark") == "mse"
 
 
 def test_a_sample_with_nothing_representable_is_nan():

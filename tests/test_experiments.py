@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from h3r import train as T
-from h3r.experiments import (benchmark_config, benchmark_status, grid, longest_first, mean_spread,
-                             paired_differences, run_grid, run_variants, verdict)
+from h3r.experiments import (GROWTH_RULE, MECHANISM_RULE, benchmark_config, benchmark_status, grid, growth_verdict,
+                             longest_first, mean_spread, mechanism_verdict, paired_differences, run_grid,
+                             run_variants, verdict)
 
 
 def tiny(tmp_path, **overrides) -> T.Config:
@@ -71,6 +72,23 @@ def test_paired_differences_pair_by_seed_and_give_a_t_interval():
     assert verdict(float("nan"), float("nan")) == "not shown"
     with pytest.raises(ValueError, match="rows hold no method='c'"):
         paired_differences(rows, "c", "b")
+
+
+def test_growth_verdict_grades_the_randomized_codecs_growth_against_vanillas():
+    assert growth_verdict(11.18 / 4.45, 4.8) == "partly"  # x2.51: excess 1.51, at most half of 3.8
+    assert growth_verdict(1.2, 4.8) == "supported"  # nearly flat
+    assert growth_verdict(3.5, 4.8) == "not supported"  # excess 2.5, more than half of 3.8
+    assert growth_verdict(1.3, 1.1) == "not supported"  # vanilla barely grows either
+    assert "×1.25" in GROWTH_RULE and "0.5 of the deterministic" in GROWTH_RULE
+
+
+def test_mechanism_verdict_grades_how_close_the_network_comes_to_the_expected_target():
+    learned = pd.DataFrame({"heatmap_stride": [2, 4, 8], "mass": [0.72, 0.95, 0.5],
+                            "error": [0.123, 0.05, 0.2], "uniform": [0.181, 0.18, 0.18]})
+    verdicts = [mechanism_verdict(r.mass, r.error, r.uniform) for r in learned.itertuples()]
+    assert verdicts == ["partly", "mostly", "not supported"]
+    assert mechanism_verdict(0.85, 0.01, 0.18) == "partly"  # too little mass on the neighbours for "mostly"
+    assert "at least 0.9" in MECHANISM_RULE and "0.5 × uniform" in MECHANISM_RULE
 
 
 @pytest.mark.slow

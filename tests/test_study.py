@@ -1,4 +1,5 @@
-"""The study's design (h3r.study): matched controls, floors, the mechanism, the findings table."""
+"""The study's design (h3r.study): matched controls, target errors, degenerate cells, the mechanism, the
+findings table."""
 from __future__ import annotations
 
 import dataclasses
@@ -66,21 +67,60 @@ def test_matched_differences_pair_each_rounding_with_its_family_control():
     assert "udp" not in set(diffs.treatment)  # outside every family
 
 
-def test_with_floors_puts_each_methods_floor_beside_its_learned_error():
-    rows = runs_table({("h3r", 4): [5.0, 6.0], ("h3r", 8): [7.0, 7.0], ("dark", 4): [4.0, 4.0]})
-    floor = pd.DataFrame({"method": ["h3r", "h3r", "dark", "dark"], "heatmap_stride": [4, 8, 4, 8],
-                          "floor": [0.011, 0.02, 1.234, 2.5]})
-    table = study.with_floors(rows, floor)
-    assert list(table.columns) == [("stride 4", "learned"), ("stride 4", "floor"), ("stride 8", "learned"),
-                                   ("stride 8", "floor")]
+def test_matched_differences_read_a_degenerate_stride_as_degenerate():
+    rows = runs_table({("argmax-round", s): [8.0, 8.1, 8.2] for s in (4, 16)}
+                      | {("gauss-random", s): [7.0, 7.2, 7.1] for s in (4, 16)})
+    degenerate = study.degenerate_cells(["argmax-round", "gauss-random"], [4, 16], 64, sigma=1.0)
+    diffs = study.matched_differences(rows, degenerate=degenerate).set_index("heatmap_stride")
+    assert diffs.loc[4, "verdict"] == "supported" and diffs.loc[4, "reason"] == ""
+    assert diffs.loc[16, "verdict"] == "degenerate"  # the same interval, not "not shown" nor "supported"
+    assert diffs.loc[16, "reason"].startswith("4×4 map: DARK's Taylor step")
+    assert set(study.matched_differences(rows).verdict) == {"supported"}
+
+
+def test_degenerate_cells_flag_dark_on_the_4x4_map_of_64_px_at_stride_16():
+    methods = ["dark", "gauss-random", "udp", "argmax-round", "h3r", "dark on argmax-round",
+               "argmax-round on dark"]
+    cells = study.degenerate_cells(methods, [4, 8, 16], 64, sigma=1.0)
+    assert list(cells.columns) == ["method", "heatmap_stride", "reason"]
+    assert set(cells.heatmap_stride) == {16}  # none at strides 4 and 8
+    assert list(cells.method) == ["dark", "gauss-random", "dark on argmax-round"]  # DARK decodes them
+    assert cells.reason.iloc[0] == ("4×4 map: DARK's Taylor step needs the peak 2 cells from the border, "
+                                    "which no cell is, so it decodes the argmax")
+    assert study.degenerate_cells(methods, [16], 256, sigma=2.0).empty
+    assert study.decoder_of("dark on argmax-round") == "dark" and study.decoder_of("udp") == "udp"
+
+
+def test_with_target_errors_put_each_methods_target_error_beside_its_learned_error():
+    rows = runs_table({("h3r", 4): [5.0, 6.0], ("h3r", 8): [7.0, 7.0], ("dark", 4): [4.0, 4.0],
+                       ("dark", 8): [9.0, 9.5]})
+    errors = pd.DataFrame({"method": ["h3r", "h3r", "dark", "dark"], "heatmap_stride": [4, 8, 4, 8],
+                           "target_error": [0.011, 0.02, 1.234, 2.5]})
+    table = study.with_target_errors(rows, errors)
+    assert list(table.columns) == [("stride 4", "learned"), ("stride 4", "target error"), ("stride 8", "learned"),
+                                   ("stride 8", "target error")]
     assert table.loc["h3r", ("stride 4", "learned")] == "5.50 ± 0.71"
-    assert table.loc["h3r", ("stride 8", "floor")] == 0.02 and table.loc["dark", ("stride 4", "floor")] == 1.23
+    assert table.loc["h3r", ("stride 8", "target error")] == 0.02
+    assert table.loc["dark", ("stride 4", "target error")] == 1.23
+    degenerate = pd.DataFrame({"method": ["dark"], "heatmap_stride": [8], "reason": ["too small"]})
+    marked = study.with_target_errors(rows, errors, degenerate=degenerate)
+    assert marked.loc["dark", ("stride 8", "learned")] == "9.25 ± 0.35 †"
+    assert marked.loc["dark", ("stride 4", "learned")] == "4.00 ± 0.00"
+    assert marked.loc["h3r", ("stride 8", "learned")] == "7.00 ± 0.00"
+    assert study.degenerate_notes(degenerate) == ["† dark at stride 8: too small"]
+    assert study.degenerate_notes(degenerate, methods=["h3r"]) == [] and study.degenerate_notes(None) == []
 
 
 def test_stride_verdicts_say_where_the_claim_holds_fails_or_is_noise():
     assert study.stride_verdicts({2: "supported", 4: "supported"}) == "supported at every stride"
     assert study.stride_verdicts({2: "supported", 4: "not shown", 8: "contradicted", 16: "contradicted"}) == (
-        "supported at stride 2; contradicted at strides 8, 16; within noise at stride 4")
+        "supported at stride 2; within noise at stride 4; contradicted at strides 8, 16")
+    assert study.stride_verdicts({8: "mostly", 2: "partly", 16: "mostly", 4: "partly"}) == (
+        "partly at strides 2, 4; mostly at strides 8, 16")
+    assert study.stride_verdicts({4: "mostly", 8: "mostly"}) == "mostly at every stride"
+    assert study.stride_verdicts({4: "not supported"}) == "not supported at stride 4"
+    degenerate = study.stride_verdicts({2: "supported", 4: "supported", 16: "degenerate"}, {16: "4×4 map"})
+    assert degenerate == "supported at strides 2, 4; stride 16 degenerate (4×4 map)"
 
 
 def test_theory_checks_match_the_closed_forms():
@@ -103,19 +143,41 @@ def test_findings_give_a_verdict_per_claim_from_the_rows():
     assert list(rounding.verdict) == ["supported at every stride", "within noise at strides 4, 8"]
     assert "stride 4: -" in rounding["key numbers"].iloc[0]
     flat = table.loc[table.index.str.startswith("H3R's error stays nearly flat")].iloc[0]
-    assert flat.verdict == "supported" and "h3r +0.00 points, onehot-round +4.00" in flat["key numbers"]
+    assert flat.verdict == "supported"
+    assert "h3r ×1.00 (5.40 → 5.40 %), onehot-round ×1.38 (10.43 → 14.43 %)" in flat["key numbers"]
     assert table.loc[table.index.str.startswith("The decoder needs several")].iloc[0].verdict == "supported"
     assert table.iloc[-1].verdict == "not tested here"
+    # the build's caveats are a constant the page prints once, not a cell repeated in every row
+    assert study.CAVEATS not in set(table.caveats) and (table.caveats == study.CAVEATS_TAG).sum() == 4
     learned = pd.DataFrame({"heatmap_stride": [4, 8], "mass": [0.9, 0.95], "error": [0.1, 0.05],
                             "uniform": [0.18, 0.18]})
-    with_mechanism = study.findings(runs_table(better), learned, None, theory)
-    assert with_mechanism.claim.str.startswith("(beyond the paper)").sum() == 1
+    with_mechanism = study.findings(runs_table(better), learned, None, theory).set_index("claim")
+    mechanism = with_mechanism[with_mechanism.index.str.startswith("(beyond the paper)")]
+    assert mechanism.verdict.tolist() == ["partly at stride 4; mostly at stride 8"]
     # the notebook shows the table as Markdown, where a pipe would end its cell
-    assert not with_mechanism.map(lambda cell: "|" in str(cell)).any().any()
+    assert not with_mechanism.reset_index().map(lambda cell: "|" in str(cell)).any().any()
     worse = runs_table({("onehot-round", 4): [5.0, 5.1, 5.2], ("h3r", 4): [6.0, 6.2, 6.1]})
     verdicts = study.findings(worse, None, None, theory).set_index("claim").verdict
     assert verdicts[verdicts.index.str.startswith("With everything else equal")].tolist() == [
         "contradicted at stride 4"]
+
+
+def test_findings_grade_the_growth_and_keep_degenerate_strides_out():
+    grows = {("onehot-round", s): [v] * 3 for s, v in ((2, 2.3), (16, 11.04))}  # x4.80
+    grows |= {("h3r", s): [v, v + 0.1, v - 0.1] for s, v in ((2, 4.45), (16, 11.18))}  # x2.51
+    grows |= {("argmax-round", s): [5.0, 5.1, 5.2] for s in (2, 16)}
+    grows |= {("gauss-random", s): [4.0, 4.1, 4.2] for s in (2, 16)}
+    theory = study.theory_checks(points=16, draws=16)
+    degenerate = study.degenerate_cells(["argmax-round", "gauss-random", "h3r", "onehot-round"], [2, 16], 64, 1.0)
+    table = study.findings(runs_table(grows), None, None, theory, degenerate=degenerate).set_index("claim")
+    flat = table.loc[table.index.str.startswith("H3R's error stays nearly flat")].iloc[0]
+    assert flat.verdict == "partly"
+    assert "h3r ×2.51 (4.45 → 11.18 %), onehot-round ×4.80 (2.30 → 11.04 %)" in flat["key numbers"]
+    gaussian = table.loc["With everything else equal, randomized rounding localises better than deterministic "
+                         "rounding (Gaussian target, MSE)"]
+    assert gaussian.verdict == ("supported at stride 2; stride 16 degenerate (4×4 map: DARK's Taylor step needs the "
+                                "peak 2 cells from the border, which no cell is, so it decodes the argmax)")
+    assert "stride 16 (degenerate): -1.00" in gaussian["key numbers"]
 
 
 @pytest.fixture(scope="module")
@@ -155,14 +217,17 @@ def test_learning_curves_read_every_epochs_evaluation(trained):
 
 
 @pytest.mark.slow
-def test_floors_measure_each_method_without_a_network(trained):
+def test_target_errors_measure_each_method_without_a_network(trained):
     base, _ = trained
-    floor = study.floors(base, [4, 8], ["onehot-round", "h3r"], sigma=1.0).set_index(["method", "heatmap_stride"])
-    assert set(floor.index.get_level_values(0)) == {"onehot-round", "h3r", "h3r on onehot-round",
+    errors = study.target_errors(base, [4, 8], ["onehot-round", "h3r"], sigma=1.0)
+    assert list(errors.columns) == ["method", "heatmap_stride", "target_error"]
+    error = errors.set_index(["method", "heatmap_stride"]).target_error
+    assert set(error.index.get_level_values(0)) == {"onehot-round", "h3r", "h3r on onehot-round",
                                                     "onehot-round on h3r"}
     # the expected target decodes losslessly; the rounded cell loses the fraction, more at stride 8
-    assert floor.loc[("h3r", 4), "floor"] < 0.01 < floor.loc[("onehot-round", 4), "floor"]
-    assert floor.loc[("onehot-round", 8), "floor"] > floor.loc[("onehot-round", 4), "floor"]
+    assert error[("h3r", 4)] < 0.01 < error[("onehot-round", 4)] < error[("onehot-round", 8)]
+    # H3R's decoder reads the one-hot target as a spatial-CE network's logits: the hot cell
+    assert error[("h3r on onehot-round", 8)] == pytest.approx(error[("onehot-round", 8)], abs=1e-6)
 
 
 @pytest.mark.slow
@@ -201,3 +266,38 @@ def test_published_strides_reach_only_the_presets_outside_the_families(tmp_path,
                            published_strides=[4, 16])
     assert sorted((c.codec, c.heatmap_stride, c.seed) for c in seen if c.codec == "udp") == [("udp", 4, 0)]
     assert sorted({c.heatmap_stride for c in seen if c.codec == "gauss-random"}) == [2, 4, 8]
+
+
+def _cost_runs(h3r_scale: float = 10.0, vanilla_scale: float = 14.0) -> pd.DataFrame:
+    """Made-up runs of the cost study: NME falling with the input size, three seeds."""
+    noise = {0: 0.05, 1: -0.03, 2: 0.01}
+    return pd.DataFrame([{"codec": codec, "input_size": size, "seed": seed, "GMACs": gmacs,
+                          "NME (%)": scale * 32 / size + noise[seed]}
+                         for size, gmacs in ((32, 0.1), (48, 0.22), (64, 0.4)) for seed in range(3)
+                         for codec, scale in (("h3r", h3r_scale), ("argmax-round", vanilla_scale))])
+
+
+def test_cross_resolution_pairs_h3r_at_each_size_with_vanilla_at_every_larger_one():
+    from h3r.study import cross_resolution
+
+    cost = cross_resolution(_cost_runs())
+    assert len(cost) == 6 and (cost["h3r input"] <= cost["argmax-round input"]).all()
+    row = cost[(cost["h3r input"] == 48) & (cost["argmax-round input"] == 64)].iloc[0]
+    assert row["mean"] == pytest.approx(10 * 32 / 48 - 14 * 32 / 64, abs=1e-9)
+    assert row["verdict"] == "supported" and row["MACs ratio"] == pytest.approx(0.55)
+    assert cost.set_index(["h3r input", "argmax-round input"]).loc[(32, 64), "verdict"] == "contradicted"
+
+
+def test_findings_state_the_cost_claim_from_the_cross_resolution_pairs():
+    from h3r.study import cross_resolution, findings
+
+    rows = pd.DataFrame(columns=["method", "heatmap_stride", "seed", "NME (%)", "decoder_only"]).astype(
+        {"decoder_only": bool})
+    theory = {"round_per_stride": 0.383, "floor_over_round": 2.0, "draws": 4, "mean_error": 0.0, "noise": 1.0,
+              "stride": 4, "lossless": 0.0}
+    table = findings(rows, None, None, theory, cost=cross_resolution(_cost_runs()))
+    row = table[table.evidence.str.contains("07_cost")].iloc[0]
+    assert row.verdict == "mixed: see the key numbers"
+    assert "h3r at 48 px minus argmax-round at 64 px: -0.33" in row["key numbers"]
+    flat = findings(rows, None, None, theory, cost=cross_resolution(_cost_runs(h3r_scale=5.0)))
+    assert flat[flat.evidence.str.contains("07_cost")].iloc[0].verdict == "supported at every pair of sizes"

@@ -85,6 +85,13 @@ class Codec:
         uv, scores = self.decode_heatmap_units(heatmaps.float())
         return self.to_input(uv), scores
 
+    def degenerate(self) -> str | None:
+        """Why this decoder cannot do on its heatmap size what it is meant to (e.g. a sub-cell
+        refinement that no peak of so small a map can take, so that it decodes the argmax), or
+        None. A fact of the geometry, whatever the heatmaps: results of a degenerate decoder
+        measure another decoder."""
+        return None
+
     # -- conversions ------------------------------------------------------------------------
 
     def to_heatmap(self, xy: Tensor) -> Tensor:
@@ -136,6 +143,11 @@ def check_keypoints(keypoints: Tensor, visible: Tensor | None) -> Tensor:
             f"keypoint {k} of sample {n} is marked visible but its coordinate is "
             f"{keypoints[n, k].tolist()}; mark it invisible (visible=0) or fix the annotation")
     return visible
+
+
+def map_label(heatmap_size: Size) -> str:
+    """``"4×4 map"``: how :meth:`Codec.degenerate` names a heatmap size (width x height)."""
+    return f"{heatmap_size[0]}×{heatmap_size[1]} map"
 
 
 def check_heatmaps(heatmaps: Tensor, heatmap_size: Size) -> None:

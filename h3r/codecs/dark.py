@@ -24,8 +24,8 @@ import math
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import (Codec, Target, argmax_2d, gaussian_heatmaps, gaussian_profiles, on_grid, outer,
-                              windows)
+from h3r.codecs.base import (Codec, Target, argmax_2d, gaussian_heatmaps, gaussian_profiles, map_label, on_grid,
+                              outer, windows)
 from h3r.codecs.h3r import lower_and_fraction, randomized_cells
 
 STENCILS = ("dark", "udp")
@@ -208,3 +208,15 @@ class DARK(Codec):
     def decode_heatmap_units(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
         peaks, scores = argmax_2d(heatmaps)
         return peaks + self.refine_offsets(heatmaps, peaks), scores
+
+    def degenerate(self) -> str | None:
+        """Degenerate where no cell lies the stencil's reach (2 cells for ``"dark"``, 1 for
+        ``"udp"``) from the border on both axes: no peak takes the Taylor step (see
+        :meth:`refine_offsets`), so the decoder is the argmax. A map smaller than the blur kernel
+        is not degenerate by itself: the step is still taken, on a map blurred with zero padding."""
+        reach = STENCIL_REACH[self.stencil]
+        if min(self.heatmap_size) > 2 * reach:
+            return None
+        cells = f"{reach} cell{'s' if reach > 1 else ''}"
+        return (f"{map_label(self.heatmap_size)}: {type(self).__name__}'s Taylor step needs the peak {cells} "
+                f"from the border, which no cell is, so it decodes the argmax")

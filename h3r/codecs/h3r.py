@@ -25,7 +25,8 @@ import functools
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import Codec, Target, argmax_2d, gather_2d, gaussian_profiles, grid, on_grid, outer, topk_2d
+from h3r.codecs.base import (Codec, Target, argmax_2d, gather_2d, gaussian_profiles, grid, map_label, on_grid, outer,
+                              topk_2d)
 from h3r.geometry import Size
 
 TARGETS = ("onehot", "gaussian", "bilinear")
@@ -195,3 +196,11 @@ class H3R(Codec):
         peak = cells[..., :1, :]  # summed as offsets from the argmax: small terms, small rounding
         uv = peak[..., 0, :] + (self.point_weights(values, valid)[..., None] * (cells - peak)).sum(-2)
         return uv, values[..., 0]
+
+    def degenerate(self) -> str | None:
+        """Degenerate where the top k are every cell of the map (a larger k is refused when the
+        codec is built): nothing is selected, the decoder is a weighted mean over the whole map."""
+        cells = self.heatmap_size[0] * self.heatmap_size[1]
+        if self.select != "topk" or self.k < cells:
+            return None
+        return f"{map_label(self.heatmap_size)}: the top {self.k} are all its cells, a weighted mean over the whole map"

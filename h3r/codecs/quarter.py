@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import argmax_2d, gather_2d
+from h3r.codecs.base import argmax_2d, gather_2d, map_label
 from h3r.codecs.vanilla import Vanilla
 
 
@@ -51,3 +51,12 @@ class ArgmaxQuarter(Vanilla):
     def decode_heatmap_units(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
         peaks, scores = argmax_2d(heatmaps)
         return peaks + quarter_offsets(heatmaps, peaks), scores
+
+    def degenerate(self) -> str | None:
+        """A map under 3 cells along an axis: every peak lies on the border there, where the
+        quarter shift does not move it (see :func:`quarter_offsets`)."""
+        axes = [axis for axis, side in zip("xy", self.heatmap_size) if side < 3]
+        if not axes:
+            return None
+        return (f"{map_label(self.heatmap_size)}: every cell lies on the border along {' and '.join(axes)}, "
+                f"where the quarter shift does not move the peak")

@@ -48,3 +48,7 @@ class UDP(DARK):
         if self.refine == "none":
             return peaks, scores
         return peaks + self.refine_offsets(heatmaps, peaks), scores
+
+    def degenerate(self) -> str | None:
+        """As :meth:`DARK.degenerate`; never without refinement, which is the argmax by choice."""
+        return None if self.refine == "none" else super().degenerate()

@@ -106,10 +106,11 @@ def test_quarter_is_within_a_quarter_cell_on_exact_gaussians(g):
 
 
 @FAST
-# DARK and UDP are left out: on noise their Newton step divides by a near-zero Hessian determinant,
-# which turns float rounding into visible differences (UDP's stencil is not even symmetric); they
-# are checked on Gaussian-like maps in test_codecs.py.
-@given(geometry_and_points(low=0.0, high=0.0), st.sampled_from(sorted(set(PRESETS) - {"dark", "udp"})))
+# DARK's decoder (dark, gauss-random) and UDP's are left out: on noise their Newton step divides by a
+# near-zero Hessian determinant, which turns float rounding into visible differences (UDP's stencil is
+# not even symmetric); they are checked on Gaussian-like maps in test_codecs.py.
+@given(geometry_and_points(low=0.0, high=0.0),
+       st.sampled_from(sorted(set(PRESETS) - {"dark", "gauss-random", "udp"})))
 def test_flip_equivariance_of_the_decoders_on_noise(g, preset):
     size, heatmap, s, _ = g
     codec = build_codec(preset, size, heatmap_size=heatmap)

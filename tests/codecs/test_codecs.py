@@ -178,6 +178,26 @@ def test_udp_without_refinement_is_argmax():
     assert torch.equal(codec.decode_heatmap_units(heatmaps)[0], argmax_2d(heatmaps)[0])
 
 
+def test_a_degenerate_decoder_says_why():
+    """DARK's Taylor step reads 2 cells around the peak: on a 4x4 map (64 px at stride 16) no peak
+    has them, so it decodes the argmax; UDP's stencil reaches 1 cell and still refines there."""
+    dark = build_codec("dark", 64, stride=16, sigma=1.0)
+    assert dark.degenerate() == ("4×4 map: DARK's Taylor step needs the peak 2 cells from the border, which no cell "
+                                 "is, so it decodes the argmax")
+    heatmaps = dark.encode(random_keypoints(8, 5, size=(64, 64))).heatmaps
+    assert torch.equal(dark.decode_heatmap_units(heatmaps)[0], argmax_2d(heatmaps)[0])
+    assert build_codec("dark", 80, stride=16).degenerate() is None  # 5x5: the centre cell steps
+    assert build_codec("udp", 64, stride=16).degenerate() is None
+    udp = build_codec("udp", 32, stride=16).degenerate()
+    assert udp.startswith("2×2 map: UDP's Taylor step needs the peak 1 cell from")
+    assert UDP(32, 2, refine="none").degenerate() is None  # the argmax by choice
+    assert ArgmaxQuarter((64, 32), (8, 2)).degenerate() == ("8×2 map: every cell lies on the border along y, where "
+                                                            "the quarter shift does not move the peak")
+    assert H3R(48, 3).degenerate() == "3×3 map: the top 9 are all its cells, a weighted mean over the whole map"
+    assert H3R(48, 3, select="window").degenerate() is None and H3R(64, 4).degenerate() is None
+    assert all(build_codec(preset, INPUT, stride=STRIDE).degenerate() is None for preset in PRESETS)
+
+
 def test_soft_argmax_on_a_sharp_target():
     codec = SoftArgmax(INPUT, HEATMAP)
     kp = random_keypoints(8, 50, margin=4 * STRIDE)
