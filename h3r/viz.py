@@ -18,19 +18,44 @@ from matplotlib.figure import Figure
 from h3r.data.sample import denormalize_image
 from h3r.geometry import heatmap_to_input
 
+#: the width of the book's text column in inches at the book's 100 dpi (688 px in the default
+#: sphinx-book-theme in the 1280-px window ``python -m h3r.book check`` measures in): a figure at
+#: most this wide is shown at its own size; a wider one is scaled down, and its text with it (the
+#: check reports it)
+COLUMN_INCHES = 6.88
+#: the widest ``figsize`` to ask for: the column less the 0.1-in padding that Jupyter's
+#: ``bbox_inches="tight"`` adds on each side (a constrained 6.8-in figure comes out 691 px wide).
+#: Size multi-panel figures within it: ``figsize=(FIGURE_INCHES, 3.2)`` for a row of panels, or
+#: stack them (:func:`fit_columns`); a legend placed outside the axes widens the figure further.
+FIGURE_INCHES = 6.6
+#: matplotlib's default figure size after :func:`book_style`: as wide as the column allows
+FIGSIZE = (FIGURE_INCHES, 4.0)
+#: the book's resolution: an inch of figure is 100 CSS px of page
+DPI = 100
+
+
 def book_style() -> None:
     """The book's look, set once per chapter: seaborn's white grid with legible legends and ticks,
-    figures at 100 dpi (a 2-inch panel is 200 px), and pandas tables shown whole (no elided rows,
-    columns or cells)."""
+    figures at 100 dpi (a 2-inch panel is 200 px) and by default as wide as the text column
+    allows (:data:`FIGSIZE`; a figure made wider than :data:`COLUMN_INCHES` is shrunk to it, its
+    text with it), legends where they cover the least data, and pandas tables shown whole (no
+    elided rows, columns or cells)."""
     import pandas as pd
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="notebook", rc={
-        "figure.dpi": 100, "legend.fontsize": 10, "legend.title_fontsize": 10, "legend.framealpha": 0.9,
+        "figure.dpi": DPI, "figure.figsize": FIGSIZE, "legend.loc": "best",
+        "legend.fontsize": 10, "legend.title_fontsize": 10, "legend.framealpha": 0.9,
         "axes.titlesize": 11, "xtick.labelsize": 9.5, "ytick.labelsize": 9.5})
     for option, value in (("display.max_rows", 500), ("display.max_columns", 100), ("display.max_colwidth", None),
                           ("display.width", 200), ("display.precision", 4)):
         pd.set_option(option, value)
+
+
+def fit_columns(cols: int, size: float, width: float = FIGURE_INCHES) -> int:
+    """How many panels of ``size`` inches fit side by side in ``width`` (the text column): at most
+    ``cols``, at least one. A grid of more panels gets more rows, not smaller panels."""
+    return max(1, min(cols, int(width / size + 1e-9)))
 
 
 #: the label of every stride axis: what a heatmap stride is, in the reader's units
@@ -103,15 +128,18 @@ def draw_keypoints(ax: Axes, image, keypoints, visible=None, layout=None, color=
 
 
 def sample_grid(dataset, n: int = 12, cols: int = 6, seed: int = 0, indices=None,
-                size: float = 2.2) -> Figure:
-    """A figure of ``n`` random samples (or ``indices``) with their keypoints and subset flags."""
+                size: float = 1.65) -> Figure:
+    """A figure of ``n`` random samples (or ``indices``) with their keypoints and subset flags, in
+    panels of ``size`` inches, at most ``cols`` a row and as many as fit the text column
+    (:func:`fit_columns`; 4 of the default 1.65 in)."""
     if indices is None:
         rng = np.random.default_rng(seed)
         indices = np.sort(rng.choice(len(dataset), size=min(n, len(dataset)), replace=False))
     indices = [int(i) for i in indices]
+    cols = fit_columns(min(cols, len(indices)), size)
     rows = -(-len(indices) // cols)
-    fig = Figure(figsize=(size * min(cols, len(indices)), size * rows), layout="constrained")
-    axes = fig.subplots(rows, min(cols, len(indices)), squeeze=False).ravel()
+    fig = Figure(figsize=(size * cols, size * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, index in zip(axes, indices):
         sample = dataset[index]
         draw_keypoints(ax, sample["image"], sample["keypoints"], sample.get("visible"),
@@ -142,9 +170,10 @@ def overlay_heatmap(ax: Axes, image, heatmap, align: str = "center", alpha: floa
 
 
 def show_heatmaps(image, heatmaps, keypoints=None, cols: int = 4, titles=None, align: str = "center",
-                  size: float = 2.2, alpha: float = 0.6, cmap: str = "magma") -> Figure:
+                  size: float = 1.65, alpha: float = 0.6, cmap: str = "magma") -> Figure:
     """One panel per channel of ``heatmaps`` ((K, Hh, Wh) or (Hh, Wh)) over ``image``, with
-    keypoint ``k`` (``keypoints`` (K, 2) in input pixels) marked on panel ``k``."""
+    keypoint ``k`` (``keypoints`` (K, 2) in input pixels) marked on panel ``k``; panels of
+    ``size`` inches, at most ``cols`` a row and as many as fit the text column (:func:`fit_columns`)."""
     heatmaps = _numpy(heatmaps)
     heatmaps = heatmaps[None] if heatmaps.ndim == 2 else heatmaps
     if heatmaps.ndim != 3:
@@ -153,7 +182,7 @@ def show_heatmaps(image, heatmaps, keypoints=None, cols: int = 4, titles=None, a
     xy = None if keypoints is None else _numpy(keypoints).reshape(-1, 2)
     if xy is not None and len(xy) != k:
         raise ValueError(f"got {len(xy)} keypoints for {k} heatmaps")
-    cols = min(cols, k)
+    cols = fit_columns(min(cols, k), size)
     rows = -(-k // cols)
     fig = Figure(figsize=(size * cols, size * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()

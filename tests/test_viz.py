@@ -8,7 +8,10 @@ from matplotlib.figure import Figure
 
 from h3r.data.layouts import IBUG68, MPII16
 from h3r.data.synthetic import SyntheticFaces, SyntheticPose
-from h3r.viz import SKELETONS, draw_keypoints, overlay_heatmap, sample_grid, show_heatmaps, skeleton
+from h3r.viz import (
+    COLUMN_INCHES, FIGSIZE, FIGURE_INCHES, SKELETONS, book_style, draw_keypoints, fit_columns, overlay_heatmap,
+    sample_grid, show_heatmaps, skeleton,
+)
 
 
 def _axes():
@@ -81,3 +84,51 @@ def test_overlay_heatmap_takes_a_normalised_tensor_and_a_single_map():
     assert len(show_heatmaps(ds[0]["image"], np.ones((16, 16))).axes) == 1
     with pytest.raises(ValueError, match="3 heatmaps"):
         show_heatmaps(ds[0]["image"], np.ones((3, 16, 16)), keypoints=np.zeros((2, 2)))
+
+
+def _shown_width_px(fig) -> int:
+    """The width of ``fig`` as Jupyter renders it into the book (``bbox_inches="tight"``)."""
+    import io
+
+    from IPython.core.pylabtools import print_figure
+    from PIL import Image
+
+    with Image.open(io.BytesIO(print_figure(fig, "png", bbox_inches="tight"))) as im:
+        return im.size[0]
+
+
+def test_book_style_makes_figures_as_wide_as_the_text_column_allows():
+    import matplotlib
+    import pandas as pd
+
+    pytest.importorskip("IPython")
+    assert COLUMN_INCHES == 6.88 and FIGURE_INCHES < COLUMN_INCHES and FIGSIZE[0] == FIGURE_INCHES
+    options = ("display.max_rows", "display.max_columns", "display.max_colwidth", "display.width", "display.precision")
+    with matplotlib.rc_context(), pd.option_context(*[x for o in options for x in (o, pd.get_option(o))]):
+        book_style()
+        assert tuple(matplotlib.rcParams["figure.figsize"]) == FIGSIZE and matplotlib.rcParams["figure.dpi"] == 100
+        assert matplotlib.rcParams["legend.loc"] == "best"
+        for layout in (None, "constrained"):  # constrained layout fills the figure to its edges
+            fig = Figure(layout=layout)
+            ax = fig.subplots()
+            ax.plot([0, 1], [1, 0], label="a line")
+            ax.set(xlabel="stride", ylabel="NME (%)")
+            ax.legend()
+            assert _shown_width_px(fig) <= COLUMN_INCHES * 100, layout
+
+
+def test_fit_columns_stacks_panels_that_would_not_fit_the_column():
+    assert fit_columns(6, 1.65) == 4 and fit_columns(3, 1.65) == 3 and fit_columns(6, 2.2) == 3
+    assert fit_columns(4, 10.0) == 1 and fit_columns(2, 1.0, width=1.5) == 1
+
+
+def test_grids_fit_the_text_column():
+    pytest.importorskip("IPython")
+    ds = SyntheticFaces("test", 20, 64)
+    grid = sample_grid(ds, n=12, cols=6, seed=0)  # chapter 4's call
+    assert len(grid.axes) == 12 and grid.get_figwidth() <= FIGURE_INCHES
+    assert grid.axes[0].get_subplotspec().get_gridspec().get_geometry() == (3, 4)
+    assert _shown_width_px(grid) <= COLUMN_INCHES * 100
+    maps = show_heatmaps(np.zeros((64, 64, 3), np.uint8), np.random.rand(17, 16, 16), cols=6)
+    assert len(maps.axes) == 17 and maps.get_figwidth() <= FIGURE_INCHES
+    assert _shown_width_px(maps) <= COLUMN_INCHES * 100
