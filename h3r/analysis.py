@@ -18,7 +18,7 @@ randomized draw for H3R), H3R's expected target (what a network trained on the d
 to), or a target decoded by *another* preset (e.g. our centre-aligned H3R target read by the
 official decoder). The target is handed to the decoder as the decoder reads a trained network's
 output (:func:`decoder_input`). The flip test averages with the decode of the mirrored crop,
-mapped back with the layout's ``flip_index``, as :func:`h3r.train.predict` does.
+mapped back with the layout's ``flip_index``, as :func:`h3r.evaluation.predict` does.
 """
 from __future__ import annotations
 

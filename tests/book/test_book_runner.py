@@ -7,6 +7,7 @@ import pytest
 from h3r.book import runner as nb
 from h3r.book.__main__ import main
 from h3r.profiles import ParameterError
+from tests.nbval_tolerance import TAG as LEARNED_TAG
 
 
 def test_every_book_notebook_has_one_parameters_cell_with_a_profile():
@@ -70,7 +71,7 @@ def test_nbval_markers_are_ones_nbval_reads():
         for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
             lines = [line.strip() for line in cell.source.splitlines()] if cell.cell_type == "code" else []
             assert not [line for line in lines if line.lstrip("# ").startswith("NBVAL")], (path.name, i)
-            tags = set(cell.metadata.get("tags", [])) - {"parameters", "injected-parameters"} - BOOK_TAGS
+            tags = set(cell.metadata.get("tags", [])) - {"parameters", "injected-parameters", LEARNED_TAG} - BOOK_TAGS
             assert tags <= set(metadata_tags), (path.name, i)
 
 

@@ -20,7 +20,8 @@ STEP_CAP = {"max_steps": 1, "batch_size": 1}
 READ_BACK = ("05_heatmap_resolution", "06_ablations", "00_findings")
 #: per notebook: the parameters that make the paper profile a CPU check
 OVERRIDES = {
-    "00_findings": {**STEP_CAP, "strides": [4], "seeds": [0, 1], "published_seeds": [0]},
+    "00_findings": {**STEP_CAP, "strides": [4], "seeds": [0, 1], "published_seeds": [0],
+                    "input_sizes": [128], "cost_seeds": [0]},
     "01_quantization_error": {"strides": [4, 16], "n_points": 500, "cell_budget": 2**20, "draws": 50,
                               "nme_strides": [4, 16], "synthetic_faces": 4},
     "02_unbiasedness": {"n_points": 16, "max_draws": 64},
