@@ -163,7 +163,7 @@ def matched_differences(rows: pd.DataFrame, value: str = "NME (%)",
     for family, members in FAMILIES.items():
         control = members["deterministic"]
         for rounding, codec in members.items():
-            if rounding == "deterministic" or codec not in set(trained.method):
+            if rounding == "deterministic" or not {codec, control} <= set(trained.method):
                 continue
             diff = paired_differences(trained, codec, control, value=value)
             why = [_why(reasons, (codec, control), [s]) for s in diff.heatmap_stride]
@@ -558,8 +558,9 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
         d = versus[versus.control == control] if len(versus) else versus
         if d.empty:
             continue
-        numbers = "; ".join(f"stride {s}: {_interval(m, lo, hi)}{' (one seed)' if n < 2 else ''}"
-                            for s, m, lo, hi, n in zip(d.heatmap_stride, d["mean"], d.low, d.high, d.n))
+        numbers = "; ".join(f"stride {s}{' (degenerate)' if v == 'degenerate' else ''}: {_interval(m, lo, hi)}"
+                            f"{' (one seed)' if n < 2 else ''}"
+                            for s, v, m, lo, hi, n in zip(d.heatmap_stride, d.verdict, d["mean"], d.low, d.high, d.n))
         add(claim, "[5](05_heatmap_resolution.ipynb)",
             f"paired NME difference, {d.treatment.iloc[0]} minus {control}, mean [95 % interval]: {numbers}",
             stride_verdicts(dict(zip(d.heatmap_stride, d.verdict)),

@@ -180,6 +180,36 @@ def test_findings_grade_the_growth_and_keep_degenerate_strides_out():
     assert "stride 16 (degenerate): -1.00" in gaussian["key numbers"]
 
 
+def test_resolution_answer_states_each_family_with_its_verdicts_and_growth():
+    grows = {("onehot-round", s): [v] * 3 for s, v in ((2, 2.3), (16, 11.04))}
+    grows |= {("h3r", s): [v, v + 0.1, v - 0.1] for s, v in ((2, 4.45), (16, 11.18))}
+    grows |= {("argmax-round", s): [5.0, 5.1, 5.2] for s in (2, 16)}
+    grows |= {("gauss-random", s): [4.0, 4.1, 4.2] for s in (2, 16)}
+    rows = runs_table(grows).assign(**{"FR@0.1 (%)": 1.0})
+    degenerate = study.degenerate_cells(["argmax-round", "gauss-random", "h3r", "onehot-round"], [2, 16], 64, 1.0)
+    one_hot, gaussian, best = study.resolution_answer(rows, degenerate).split("\n")
+    assert "`h3r` minus `onehot-round`" in one_hot and "stride 2: +2.15 [" in one_hot
+    assert "**contradicted at stride 2; within noise at stride 16**" in one_hot
+    assert "grows ×2.51, that of `onehot-round` ×4.80: nearly flat? **partly**" in one_hot
+    assert "stride 16 degenerate (4×4 map" in gaussian
+    assert best.startswith("* The lowest error at stride 2: `onehot-round`, 2.30 % NME")
+
+
+def test_findings_compare_h3r_with_dark_and_udp_and_its_decoder_alone():
+    rows = runs_table({("h3r", 4): [5.0, 5.2, 5.1], ("dark", 4): [6.0, 6.1, 6.3], ("udp", 4): [5.5],
+                       ("onehot-round", 4): [8.0, 8.1, 8.2], ("h3r on onehot-round", 4): [6.3, 6.2, 6.4]})
+    rows.loc[rows.method == "h3r on onehot-round", "decoder_only"] = True
+    theory = study.theory_checks(points=16, draws=16)
+    table = study.findings(rows, None, None, theory).set_index("claim")
+    dark = table.loc["H3R localises better than DARK (each as published)"]
+    assert dark.verdict == "supported at every stride" and "stride 4: -1.03 [" in dark["key numbers"]
+    udp = table.loc["H3R localises better than UDP (each as published)"]
+    assert udp.verdict == "within noise at stride 4" and "stride 4: -0.50 (one seed)" in udp["key numbers"]
+    alone = table.loc[table.index.str.contains("its decoder alone")].iloc[0]
+    assert alone.verdict == "supported at every stride" and "h3r on onehot-round minus onehot-round" in \
+        alone["key numbers"]
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A two-codec resolution study of tiny runs, the published preset with one seed."""
