@@ -48,7 +48,7 @@ class HRNet(nn.Module):
     unused_prefixes = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
 
     def __init__(self, name: str = "hrnet_w18"):
-        import timm  # imported here: with torchvision, about 3 s that the plain CNN's processes do without
+        import timm  # imported here, so that the processes of networks without timm never load it
 
         super().__init__()
         self.body = timm.create_model(name, features_only=True, feature_location="",
