@@ -7,10 +7,11 @@
 
 :data:`BASE` is the training setup the learned chapters share per profile, so that a run one
 chapter trains is found again by the next; :data:`CHAPTERS` holds each chapter's own settings. A
-notebook's set-up is one call, with its papermill parameters as overrides (``None``: the
-profile's value)::
+notebook's set-up is one call (:func:`open_chapter`: it also moves to the repository root and
+sets the book's style), with its papermill parameters as overrides (``None``: the profile's
+value)::
 
-    cfg = chapter("heatmap_resolution", profile, strides=strides, seeds=seeds, device=device)
+    cfg = open_chapter("heatmap_resolution", profile, strides=strides, seeds=seeds, device=device)
     cfg.strides, cfg.base, cfg.device    # settings, the training Config, the torch device
 
 An override must name a setting of the chapter and have its type; strings are read as Python
@@ -157,6 +158,22 @@ def chapter(name: str, profile: str, **overrides) -> SimpleNamespace:
     changes = {k: v for k, v in vars(cfg).items() if k in fields and v not in (None, "")}
     cfg.base = dataclasses.replace(BASE[profile], **changes)
     cfg.device = pick_device(getattr(cfg, "device", "auto") or "auto")
+    return cfg
+
+
+def open_chapter(name: str, profile: str, **overrides) -> SimpleNamespace:
+    """A notebook's one set-up call: :func:`chapter`'s settings, with the working folder moved to
+    the repository root (Jupyter and nbval start a notebook in ``notebooks/``; ``data/`` and
+    ``runs/`` are the root's) and the book's figure and table style applied
+    (:func:`h3r.viz.book_style`)."""
+    from pathlib import Path
+
+    from h3r.viz import book_style
+
+    if Path.cwd().name == "notebooks" and (Path.cwd().parent / "notebooks").is_dir():
+        os.chdir("..")
+    cfg = chapter(name, profile, **overrides)
+    book_style()
     return cfg
 
 

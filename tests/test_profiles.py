@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,19 @@ def test_chapter_settings_that_name_a_config_field_set_the_base():
         chapter("nope", "cpu")
     with pytest.raises(ParameterError, match="'epochs' is not a setting"):
         chapter("heatmap_resolution", "cpu", epochs=3)
+
+
+def test_open_chapter_moves_to_the_repository_root_and_sets_the_style(tmp_path, monkeypatch):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from h3r.profiles import open_chapter
+    from h3r.viz import FIGSIZE
+
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    matplotlib.rcdefaults()
+    cfg = open_chapter("heatmap_resolution", "smoke", device="cpu")
+    assert Path.cwd() == tmp_path
+    assert tuple(plt.rcParams["figure.figsize"]) == FIGSIZE
+    assert cfg.profile == "smoke" and cfg.base.device == "cpu"
