@@ -11,10 +11,14 @@ The study (extras ``[data]``, ``[train]``, ``[book]``):
     protocols    per benchmark: splits, normaliser, metric, input size; the official test crop
     models       HRNet-W18 and MobileNetV2 with heatmap heads; the official checkpoint converter
     zoo          the official model zoo: folders and config.yaml settings
-    train        the run's Config and the training loop (CPU, GPU, DDP)
+    config       what a run is: Config, the codec presets and their facts, the run folder, the key
+                 (torch-free)
+    train        the training loop (CPU, GPU, DDP)
     evaluation   predictions and metrics of a model on a test set; official weights
-    runs         one run's lifecycle: trained once, read back, loaded, re-evaluated
-    experiments  grids of runs and the tables the book makes of them
+    runs         the run layer: trained once, read back, loaded, re-evaluated; grids in a pool
+    stats        mean and spread over seeds, paired differences, verdicts by stated rules
+    study        the study's design: which runs answer which claim, and their numbers
+    report       the tables and sentences the book shows of the study's numbers
     analysis     codec-only error: each training target decoded by its decoder, no network
     profiles     every chapter's settings per profile (smoke, cpu, paper)
     reported     the numbers reported for H3R, with their sources

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from h3r import metrics
 from h3r.codecs import H3R, Codec, SoftArgmax, build_codec
+from h3r.config import preset
 from h3r.geometry import Size, apply_affine, flip_keypoints
 from h3r.data.transforms import inverse
 from h3r.protocols import PROTOCOLS, face_benchmarks
@@ -129,7 +130,7 @@ class RoundTrip:
     """What is decoded: the target of preset ``codec`` (``target="encode"``: one draw of the codec's
     training target; ``"expected"``: H3R's expectation over draws), read by ``decoder`` (a preset
     name; None: the codec itself) as it reads a network trained on that target (:func:`decoder_input`
-    with the preset's :func:`trained_loss`). The decoder gets the same heatmap size."""
+    with its preset's loss, :attr:`h3r.config.Preset.loss`). The decoder gets the same heatmap size."""
 
     codec: str
     target: str = "encode"
@@ -168,7 +169,7 @@ def decoder_input(codec: Codec, keypoints: Tensor, visible: Tensor | None = None
     reads a trained network's output: an H3R decoder always gets
     :meth:`H3R.scores_from_probabilities` (``log p`` for its softmax weighting); any other decoder
     gets ``log p`` where ``loss`` (the loss a network is trained on this target with,
-    :data:`h3r.train.DEFAULT_LOSS`) is the spatial-softmax cross-entropy, whose networks output
+    :attr:`h3r.config.Preset.loss`) is the spatial-softmax cross-entropy, whose networks output
     logits ``log p`` up to a constant, and ``p`` itself otherwise (MSE regresses the target).
     Soft-argmax has no heatmap target: it gets the log of an exact Gaussian on the keypoint, whose
     spatial softmax is the distribution an integral-regression network learns.
@@ -191,14 +192,6 @@ def decoder_input(codec: Codec, keypoints: Tensor, visible: Tensor | None = None
     if isinstance(codec, SoftArgmax) or loss == "spatial_ce":
         return probabilities.clamp_min(1e-30).log(), encoded.weights
     return probabilities, encoded.weights
-
-
-def trained_loss(preset: str) -> str:
-    """The loss a network is trained on preset ``preset``'s target with, by default
-    (:data:`h3r.train.DEFAULT_LOSS`)."""
-    from h3r.train import DEFAULT_LOSS
-
-    return DEFAULT_LOSS.get(preset, "mse")
 
 
 def round_trip(codec: Codec, keypoints: Tensor, visible: Tensor | None = None, target: str = "encode",
@@ -250,7 +243,7 @@ def codec_nme(landmarks: LandmarkSet, trip: RoundTrip, stride: int, flip_test: b
                                                               **args(trip.decoder))
     pred, scored = round_trip(codec, landmarks.crop_keypoints().to(device), landmarks.visible.to(device),
                               trip.target, decoder, generator, landmarks.flip_index if flip_test else None,
-                              loss=trained_loss(trip.codec))
+                              loss=preset(trip.codec).loss)
     pred, scored = inverse(pred.cpu(), landmarks.affines), scored.cpu()
     ok = scored.any(-1)
     out = torch.full((len(landmarks),), float("nan"), dtype=torch.float64)

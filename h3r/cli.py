@@ -17,11 +17,11 @@ import sys
 import typing
 from pathlib import Path
 
+from h3r.config import Config
 from h3r.data.annotated import CROP_PROTOCOLS
 from h3r.data.faces import NORMALIZERS
 from h3r.models.official import OFFICIAL_ARCHS
 from h3r.protocols import official_benchmarks
-from h3r.train import Config
 
 
 def _field_comments() -> dict[str, str]:
@@ -69,8 +69,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from h3r.evaluation import evaluate_official
-    from h3r.runs import evaluate_run
     from h3r.provenance import write_json_atomic
+    from h3r.runs import evaluate_run
 
     if args.run is not None:
         misplaced = [f"--{k.replace('_', '-')}" for k in WEIGHTS_ONLY if getattr(args, k) is not None]
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="h3r", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train and evaluate a model (every field of h3r.train.Config)")
+    t = sub.add_parser("train", help="train and evaluate a model (every field of h3r.config.Config)")
     _add_config_arguments(t)
     t.add_argument("--force", action="store_true", help="retrain even if this config already has results")
     e = sub.add_parser("eval", help="evaluate an h3r run or official H3R weights", description=EVAL_HELP,

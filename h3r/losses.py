@@ -134,8 +134,6 @@ LOSSES: dict[str, Callable[..., Tensor]] = {
     "mse": mse, "spatial_ce": spatial_ce, "binary_ce": binary_ce, "foreground_ce": foreground_ce,
     "l1_coords": l1_coords,
 }
-#: the losses of the official two-channel head (h3r.models.heads, ``head="binary"``)
-BINARY_LOSSES = ("binary_ce", "foreground_ce")
 
 
 def build_loss(name: str, **options) -> Callable[[Tensor, Target], Tensor]:

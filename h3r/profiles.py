@@ -16,7 +16,7 @@ value)::
 
 An override must name a setting of the chapter and have its type; strings are read as Python
 literals where the profile holds a number, list or bool (``papermill -p strides "[2, 4]"``).
-Settings that name a :class:`~h3r.train.Config` field (``device``, ``input_size``, ``epochs``,
+Settings that name a :class:`~h3r.config.Config` field (``device``, ``input_size``, ``epochs``,
 ``dataset``, ...) also set it in ``cfg.base``.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import dataclasses
 import os
 from types import SimpleNamespace
 
-from h3r.train import Config
+from h3r.config import Config
 
 PROFILE_NAMES = ("smoke", "cpu", "paper")
 DEFAULT_PROFILE = "cpu"
@@ -41,7 +41,7 @@ BASE = {
                     threads=1, progress=False, out_dir=f"{RUNS}/smoke"),
     # the book on 2 CPU cores: a plain CNN chosen for CPU speed (the same for every codec) at 64 px,
     # 8 epochs of 1200 fresh faces read as batches from the render cache, one thread per run (two
-    # runs side by side use both cores: h3r.experiments.run_grid); the schedule is chapter 4's choice
+    # runs side by side use both cores: h3r.runs.run_grid); the schedule is chapter 4's choice
     "cpu": Config(dataset="synthetic_faces", input_size=64, train_samples=1200, test_samples=300, epochs=8,
                   batch_size=16, backbone="plain_cnn", head_width=64, lr=1.2e-2, schedule="cosine", warmup=0.1,
                   eval_every=1, workers=0, threads=1, progress=False, out_dir=f"{RUNS}/cpu"),
@@ -147,7 +147,7 @@ def resolve(profiles: dict, profile: str, **overrides) -> SimpleNamespace:
 
 def chapter(name: str, profile: str, **overrides) -> SimpleNamespace:
     """A chapter's settings under ``profile`` (:func:`resolve` over :data:`CHAPTERS`), plus
-    ``base`` (the profile's training :class:`~h3r.train.Config` with the settings that name one of
+    ``base`` (the profile's training :class:`~h3r.config.Config` with the settings that name one of
     its fields applied) and ``device`` (the torch device ``device`` resolves to)."""
     from h3r.provenance import pick_device
 
@@ -205,7 +205,7 @@ def provenance_note(cfg: SimpleNamespace, data: str, device: str = "cpu", seeds=
 
     ``computed_at`` holds the commits the numbers were computed at (a run table's ``commit``
     column): runs trained earlier are read back while the code that computes them is unchanged
-    (:meth:`h3r.train.Config.key`), so a build may show numbers of older commits; the line then
+    (:meth:`h3r.config.Config.key`), so a build may show numbers of older commits; the line then
     names them, in bold, beside the build's own.
     """
     from IPython.display import Markdown

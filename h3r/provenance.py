@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import json
 import os
 import platform
@@ -14,37 +12,20 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-PACKAGE = Path(__file__).resolve().parent
-#: package sources that present numbers but never change one: a change to them keeps runs valid
-PRESENTATION = ("analysis.py", "cli.py", "experiments.py", "profiles.py", "reported.py", "viz.py", "__main__.py",
-                "book", "integrations")
+#: the checkout h3r runs from, where ``git`` finds the commit
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 def git_commit(short: bool = True) -> str:
     """The checked-out commit, with ``+dirty`` when tracked files differ; ``unknown`` outside git."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short" if short else "--verify", "HEAD"], cwd=REPO,
+        rev = subprocess.run(["git", "rev-parse", "--short" if short else "--verify", "HEAD"], cwd=CHECKOUT,
                              capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=CHECKOUT,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-@functools.cache
-def code_fingerprint() -> str:
-    """A short hash of the package sources that compute a run's numbers (every ``h3r/**/*.py`` but
-    the :data:`PRESENTATION` modules), independent of git: a run keyed by it is never reused by
-    code that would compute something else."""
-    digest = hashlib.sha1()
-    for path in sorted(PACKAGE.rglob("*.py")):
-        relative = path.relative_to(PACKAGE)
-        if relative.parts[0] in PRESENTATION:
-            continue
-        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
 
 
 def device_name(device: str | torch.device = "cpu") -> str:

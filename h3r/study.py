@@ -20,8 +20,9 @@ A cell is degenerate (:func:`degenerate_cells`) where its decoder cannot do on t
 what it is meant to (DARK's Taylor step on a 4×4 map, which no peak can take: it decodes the
 argmax); such cells are marked and kept out of the verdicts.
 
-A verdict's rule is stated before its numbers: :data:`h3r.experiments.VERDICT_RULE` (paired
-differences), :data:`~h3r.experiments.GROWTH_RULE`, :data:`~h3r.experiments.MECHANISM_RULE`.
+This module designs and schedules the runs and derives their numbers (paired differences with
+their verdicts, by the rules of :mod:`h3r.stats`); :mod:`h3r.report` turns those into the tables
+and sentences the book shows.
 """
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ import json
 
 import pandas as pd
 
-from h3r.experiments import (METRICS, growth_verdict, mean_spread, mechanism_verdict, paired_differences, run_grid,
-                             verdict)
-from h3r.train import Config
+from h3r.config import Config, preset, preset_args
+from h3r.runs import ROW_METRICS, load_run, reevaluate_decoders, run_grid
+from h3r.stats import paired_differences, verdict
 
 #: family -> rounding -> the codec preset trained with it (see the module docstring)
 FAMILIES: dict[str, dict[str, str]] = {
@@ -52,20 +53,6 @@ AS_PUBLISHED = ("argmax-round", "dark", "udp", "soft-argmax", "h3r")
 #: decoder-only variants: (decoder preset, the trained codec it reads), no training of their own
 DECODER_ONLY = (("argmax-quarter", "argmax-round"), ("dark", "argmax-round"), ("h3r", "onehot-round"),
                 ("onehot-round", "h3r"))
-
-#: the target each codec's target error decodes (h3r.analysis.RoundTrip): randomized codecs their expected target
-DECODED_TARGET = {"h3r": "expected", "gauss-random": "expected"}
-
-
-def codec_args(codec: str, sigma: float | None) -> dict:
-    """The study's overrides of a preset: the Gaussian's ``sigma`` (cells) for the codecs whose
-    target or decoder is a Gaussian (``{}`` for the others, or when ``sigma`` is None: the preset's)."""
-    from h3r.codecs import DARK, PRESETS, ArgmaxQuarter
-
-    cls, kwargs = PRESETS[codec]
-    gaussian = issubclass(cls, (DARK, ArgmaxQuarter)) or kwargs.get("target") == "gaussian"
-    return {"sigma": sigma} if gaussian and sigma is not None else {}
-
 
 def study_codecs(as_published: bool = True) -> list[str]:
     """Every codec the resolution study trains: the families' and, optionally, the published ones."""
@@ -90,8 +77,6 @@ def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | N
     as-published references), ``published_strides`` (default: ``strides``) the strides of
     ``strides`` they are trained at: the paired comparisons need every seed and stride only inside
     a family."""
-    from h3r.runs import reevaluate_decoders
-
     codecs = study_codecs() if codecs is None else list(codecs)
 
     def axes(codec: str) -> tuple[list, list]:
@@ -100,7 +85,7 @@ def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | N
         return ([s for s in strides if published_strides is None or s in published_strides],
                 list(seeds if published_seeds is None else published_seeds))
 
-    configs = [dataclasses.replace(base, codec=codec, codec_args=codec_args(codec, sigma), heatmap_stride=stride,
+    configs = [dataclasses.replace(base, codec=codec, codec_args=preset_args(codec, sigma), heatmap_stride=stride,
                                    seed=seed)
                for codec in codecs for stride, seed in itertools.product(*axes(codec))]
     runs = run_grid(configs, force=force)
@@ -109,9 +94,9 @@ def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | N
     for trained in dict.fromkeys(trained for _, trained in DECODER_ONLY):
         decoders = [decoder for decoder, of in DECODER_ONLY if of == trained]
         for row in runs[runs.codec == trained].to_dict("records"):
-            evaluations = reevaluate_decoders(row["config"], [(d, codec_args(d, sigma)) for d in decoders])
+            evaluations = reevaluate_decoders(row["config"], [(d, preset_args(d, sigma)) for d in decoders])
             extra += [{**row, "method": f"{decoder} on {trained}", "decoder_only": True,
-                       **{m: evaluation["summary"]["all"][m] for m in METRICS}}
+                       **{m: evaluation["summary"]["all"][m] for m in ROW_METRICS}}
                       for decoder, evaluation in zip(decoders, evaluations)]
     return pd.concat([runs, pd.DataFrame(extra)], ignore_index=True) if extra else runs
 
@@ -130,20 +115,20 @@ def degenerate_cells(methods, strides, input_size, sigma: float | None = None) -
     rows = []
     for method, stride in itertools.product(methods, strides):
         decoder = decoder_of(method)
-        reason = build_codec(decoder, input_size, stride=stride, **codec_args(decoder, sigma)).degenerate()
+        reason = build_codec(decoder, input_size, stride=stride, **preset_args(decoder, sigma)).degenerate()
         if reason:
             rows.append({"method": method, "heatmap_stride": stride, "reason": reason})
     return pd.DataFrame(rows, columns=["method", "heatmap_stride", "reason"])
 
 
-def _reasons(degenerate: pd.DataFrame | None) -> dict[tuple[str, int], str]:
+def degenerate_reasons(degenerate: pd.DataFrame | None) -> dict[tuple[str, int], str]:
     """(method, stride) -> why that cell is degenerate, from :func:`degenerate_cells` (None: none)."""
     if degenerate is None:
         return {}
     return {(m, s): r for m, s, r in degenerate[["method", "heatmap_stride", "reason"]].itertuples(index=False)}
 
 
-def _why(reasons: dict, methods, strides) -> str:
+def why_degenerate(reasons: dict, methods, strides) -> str:
     """The distinct reasons, joined, why any of ``methods`` is degenerate at any of ``strides``."""
     return "; ".join(dict.fromkeys(r for m in methods for s in strides if (r := reasons.get((m, s)))))
 
@@ -152,13 +137,13 @@ def matched_differences(rows: pd.DataFrame, value: str = "NME (%)",
                         degenerate: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per family and stride, the paired per-seed difference of every rounding against the
     family's deterministic rounding (the control), with its 95 % interval
-    (:func:`h3r.experiments.paired_differences`). Negative: the treatment has the lower error.
+    (:func:`h3r.stats.paired_differences`). Negative: the treatment has the lower error.
 
-    ``verdict`` is :func:`h3r.experiments.verdict` on the claim that the treatment's error is
+    ``verdict`` is :func:`h3r.stats.verdict` on the claim that the treatment's error is
     lower, or ``"degenerate"`` where the treatment's or the control's cell is (``degenerate``:
     :func:`degenerate_cells`); ``reason`` says why ("" elsewhere)."""
     trained = rows[~rows.decoder_only]
-    reasons = _reasons(degenerate)
+    reasons = degenerate_reasons(degenerate)
     out = []
     for family, members in FAMILIES.items():
         control = members["deterministic"]
@@ -166,7 +151,7 @@ def matched_differences(rows: pd.DataFrame, value: str = "NME (%)",
             if rounding == "deterministic" or not {codec, control} <= set(trained.method):
                 continue
             diff = paired_differences(trained, codec, control, value=value)
-            why = [_why(reasons, (codec, control), [s]) for s in diff.heatmap_stride]
+            why = [why_degenerate(reasons, (codec, control), [s]) for s in diff.heatmap_stride]
             judged = ["degenerate" if w else verdict(lo, hi) for w, lo, hi in zip(why, diff.low, diff.high)]
             out.append(diff.assign(family=family, rounding=rounding, verdict=judged, reason=why))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
@@ -188,41 +173,13 @@ def target_errors(base: Config, strides, codecs, sigma: float | None = None, dec
     dataset = build_data(base, base.test_split, train=False)
     if getattr(dataset, "transform", None) is not None:
         dataset.transform.augment = None
-    trips = {codec: RoundTrip(codec, DECODED_TARGET.get(codec, "encode")) for codec in codecs}
-    trips.update({f"{decoder} on {codec}": RoundTrip(codec, DECODED_TARGET.get(codec, "encode"), decoder)
+    trips = {codec: RoundTrip(codec, preset(codec).target) for codec in codecs}
+    trips.update({f"{decoder} on {codec}": RoundTrip(codec, preset(codec).target, decoder)
                   for decoder, codec in decoder_only if codec in codecs})
     table = codec_nme_table([landmark_set(dataset)], list(strides), trips, flip_test=base.flip_test, seed=seed,
-                            codec_args=lambda name: codec_args(name, sigma))
+                            codec_args=lambda name: preset_args(name, sigma))
     table = table.rename(columns={"codec": "method", "stride": "heatmap_stride", "nme": "target_error"})
     return table[["method", "heatmap_stride", "target_error"]]
-
-
-def with_target_errors(rows: pd.DataFrame, target_error: pd.DataFrame, value: str = "NME (%)",
-                       degenerate: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``method x stride`` table of the learned ``value`` (mean ± s.d. over seeds) beside each
-    method's target error (:func:`target_errors`), sub-columns ``"learned"`` and
-    ``"target error"``. A learned cell whose decoder is degenerate there (``degenerate``:
-    :func:`degenerate_cells`) ends in " †"; :func:`degenerate_notes` says why, below the table."""
-    learned = mean_spread(rows, "method", "heatmap_stride", value=value)
-    errors = target_error.pivot(index="method", columns="heatmap_stride", values="target_error")
-    errors = errors.reindex(learned.index)
-    reasons = _reasons(degenerate)
-    table = {}
-    for stride in learned.columns:
-        table[(f"stride {stride}", "learned")] = [f"{cell} †" if (method, stride) in reasons and isinstance(cell, str)
-                                                  else cell for method, cell in learned[stride].items()]
-        table[(f"stride {stride}", "target error")] = errors[stride].round(2)
-    return pd.DataFrame(table, index=learned.index)
-
-
-def degenerate_notes(degenerate: pd.DataFrame | None, methods=None) -> list[str]:
-    """One line per reason among the degenerate cells (of ``methods``; default all), to print
-    below a :func:`with_target_errors` table: ``"† dark, gauss-random at stride 16: <reason>"``."""
-    if degenerate is None:
-        return []
-    shown = degenerate if methods is None else degenerate[degenerate.method.isin(list(methods))]
-    return [f"† {', '.join(dict.fromkeys(cells.method))} at {_strides(sorted(set(cells.heatmap_stride)))}: {reason}"
-            for reason, cells in shown.groupby("reason", sort=False)]
 
 
 def learning_curves(rows: pd.DataFrame) -> pd.DataFrame:
@@ -256,59 +213,20 @@ VERSUS = (("h3r", "dark"), ("h3r", "udp"), ("h3r on onehot-round", "onehot-round
 
 
 def versus_differences(rows: pd.DataFrame, pairs=VERSUS, degenerate: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Paired per-seed differences (:func:`h3r.experiments.paired_differences`) of each
+    """Paired per-seed differences (:func:`h3r.stats.paired_differences`) of each
     ``(treatment, control)`` of ``pairs`` whose methods are both among ``rows`` (trained runs and
     decoder-only rows alike), per stride, with ``verdict`` and ``reason`` as in
     :func:`matched_differences`."""
-    reasons = _reasons(degenerate)
+    reasons = degenerate_reasons(degenerate)
     out = []
     for treatment, control in pairs:
         if not {treatment, control} <= set(rows.method):
             continue
         diff = paired_differences(rows, treatment, control)
-        why = [_why(reasons, (treatment, control), [s]) for s in diff.heatmap_stride]
+        why = [why_degenerate(reasons, (treatment, control), [s]) for s in diff.heatmap_stride]
         judged = ["degenerate" if w else verdict(lo, hi) for w, lo, hi in zip(why, diff.low, diff.high)]
         out.append(diff.assign(verdict=judged, reason=why))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
-
-
-def _interval(mean: float, low: float, high: float) -> str:
-    return f"{mean:+.2f}" if low != low else f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
-
-
-def resolution_answer(rows: pd.DataFrame, degenerate: pd.DataFrame | None = None) -> str:
-    """Chapter 5's answer in a few Markdown lines, from its runs: per family, the paired
-    difference of the randomized rounding against the deterministic one at each stride with its
-    verdict (:data:`h3r.experiments.VERDICT_RULE`), and the growth of both from the finest to the
-    coarsest stride with :func:`h3r.experiments.growth_verdict`."""
-    trained = rows[~rows.decoder_only]
-    strides = sorted(trained.heatmap_stride.unique())
-    diffs = matched_differences(rows, degenerate=degenerate)
-    mean = trained.groupby(["method", "heatmap_stride"])["NME (%)"].mean()
-    lines = []
-    for family, members in FAMILIES.items():
-        control, codec = members["deterministic"], members["randomized"]
-        d = diffs[(diffs.family == family) & (diffs.treatment == codec)] if len(diffs) else diffs
-        if d.empty:
-            continue
-        verdicts = stride_verdicts(dict(zip(d.heatmap_stride, d.verdict)),
-                                   {s: r for s, r in zip(d.heatmap_stride, d.reason) if r})
-        numbers = "; ".join(f"stride {s}: {_interval(m, lo, hi)}"
-                            for s, m, lo, hi in zip(d.heatmap_stride, d["mean"], d.low, d.high))
-        line = (f"* **{family}**: `{codec}` minus `{control}`, NME points (95 % interval over seeds): {numbers}. "
-                f"Randomized rounding lowers the error: **{verdicts}**.")
-        if len(strides) > 1:
-            growth = {m: mean[m, strides[-1]] / mean[m, strides[0]] for m in (codec, control)}
-            line += (f" From stride {strides[0]} to {strides[-1]} the error of `{codec}` grows ×{growth[codec]:.2f}, "
-                     f"that of `{control}` ×{growth[control]:.2f}: nearly flat? "
-                     f"**{growth_verdict(growth[codec], growth[control])}**.")
-        lines.append(line)
-    near_4 = min(strides, key=lambda s: abs(s - 4))
-    at_4 = trained[trained.heatmap_stride == near_4].groupby("method")[["NME (%)", "FR@0.1 (%)"]].mean()
-    best = at_4["NME (%)"].idxmin()
-    lines.append(f"* The lowest error at stride {near_4}: `{best}`, {at_4.loc[best, 'NME (%)']:.2f} % NME "
-                 f"(FR@0.1 {at_4.loc[best, 'FR@0.1 (%)']:.1f} %).")
-    return "\n".join(lines)
 
 
 # --- accuracy against cost: input resolution --------------------------------------------------------
@@ -332,7 +250,7 @@ def cross_resolution(runs: pd.DataFrame) -> pd.DataFrame:
     """H3R at each input size against vanilla (``argmax-round``) at the same and every larger
     size, paired by seed (the same seed draws the same faces and initialisation): per pair of
     sizes the paired NME difference (negative: H3R is better), its 95 % interval, the verdict on
-    "H3R localises better" (:func:`h3r.experiments.verdict`) and H3R's share of vanilla's MACs."""
+    "H3R localises better" (:func:`h3r.stats.verdict`) and H3R's share of vanilla's MACs."""
     sizes = sorted(runs.input_size.unique())
     labelled = runs.assign(method=[f"{c}@{s}" for c, s in zip(runs.codec, runs.input_size)], pair="all")
     macs = runs.groupby(["codec", "input_size"]).GMACs.first()
@@ -358,7 +276,6 @@ def predicted_logits(cfg: Config, samples: int | None = None):
     from torch.utils.data import DataLoader, Subset
 
     from h3r.evaluation import decodable
-    from h3r.runs import load_run
     from h3r.train import build_data
 
     model, codec = load_run(cfg)
@@ -395,13 +312,6 @@ def mechanism(rows: pd.DataFrame, samples: int | None = None) -> pd.DataFrame:
 
 
 # --- findings at a glance ----------------------------------------------------------------------------
-
-#: what bounds every learned finding of the default build, for a page to print once above the findings
-CAVEATS = ("no GPU run: a small CPU network at 64 px; synthetic faces, not real images; the paper's own "
-           "tables could not be read, so no paper number stands beside these")
-#: the caveats cell of the findings that :data:`CAVEATS` bound
-CAVEATS_TAG = "the build's (above the table)"
-
 
 def theory_checks(input_size: int = 256, stride: int = 4, points: int = 256, draws: int = 1024,
                   seed: int = 0) -> dict:
@@ -453,149 +363,3 @@ def official_cost_check() -> tuple[int, int]:
         flops = round(count_flops(model, int(r.input_size), count_batchnorm=True) / 1e9, 2)
         matching += params == r.Params and flops == r.FLOPs
     return matching, len(readme)
-
-
-#: how a verdict reads in :func:`stride_verdicts`' phrase, where it reads otherwise than itself
-SAID = {"not shown": "within noise"}
-#: the verdicts that read "at every stride" when every stride gives them
-EVERY_STRIDE = ("supported", "mostly", "partly")
-
-
-def _strides(strides) -> str:
-    """``"stride 4"`` or ``"strides 8, 16"``."""
-    return f"stride{'s' if len(strides) > 1 else ''} {', '.join(map(str, strides))}"
-
-
-def stride_verdicts(verdicts: dict, reasons: dict | None = None) -> str:
-    """One phrase for the verdicts of a claim at each stride (stride -> a verdict of
-    :mod:`h3r.experiments`, or ``"degenerate"``): ``"supported at every stride"`` (likewise
-    mostly, partly), or in the order of the strides which strides give which verdict
-    (``"not shown"`` reads "within noise"), e.g. ``"partly at strides 2, 4; mostly at stride 8"``.
-    Degenerate strides are judged by none and named last with their reason (``reasons``: stride
-    -> why): ``"stride 16 degenerate (<reason>)"``."""
-    judged = {s: v for s, v in sorted(verdicts.items()) if v != "degenerate"}
-    words = list(dict.fromkeys(judged.values()))
-    if len(judged) == len(verdicts) and len(words) == 1 and words[0] in EVERY_STRIDE:
-        return f"{words[0]} at every stride"
-    parts = [f"{SAID.get(w, w)} at {_strides([s for s, v in judged.items() if v == w])}" for w in words]
-    degenerate = sorted(set(verdicts) - set(judged))
-    reasons = reasons or {}
-    for why in dict.fromkeys(reasons.get(s, "") for s in degenerate):
-        strides = [s for s in degenerate if reasons.get(s, "") == why]
-        parts.append(f"{_strides(strides)} degenerate" + (f" ({why})" if why else ""))
-    return "; ".join(parts)
-
-
-def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation: dict | None,
-             theory: dict, official_costs: tuple[int, int] | None = None,
-             degenerate: pd.DataFrame | None = None, cost: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The findings table: per claim of the paper, the chapter holding the evidence, the key
-    numbers of this build, a verdict (by the rules of :mod:`h3r.experiments`: supported, partly,
-    mostly, not supported, contradicted, within noise, degenerate, or not tested here) and the
-    caveats (:data:`CAVEATS_TAG` where they are :data:`CAVEATS`, which a page prints once).
-    ``rows``: :func:`resolution_study`; ``mechanism_rows``: :func:`mechanism`; ``activation``: the
-    NME of the H3R networks decoded from the top 1 and the top 9 cells; ``degenerate``:
-    :func:`degenerate_cells`, whose cells no verdict reads; ``cost``: :func:`cross_resolution`."""
-    trained = rows[~rows.decoder_only]
-    strides = sorted(trained.heatmap_stride.unique())
-    diffs = matched_differences(rows, degenerate=degenerate)
-    reasons = _reasons(degenerate)
-    out = []
-
-    def add(claim, chapter, numbers, result, caveats=""):
-        out.append({"claim": claim, "evidence": chapter, "key numbers": numbers, "verdict": result,
-                    "caveats": caveats})
-
-    add("Vanilla heatmap regression's quantization error grows linearly with the stride (floor: twice "
-        "round's)", "[1](01_quantization_error.ipynb)",
-        f"mean 2-D error of round / stride {theory['round_per_stride']:.3f} (closed form 0.383); floor / round "
-        f"{theory['floor_over_round']:.2f} (2)",
-        "supported" if abs(theory["round_per_stride"] - 0.383) < 0.02 and abs(theory["floor_over_round"] - 2) < 0.1
-        else "not supported", "Monte Carlo with the library's codecs; no network")
-    add("Randomized rounding is unbiased", "[2](02_unbiasedness.ipynb)",
-        f"RMS error of the mean of {theory['draws']} decodes {theory['mean_error']:.4f} px, sampling noise "
-        f"{theory['noise']:.4f} px (stride {theory['stride']})",
-        "supported" if theory["mean_error"] < 2 * theory["noise"] else "not supported",
-        "Monte Carlo; no network")
-    add("Decoding the expected target is lossless", "[2](02_unbiasedness.ipynb)",
-        f"largest error {theory['lossless']:.1e} px (top-4, normalised weights)",
-        "supported" if theory["lossless"] < 1e-3 else "not supported", "no network")
-    for family, members in FAMILIES.items():
-        d = diffs[(diffs.family == family) & (diffs.rounding == "randomized")] if len(diffs) else diffs
-        if d.empty:
-            continue
-        numbers = "; ".join(f"stride {s}{' (degenerate)' if v == 'degenerate' else ''}: {m:+.2f} "
-                            f"[{lo:+.2f}, {hi:+.2f}]"
-                            for s, v, m, lo, hi in zip(d.heatmap_stride, d.verdict, d["mean"], d.low, d.high))
-        result = stride_verdicts(dict(zip(d.heatmap_stride, d.verdict)),
-                                 {s: r for s, r in zip(d.heatmap_stride, d.reason) if r})
-        add(f"With everything else equal, randomized rounding localises better than deterministic rounding "
-            f"({family})", "[5](05_heatmap_resolution.ipynb)",
-            f"paired NME difference, randomized minus deterministic, mean [95 % interval] over seeds: {numbers}",
-            result, CAVEATS_TAG)
-
-    def growth(method) -> tuple[float, float, float]:
-        """NME at the coarsest stride / at the finest, and the two NMEs (means over seeds)."""
-        by = trained[trained.method == method].groupby("heatmap_stride")["NME (%)"].mean()
-        fine, coarse = by.get(strides[0], float("nan")), by.get(strides[-1], float("nan"))
-        return coarse / fine, fine, coarse
-
-    if {"h3r", "onehot-round"} <= set(trained.method) and len(strides) > 1:
-        grown = {m: growth(m) for m in ("h3r", "onehot-round", "argmax-round") if m in set(trained.method)}
-        numbers = ", ".join(f"{m} ×{r:.2f} ({fine:.2f} → {coarse:.2f} %)" for m, (r, fine, coarse) in grown.items())
-        why = _why(reasons, ("h3r", "onehot-round"), (strides[0], strides[-1]))
-        add(f"H3R's error stays nearly flat from fine to coarse heatmaps while vanilla's grows (strides "
-            f"{strides[0]} to {strides[-1]})", "[5](05_heatmap_resolution.ipynb)",
-            f"growth of the NME, stride {strides[-1]} over stride {strides[0]}: {numbers}",
-            f"degenerate ({why})" if why else growth_verdict(grown["h3r"][0], grown["onehot-round"][0]),
-            CAVEATS_TAG)
-    versus = versus_differences(rows, degenerate=degenerate)
-    claims = {"dark": "H3R localises better than DARK (each as published)",
-              "udp": "H3R localises better than UDP (each as published)",
-              "onehot-round": "(beyond the paper) Part of H3R's gain is its decoder alone: H3R's top-9 decoder on the "
-                              "network trained for argmax localises better than argmax"}
-    for control, claim in claims.items():
-        d = versus[versus.control == control] if len(versus) else versus
-        if d.empty:
-            continue
-        numbers = "; ".join(f"stride {s}{' (degenerate)' if v == 'degenerate' else ''}: {_interval(m, lo, hi)}"
-                            f"{' (one seed)' if n < 2 else ''}"
-                            for s, v, m, lo, hi, n in zip(d.heatmap_stride, d.verdict, d["mean"], d.low, d.high, d.n))
-        add(claim, "[5](05_heatmap_resolution.ipynb)",
-            f"paired NME difference, {d.treatment.iloc[0]} minus {control}, mean [95 % interval]: {numbers}",
-            stride_verdicts(dict(zip(d.heatmap_stride, d.verdict)),
-                            {s: r for s, r in zip(d.heatmap_stride, d.reason) if r}), CAVEATS_TAG)
-    below = cost[cost["h3r input"] < cost["argmax-round input"]] if cost is not None and len(cost) else None
-    if below is not None and len(below):
-        numbers = "; ".join(f"h3r at {r['h3r input']} px minus argmax-round at {r['argmax-round input']} px: "
-                            f"{_interval(r['mean'], r['low'], r['high'])} ({r['MACs ratio']:.2f} of its MACs), "
-                            f"{SAID.get(r['verdict'], r['verdict'])}" for _, r in below.iterrows())
-        judged = set(below.verdict)
-        result = ("supported at every pair of sizes" if judged == {"supported"} else
-                  "contradicted at every pair of sizes" if judged == {"contradicted"} else
-                  "mixed: see the key numbers" if len(judged) > 1 else f"{SAID.get(judged.pop(), 'not shown')}")
-        add("H3R at a lower input resolution localises better than vanilla heatmap regression at a higher one, "
-            "at a fraction of the cost", "[7](07_cost.ipynb)",
-            f"paired NME difference over seeds, mean [95 % interval]: {numbers}", result, CAVEATS_TAG)
-    if activation:
-        add("The decoder needs several activation points: the argmax alone loses the fraction",
-            "[6](06_ablations.ipynb)",
-            f"H3R NME at stride 4: top-1 {activation['top-1']:.2f} %, top-9 {activation['top-9']:.2f} %",
-            "supported" if activation["top-1"] > activation["top-9"] else "not supported", CAVEATS_TAG)
-    if mechanism_rows is not None and len(mechanism_rows):
-        m = mechanism_rows.groupby("heatmap_stride")[["mass", "error", "uniform"]].mean()
-        numbers = "; ".join(f"stride {s}: mass {r.mass:.2f}, mean absolute error to bilinear {r.error:.3f} "
-                            f"(even split {r.uniform:.3f})" for s, r in m.iterrows())
-        verdicts = {s: mechanism_verdict(r.mass, r.error, r.uniform) for s, r in m.iterrows()}
-        add("(beyond the paper) The network learns the expected target, the bilinear weights of the 4 neighbours",
-            "[6](06_ablations.ipynb)", numbers, stride_verdicts(verdicts), CAVEATS_TAG)
-    if official_costs is not None:
-        matching, total = official_costs
-        add("The official models' parameters and FLOPs (README)", "[9](09_official.ipynb)",
-            f"{matching} of {total} README rows reproduced to their two decimals (parameters and thop-style FLOPs)",
-            "supported" if matching == total else "not supported",
-            "counted on the networks; the official weights were not at hand")
-    add("H3R's accuracy on WFLW, 300W, COFW, AFLW, MPII and COCO", "[8](08_benchmarks.ipynb), "
-        "[9](09_official.ipynb)", "the datasets and the official weights are not in this build",
-        "not tested here", "needs the datasets (and a GPU for the paper's networks)")
-    return pd.DataFrame(out)

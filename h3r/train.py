@@ -5,12 +5,8 @@ command line (``h3r train --help``) exposes every field. GPU runs use bf16 autoc
 and pinned-memory workers; several GPUs use PyTorch DDP launched by ``torchrun``. The CPU runs
 the same code.
 
-A run lives in ``<out_dir>/<name>/`` (``name`` defaults to a hash of the config, so a finished
-run is found again instead of retrained):
-
-``checkpoint.pt``   model, optimiser, scheduler and progress, written atomically every epoch
-``metrics.jsonl``   one line per epoch (loss, learning rate, images/s, and evaluation if run)
-``results.json``    the final evaluation with its provenance (config, commit, device, torch, time)
+A run lives in its folder, ``<out_dir>/<name>/`` (``name`` defaults to a hash of the config, so a
+finished run is found again instead of retrained), whose files :class:`h3r.config.RunFolder` names.
 
 ``resume=True`` continues from the checkpoint. Every random draw (data order, augmentation,
 randomized rounding) is derived from ``(seed, epoch)``, so a resumed run ends with the same
@@ -23,12 +19,10 @@ from h3r._extras import require
 require("train", "h3r.train")
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -38,105 +32,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm import tqdm
 
 from h3r.codecs import Codec, build_codec
+from h3r.config import Config, code_fingerprint
 from h3r.evaluation import evaluate_model
-from h3r.losses import BINARY_LOSSES, build_loss
+from h3r.losses import build_loss
 from h3r.models import HeatmapModel, build_model, count_flops, count_params
-from h3r.provenance import atomic_path, code_fingerprint, pick_device, provenance, write_json_atomic
-#: the loss each codec trains with unless the config names another
-DEFAULT_LOSS = {"h3r": "spatial_ce", "onehot-round": "spatial_ce", "h3r-official": "binary_ce",
-                "soft-argmax": "l1_coords"}
-
-
-@dataclass
-class Config:
-    """Everything a run depends on. ``None``/``"auto"`` fields take the documented default."""
-
-    # data
-    dataset: str = "synthetic_faces"  # a name of h3r.data.registry.available_datasets()
-    data_root: str | None = None  # folder of the real datasets (default: $H3R_DATA_ROOT or ./data)
-    train_split: str = "train"  # the dataset split trained on
-    test_split: str = "test"  # the split evaluated at the end
-    train_samples: int = 4000  # length of the synthetic training set (ignored by real datasets)
-    test_samples: int = 500  # length of the synthetic test set
-    input_size: int = 128  # input side in pixels
-    box: str = "P2"  # face crops: "P1" (ground-truth landmark box) or "P2" (dataset box)
-    augment: bool = True  # real datasets: random rotation, scale, shift, flip, colour
-    # model
-    backbone: str = "mobilenet_v2"  # "hrnet_w18", "hrnet_w32", "mobilenet_v2" or "plain_cnn"
-    width_mult: float = 1.0  # width multiplier of MobileNetV2 and the plain CNN
-    head_width: int = 0  # the head's hidden channels (0: the backbone's, as the official head)
-    pretrained: str | None = None  # a local ImageNet checkpoint for the backbone (never downloaded)
-    # codec and loss
-    codec: str = "h3r"  # a preset of h3r.codecs.PRESETS
-    codec_args: dict = field(default_factory=dict)  # overrides of the preset, e.g. {"k": 4}
-    heatmap_stride: int = 4  # input pixels per heatmap cell: 1, 2, 4, 8, 16 or 32
-    loss: str = "auto"  # "auto": DEFAULT_LOSS[codec], else "mse"
-    loss_args: dict = field(default_factory=dict)  # options of the loss, e.g. {"pos_weight": 10}
-    # optimisation
-    optimizer: str = "adam"  # "adam" or "adamw"
-    lr: float = 1e-3  # initial learning rate
-    weight_decay: float = 0.0  # (decoupled for adamw)
-    epochs: int = 10  # passes over the training set
-    schedule: str = "multistep"  # "multistep" (lr_milestones, lr_gamma), "cosine" or "onecycle"
-    lr_milestones: list = field(default_factory=lambda: [0.7, 0.9])  # fractions of training
-    lr_gamma: float = 0.1  # learning-rate factor at each milestone
-    warmup: float = 0.0  # fraction of training with a linear warm-up from 0 ("cosine", "onecycle")
-    batch_size: int = 32  # images per step (per GPU under DDP)
-    # evaluation
-    flip_test: bool = True  # average with the mirrored image's prediction
-    score_mode: str = "foreground"  # binary head: "foreground" (official) or "log_odds"
-    eval_every: int = 0  # also evaluate every n epochs (0: only at the end), on eval_samples, no flip test
-    eval_samples: int = 100  # test samples of the per-epoch evaluations
-    max_steps: int = 0  # stop after this many optimizer steps and evaluate on as many batches (0: no cap)
-    # runtime (not part of the run's identity)
-    seed: int = 0  # seeds data order, augmentation, rounding draws and initialisation
-    device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:1"
-    amp: bool = True  # bf16 autocast on CUDA
-    channels_last: bool = True  # memory format of network and images (also on the CPU: faster convolutions)
-    workers: int = 2  # DataLoader worker processes (0 with a render cache: batches straight from memory)
-    threads: int = 0  # torch intra-op threads (0: torch's default, one per core)
-    out_dir: str = "runs"  # where run folders are written
-    render_cache: bool = True  # synthetic data: render each sample once, reuse it across runs
-    name: str = ""  # run folder name (default: dataset-codec-stride-<config hash>)
-    resume: bool = True  # continue from the run's checkpoint if there is one
-    progress: bool = True  # progress bars
-
-    RUNTIME_FIELDS = ("device", "amp", "channels_last", "workers", "threads", "out_dir", "render_cache", "name",
-                      "resume", "progress")
-
-    @property
-    def resolved_loss(self) -> str:
-        return self.loss if self.loss != "auto" else DEFAULT_LOSS.get(self.codec, "mse")
-
-    @property
-    def head(self) -> str:
-        return "binary" if self.resolved_loss in BINARY_LOSSES else "heatmap"
-
-    def key(self) -> str:
-        """A short hash of every field that changes the result (runtime fields excluded) and of
-        the code that computes it (:func:`h3r.provenance.code_fingerprint`): a run trained by other
-        code is another run."""
-        identity = {**_identity(self), "code": code_fingerprint()}
-        return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
-
-    @property
-    def eval_options(self) -> dict:
-        """How :func:`h3r.evaluation.evaluate_model` evaluates this run."""
-        return dict(batch_size=self.batch_size, flip_test=self.flip_test, score_mode=self.score_mode,
-                    progress=self.progress, workers=self.workers)
-
-    def run_dir(self) -> Path:
-        return Path(self.out_dir) / (self.name or f"{self.dataset}-{self.codec}-s{self.heatmap_stride}-{self.key()}")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "Config":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown config field(s) {unknown}; the fields are {sorted(known)}")
-        return cls(**values)
-
-
+from h3r.provenance import atomic_path, pick_device, provenance, write_json_atomic
 
 # --- building blocks ---------------------------------------------------------------------------
 
@@ -204,7 +104,9 @@ def lr_schedule(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: 
     if cfg.schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
     total = cfg.epochs * steps_per_epoch
-    if cfg.schedule == "multistep":  # as before the other schedules existed: the same learning rates
+    # MultiStepLR multiplies by gamma at each milestone; lr_factor's power of gamma can differ in the
+    # last bit, which would change every multistep run's numbers
+    if cfg.schedule == "multistep":
         milestones = sorted(int(round(m * total)) for m in cfg.lr_milestones)
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=cfg.lr_gamma)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, total))
@@ -223,8 +125,7 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20) -> bool:
 
     By default every block above a threshold that adapts to what the process frees is mapped
     afresh and unmapped on free, so a CPU training step faults in the pages of its activations anew
-    on every step. Keeping them cuts a training step at heatmap stride 2 of the ``cpu`` profile
-    by about a tenth (its loss from 9-11 ms to 6 ms, one thread); the numbers are unchanged. Process-wide, as the
+    on every step; keeping them saves that work and changes no number. Process-wide, as the
     ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` environment variables would be.
     """
     import ctypes
@@ -291,8 +192,8 @@ def train(cfg: Config) -> dict:
         torch.set_num_threads(cfg.threads)
     if device.type == "cpu":
         keep_freed_memory()
-    run_dir = cfg.run_dir()
-    ckpt_path = run_dir / "checkpoint.pt"
+    folder = cfg.folder
+    ckpt_path = folder.checkpoint
 
     train_set, test_set = build_data(cfg, cfg.train_split, True), build_data(cfg, cfg.test_split, False)
     model, codec = build_run(cfg)
@@ -305,9 +206,9 @@ def train(cfg: Config) -> dict:
     start_epoch, elapsed = 0, 0.0
     if cfg.resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
-        if state["config"] != _identity(cfg):
+        if state["config"] != cfg.identity():
             raise CheckpointError(f"{ckpt_path} belongs to a run with another config; use another name or "
-                                  f"out_dir, or delete the run folder {run_dir}")
+                                  f"out_dir, or delete the run folder {folder.path}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -330,8 +231,8 @@ def train(cfg: Config) -> dict:
         if rank == 0:
             save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(), epoch=epoch + 1, elapsed=elapsed,
-                            config=_identity(cfg))
-            with open(run_dir / "metrics.jsonl", "a") as f:
+                            config=cfg.identity())
+            with open(folder.metrics, "a") as f:
                 f.write(json.dumps(log) + "\n")
     if world > 1:
         dist.barrier()  # every rank has finished its epochs; rank 0 evaluates and writes the results
@@ -349,9 +250,9 @@ def train(cfg: Config) -> dict:
         "provenance": provenance(device, world_size=world, dataset_samples={"train": len(train_set),
                                                                             "test": len(test_set)}),
     }
-    with atomic_path(run_dir / "predictions.pt") as tmp:
+    with atomic_path(folder.predictions) as tmp:
         torch.save(evaluation["predictions"], tmp)
-    write_json_atomic(run_dir / "results.json", results)  # last: its presence marks a finished run
+    write_json_atomic(folder.results, results)  # last: its presence marks a finished run
     return results
 
 
@@ -360,21 +261,12 @@ _MACS: dict[tuple, int] = {}
 
 def _macs(cfg: Config, model: HeatmapModel) -> int:
     """:func:`~h3r.models.count_flops` of ``model``, counted once per architecture and input size
-    in a process (1.4 s for HRNet-W18 at 256 px)."""
+    in a process: a count traces the whole network."""
     key = (cfg.backbone, cfg.width_mult, cfg.head_width, cfg.head, model.num_keypoints, cfg.heatmap_stride,
            cfg.input_size)
     if key not in _MACS:
         _MACS[key] = count_flops(model, cfg.input_size)
     return _MACS[key]
-
-
-def _identity(cfg: Config) -> dict:
-    """The fields that change a run's result: not the runtime ones, nor ``data_root`` for a
-    synthetic dataset, which reads nothing from it."""
-    from h3r.data.registry import SYNTHETIC
-
-    ignored = Config.RUNTIME_FIELDS + (("data_root",) if cfg.dataset in SYNTHETIC else ())
-    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignored}
 
 
 def _loader(cfg: Config, dataset: Dataset, sampler, shuffle_seed: int | None, device: torch.device) -> DataLoader:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-from h3r.codecs import PRESETS, build_codec
+from h3r.codecs import build_codec
+from h3r.config import PRESETS
 from h3r.provenance import provenance, write_json_atomic
 
 SIGMA = 2.0

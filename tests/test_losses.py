@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from h3r.codecs import H3R, Target, Vanilla
-from h3r.losses import BINARY_LOSSES, LOSSES, binary_ce, build_loss, l1_coords, mse, spatial_ce, weighted_mean
+from h3r.config import BINARY_LOSSES
+from h3r.losses import LOSSES, binary_ce, build_loss, l1_coords, mse, spatial_ce, weighted_mean
 
 N, K, H, W = 2, 3, 4, 5
 

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from h3r import config
 from h3r import train as T
 from h3r.profiles import commit_line, provenance_note
 from h3r.runs import load_run, reevaluate, reevaluate_decoders, run
@@ -24,12 +25,13 @@ def tiny(tmp_path, **overrides) -> T.Config:
 def test_a_run_is_keyed_by_its_config_and_by_the_code_that_trains_it(tmp_path, monkeypatch):
     cfg = tiny(tmp_path)
     first = run(cfg)
-    saved = json.loads((cfg.run_dir() / "results.json").read_text())
-    assert saved["code"] == T.code_fingerprint() and saved["key"] == cfg.key()
+    saved = json.loads(cfg.folder.results.read_text())
+    assert saved["code"] == config.code_fingerprint() and saved["key"] == cfg.key()
     assert run(cfg)["cached"] is True  # same config, same code: read back
     assert run(dataclasses.replace(cfg, device="cpu", progress=True))["cached"] is True  # runtime fields
     assert dataclasses.replace(cfg, lr=1e-3).key() != cfg.key()
-    monkeypatch.setattr(T, "code_fingerprint", lambda: "other-code")  # the code that trains changed
+    for module in (config, T):  # the code that trains changed
+        monkeypatch.setattr(module, "code_fingerprint", lambda: "other-code")
     assert cfg.key() != first["key"]  # another run, in another folder
     again = run(cfg)
     assert again["cached"] is False and again["code"] == "other-code"

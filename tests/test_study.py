@@ -1,5 +1,5 @@
-"""The study's design (h3r.study): matched controls, target errors, degenerate cells, the mechanism, the
-findings table."""
+"""The study's design (h3r.study): matched controls, target errors, degenerate cells, the mechanism; and
+the tables and findings the book makes of them (h3r.report)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,9 +7,8 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from h3r import study
-from h3r.codecs import PRESETS
-from h3r.train import Config
+from h3r import report, stats, study
+from h3r.config import PRESETS, Config
 
 
 def tiny(tmp_path, **overrides) -> Config:
@@ -24,7 +23,7 @@ def test_families_differ_only_in_rounding_and_name_presets():
         assert {"deterministic", "randomized"} <= set(members), family
         assert set(members.values()) <= set(PRESETS)
     one_hot, gaussian = study.FAMILIES.values()
-    assert {PRESETS[c][0] for c in one_hot.values()} != {PRESETS[c][0] for c in gaussian.values()}
+    assert {PRESETS[c].codec for c in one_hot.values()} != {PRESETS[c].codec for c in gaussian.values()}
     assert study.family_of("dark") == [("Gaussian target, MSE", "none (exact)")]
     assert study.family_of("udp") == []
 
@@ -35,14 +34,6 @@ def test_study_codecs_add_the_published_presets_once():
     everything = study.study_codecs()
     assert everything[:len(controls)] == controls and set(everything) - set(controls) == {"udp", "soft-argmax"}
     assert len(everything) == len(set(everything))
-
-
-@pytest.mark.parametrize("codec, gaussian", [("argmax-round", True), ("dark", True), ("gauss-random", True),
-                                             ("udp", True), ("argmax-quarter", True), ("h3r", False),
-                                             ("onehot-round", False), ("soft-argmax", False)])
-def test_codec_args_give_sigma_to_the_gaussian_codecs_only(codec, gaussian):
-    assert study.codec_args(codec, 1.5) == ({"sigma": 1.5} if gaussian else {})
-    assert study.codec_args(codec, None) == {}
 
 
 def runs_table(values: dict[tuple[str, int], list[float]]) -> pd.DataFrame:
@@ -96,30 +87,30 @@ def test_with_target_errors_put_each_methods_target_error_beside_its_learned_err
                        ("dark", 8): [9.0, 9.5]})
     errors = pd.DataFrame({"method": ["h3r", "h3r", "dark", "dark"], "heatmap_stride": [4, 8, 4, 8],
                            "target_error": [0.011, 0.02, 1.234, 2.5]})
-    table = study.with_target_errors(rows, errors)
+    table = report.with_target_errors(rows, errors)
     assert list(table.columns) == [("stride 4", "learned"), ("stride 4", "target error"), ("stride 8", "learned"),
                                    ("stride 8", "target error")]
     assert table.loc["h3r", ("stride 4", "learned")] == "5.50 ± 0.71"
     assert table.loc["h3r", ("stride 8", "target error")] == 0.02
     assert table.loc["dark", ("stride 4", "target error")] == 1.23
     degenerate = pd.DataFrame({"method": ["dark"], "heatmap_stride": [8], "reason": ["too small"]})
-    marked = study.with_target_errors(rows, errors, degenerate=degenerate)
+    marked = report.with_target_errors(rows, errors, degenerate=degenerate)
     assert marked.loc["dark", ("stride 8", "learned")] == "9.25 ± 0.35 †"
     assert marked.loc["dark", ("stride 4", "learned")] == "4.00 ± 0.00"
     assert marked.loc["h3r", ("stride 8", "learned")] == "7.00 ± 0.00"
-    assert study.degenerate_notes(degenerate) == ["† dark at stride 8: too small"]
-    assert study.degenerate_notes(degenerate, methods=["h3r"]) == [] and study.degenerate_notes(None) == []
+    assert report.degenerate_notes(degenerate) == ["† dark at stride 8: too small"]
+    assert report.degenerate_notes(degenerate, methods=["h3r"]) == [] and report.degenerate_notes(None) == []
 
 
 def test_stride_verdicts_say_where_the_claim_holds_fails_or_is_noise():
-    assert study.stride_verdicts({2: "supported", 4: "supported"}) == "supported at every stride"
-    assert study.stride_verdicts({2: "supported", 4: "not shown", 8: "contradicted", 16: "contradicted"}) == (
+    assert stats.stride_verdicts({2: "supported", 4: "supported"}) == "supported at every stride"
+    assert stats.stride_verdicts({2: "supported", 4: "not shown", 8: "contradicted", 16: "contradicted"}) == (
         "supported at stride 2; within noise at stride 4; contradicted at strides 8, 16")
-    assert study.stride_verdicts({8: "mostly", 2: "partly", 16: "mostly", 4: "partly"}) == (
+    assert stats.stride_verdicts({8: "mostly", 2: "partly", 16: "mostly", 4: "partly"}) == (
         "partly at strides 2, 4; mostly at strides 8, 16")
-    assert study.stride_verdicts({4: "mostly", 8: "mostly"}) == "mostly at every stride"
-    assert study.stride_verdicts({4: "not supported"}) == "not supported at stride 4"
-    degenerate = study.stride_verdicts({2: "supported", 4: "supported", 16: "degenerate"}, {16: "4×4 map"})
+    assert stats.stride_verdicts({4: "mostly", 8: "mostly"}) == "mostly at every stride"
+    assert stats.stride_verdicts({4: "not supported"}) == "not supported at stride 4"
+    degenerate = stats.stride_verdicts({2: "supported", 4: "supported", 16: "degenerate"}, {16: "4×4 map"})
     assert degenerate == "supported at strides 2, 4; stride 16 degenerate (4×4 map)"
 
 
@@ -137,7 +128,7 @@ def test_findings_give_a_verdict_per_claim_from_the_rows():
     better |= {("argmax-round", s): [7.0, 7.1, 7.2] for s in (4, 8)}
     better |= {("gauss-random", s): [7.5, 7.0, 7.9] for s in (4, 8)}
     theory = study.theory_checks(points=64, draws=64)
-    table = study.findings(runs_table(better), None, {"top-1": 6.0, "top-9": 5.0}, theory).set_index("claim")
+    table = report.findings(runs_table(better), None, {"top-1": 6.0, "top-9": 5.0}, theory).set_index("claim")
     assert list(table.columns) == ["evidence", "key numbers", "verdict", "caveats"]
     rounding = table[table.index.str.startswith("With everything else equal")]
     assert list(rounding.verdict) == ["supported at every stride", "within noise at strides 4, 8"]
@@ -148,16 +139,16 @@ def test_findings_give_a_verdict_per_claim_from_the_rows():
     assert table.loc[table.index.str.startswith("The decoder needs several")].iloc[0].verdict == "supported"
     assert table.iloc[-1].verdict == "not tested here"
     # the build's caveats are a constant the page prints once, not a cell repeated in every row
-    assert study.CAVEATS not in set(table.caveats) and (table.caveats == study.CAVEATS_TAG).sum() == 4
+    assert report.CAVEATS not in set(table.caveats) and (table.caveats == report.CAVEATS_TAG).sum() == 4
     learned = pd.DataFrame({"heatmap_stride": [4, 8], "mass": [0.9, 0.95], "error": [0.1, 0.05],
                             "uniform": [0.18, 0.18]})
-    with_mechanism = study.findings(runs_table(better), learned, None, theory).set_index("claim")
+    with_mechanism = report.findings(runs_table(better), learned, None, theory).set_index("claim")
     mechanism = with_mechanism[with_mechanism.index.str.startswith("(beyond the paper)")]
     assert mechanism.verdict.tolist() == ["partly at stride 4; mostly at stride 8"]
     # the notebook shows the table as Markdown, where a pipe would end its cell
     assert not with_mechanism.reset_index().map(lambda cell: "|" in str(cell)).any().any()
     worse = runs_table({("onehot-round", 4): [5.0, 5.1, 5.2], ("h3r", 4): [6.0, 6.2, 6.1]})
-    verdicts = study.findings(worse, None, None, theory).set_index("claim").verdict
+    verdicts = report.findings(worse, None, None, theory).set_index("claim").verdict
     assert verdicts[verdicts.index.str.startswith("With everything else equal")].tolist() == [
         "contradicted at stride 4"]
 
@@ -169,7 +160,7 @@ def test_findings_grade_the_growth_and_keep_degenerate_strides_out():
     grows |= {("gauss-random", s): [4.0, 4.1, 4.2] for s in (2, 16)}
     theory = study.theory_checks(points=16, draws=16)
     degenerate = study.degenerate_cells(["argmax-round", "gauss-random", "h3r", "onehot-round"], [2, 16], 64, 1.0)
-    table = study.findings(runs_table(grows), None, None, theory, degenerate=degenerate).set_index("claim")
+    table = report.findings(runs_table(grows), None, None, theory, degenerate=degenerate).set_index("claim")
     flat = table.loc[table.index.str.startswith("H3R's error stays nearly flat")].iloc[0]
     assert flat.verdict == "partly"
     assert "h3r ×2.51 (4.45 → 11.18 %), onehot-round ×4.80 (2.30 → 11.04 %)" in flat["key numbers"]
@@ -187,7 +178,7 @@ def test_resolution_answer_states_each_family_with_its_verdicts_and_growth():
     grows |= {("gauss-random", s): [4.0, 4.1, 4.2] for s in (2, 16)}
     rows = runs_table(grows).assign(**{"FR@0.1 (%)": 1.0})
     degenerate = study.degenerate_cells(["argmax-round", "gauss-random", "h3r", "onehot-round"], [2, 16], 64, 1.0)
-    one_hot, gaussian, best = study.resolution_answer(rows, degenerate).split("\n")
+    one_hot, gaussian, best = report.resolution_answer(rows, degenerate).split("\n")
     assert "`h3r` minus `onehot-round`" in one_hot and "stride 2: +2.15 [" in one_hot
     assert "**contradicted at stride 2; within noise at stride 16**" in one_hot
     assert "grows ×2.51, that of `onehot-round` ×4.80: nearly flat? **partly**" in one_hot
@@ -200,7 +191,7 @@ def test_findings_compare_h3r_with_dark_and_udp_and_its_decoder_alone():
                        ("onehot-round", 4): [8.0, 8.1, 8.2], ("h3r on onehot-round", 4): [6.3, 6.2, 6.4]})
     rows.loc[rows.method == "h3r on onehot-round", "decoder_only"] = True
     theory = study.theory_checks(points=16, draws=16)
-    table = study.findings(rows, None, None, theory).set_index("claim")
+    table = report.findings(rows, None, None, theory).set_index("claim")
     dark = table.loc["H3R localises better than DARK (each as published)"]
     assert dark.verdict == "supported at every stride" and "stride 4: -1.03 [" in dark["key numbers"]
     udp = table.loc["H3R localises better than UDP (each as published)"]
@@ -319,7 +310,8 @@ def test_cross_resolution_pairs_h3r_at_each_size_with_vanilla_at_every_larger_on
 
 
 def test_findings_state_the_cost_claim_from_the_cross_resolution_pairs():
-    from h3r.study import cross_resolution, findings
+    from h3r.report import findings
+    from h3r.study import cross_resolution
 
     rows = pd.DataFrame(columns=["method", "heatmap_stride", "seed", "NME (%)", "decoder_only"]).astype(
         {"decoder_only": bool})

@@ -1,8 +1,9 @@
 """Heatmap codecs: keypoints -> training target (encode), heatmaps -> keypoints (decode).
 
 See :mod:`h3r.codecs.base` for the interface and :mod:`h3r.geometry` for the coordinates.
-``build_codec("dark", 256, stride=4)`` builds a codec from one of :data:`PRESETS`, the names the
-book uses, or from a class name in :data:`CODECS`.
+``build_codec("dark", 256, stride=4)`` builds a codec from one of the presets
+(:data:`h3r.config.PRESETS`: the names the book uses, each with its facts), or from a class name
+in :data:`CODECS`.
 """
 from __future__ import annotations
 
@@ -13,22 +14,9 @@ from h3r.codecs.integral import SoftArgmax
 from h3r.codecs.quarter import ArgmaxQuarter
 from h3r.codecs.udp import UDP
 from h3r.codecs.vanilla import Vanilla
+from h3r.config import PRESETS
 
 CODECS: dict[str, type[Codec]] = {c.name: c for c in (Vanilla, ArgmaxQuarter, DARK, UDP, SoftArgmax, H3R)}
-
-#: preset name -> (codec class, keyword arguments)
-PRESETS: dict[str, tuple[type[Codec], dict]] = {
-    "argmax-floor": (Vanilla, {"quantize": "floor", "target": "gaussian"}),
-    "argmax-round": (Vanilla, {"quantize": "round", "target": "gaussian"}),
-    "onehot-round": (Vanilla, {"quantize": "round", "target": "onehot"}),
-    "argmax-quarter": (ArgmaxQuarter, {}),
-    "dark": (DARK, {}),
-    "gauss-random": (DARK, {"center": "randomized"}),
-    "udp": (UDP, {}),
-    "soft-argmax": (SoftArgmax, {}),
-    "h3r": (H3R, {}),
-    "h3r-official": (H3R, {"select": "topk", "k": 9, "weighting": "softmax", "align": "corner"}),
-}
 
 DEFAULT_STRIDE = 4
 
@@ -40,7 +28,7 @@ def build_codec(name: str, input_size, stride: int | None = None, heatmap_size=N
     the stride is 4. ``overrides`` replace the preset's keyword arguments (e.g. ``sigma=1.5``).
     """
     if name in PRESETS:
-        cls, kwargs = PRESETS[name]
+        cls, kwargs = CODECS[PRESETS[name].codec], PRESETS[name].args
     elif name in CODECS:
         cls, kwargs = CODECS[name], {}
     else:
@@ -63,4 +51,4 @@ def build_codec(name: str, input_size, stride: int | None = None, heatmap_size=N
 
 
 __all__ = ["Codec", "Target", "Vanilla", "ArgmaxQuarter", "DARK", "UDP", "SoftArgmax", "H3R",
-           "randomized_cells", "rounding_neighbours", "CODECS", "PRESETS", "build_codec"]
+           "randomized_cells", "rounding_neighbours", "CODECS", "build_codec"]

@@ -85,6 +85,12 @@ class Codec:
         uv, scores = self.decode_heatmap_units(heatmaps.float())
         return self.to_input(uv), scores
 
+    @property
+    def randomized(self) -> bool:
+        """Whether :meth:`encode` draws its target at random (randomized rounding): its expected
+        target, not one draw, is what a network trained on it can learn."""
+        return False
+
     def degenerate(self) -> str | None:
         """Why this decoder cannot do on its heatmap size what it is meant to (e.g. a sub-cell
         refinement that no peak of so small a map can take, so that it decodes the argmax), or

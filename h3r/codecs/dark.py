@@ -166,6 +166,10 @@ class DARK(Codec):
             raise ValueError(f"eps must be positive, got {eps}")
         self.sigma, self.blur_kernel, self.eps, self.stencil = float(sigma), blur_kernel, float(eps), stencil
 
+    @property
+    def randomized(self) -> bool:
+        return self.center == "randomized"
+
     def encode(self, keypoints, visible=None, *, generator=None) -> Target:
         """A Gaussian at the exact point, or (``center="randomized"``) at one randomized-rounding
         draw of it (:func:`h3r.codecs.h3r.randomized_cells`; ``generator`` makes it reproducible)."""

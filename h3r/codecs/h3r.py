@@ -126,6 +126,10 @@ class H3R(Codec):
 
     # -- encoding -----------------------------------------------------------------------------
 
+    @property
+    def randomized(self) -> bool:
+        return True
+
     def _prepare(self, keypoints, visible) -> tuple[Tensor, Tensor, Tensor]:
         """``uv`` as given, a copy safe to compute with (masked rows at 0), and the weights."""
         uv, weights = self.prepare(keypoints, visible)

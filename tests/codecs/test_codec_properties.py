@@ -5,9 +5,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from h3r.codecs import DARK, H3R, PRESETS, UDP, ArgmaxQuarter, Vanilla, build_codec
+from h3r.codecs import DARK, H3R, UDP, ArgmaxQuarter, Vanilla, build_codec
 from h3r.codecs.base import argmax_2d, gaussian_heatmaps, topk_2d
 from h3r.codecs.h3r import rounding_neighbours
+from h3r.config import PRESETS
 from h3r.geometry import flip_keypoints
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True)  # the same examples on every run

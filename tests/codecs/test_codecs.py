@@ -7,11 +7,12 @@ import math
 
 import pytest
 import torch
-from conftest import DEVICES, REPO
 
-from h3r.codecs import CODECS, DARK, H3R, PRESETS, UDP, ArgmaxQuarter, SoftArgmax, Vanilla, build_codec
+from conftest import DEVICES, REPO
+from h3r.codecs import CODECS, DARK, H3R, UDP, ArgmaxQuarter, SoftArgmax, Vanilla, build_codec
 from h3r.codecs.base import argmax_2d, gaussian_heatmaps
 from h3r.codecs.h3r import rounding_neighbours
+from h3r.config import PRESETS
 from h3r.geometry import flip_keypoints
 
 INPUT = (128, 96)  # not square, so that a swapped x and y shows
@@ -457,7 +458,7 @@ def test_representable_ranges_differ_as_documented():
 # --- flips ------------------------------------------------------------------------------------
 
 # floor is not flip-equivariant (see test_floor_flip_moves_by_one_stride); "corner" is not either
-EQUIVARIANT = [p for p in sorted(PRESETS) if p != "argmax-floor" and PRESETS[p][1].get("align") != "corner"]
+EQUIVARIANT = [p for p in sorted(PRESETS) if p != "argmax-floor" and PRESETS[p].args.get("align") != "corner"]
 
 
 def test_flip_twice_is_identity():

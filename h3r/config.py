@@ -1,0 +1,299 @@
+"""What a run is: its :class:`Config`, the codec presets it names, its folder and its key.
+
+Torch-free, so that the command line, the profiles and a notebook's parameters are read without
+loading torch.
+
+``PRESETS``     codec preset name -> :class:`Preset`: the codec class and arguments, and the facts
+                the rest of h3r asks of it (the loss it trains with, its head, whether it takes a
+                Gaussian's sigma, which target its target error decodes)
+``Config``      everything a run depends on; :meth:`Config.key` hashes it with the code
+``RunFolder``   the files of one run folder and whether the run has finished
+
+A run is keyed by its config and by :func:`code_fingerprint`: a hash of every h3r module that
+the training entry point :mod:`h3r.train` imports, directly or not. A module that computes a
+run's numbers is imported by it, so it is covered by construction; the modules that only present
+numbers (the study, the figures, the book) are not, so editing them keeps every run valid.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: the losses over a 2-channel (background, foreground) head; every other loss reads one map per keypoint
+BINARY_LOSSES = ("binary_ce", "foreground_ce")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A codec preset: the codec class (by its ``name``, a key of :data:`h3r.codecs.CODECS`) with
+    its arguments, and its facts."""
+
+    codec: str
+    args: dict = field(default_factory=dict)
+    loss: str = "mse"  # the loss it trains with unless a config names another
+    sigma: bool = False  # its target or its decoder is a Gaussian whose sigma (cells) a study may set
+    target: str = "encode"  # what its target error decodes: its target, or "expected" where the codec draws it
+
+    @property
+    def head(self) -> str:
+        """``"binary"`` (2 channels per keypoint) where its loss needs one, else ``"heatmap"``."""
+        return head_of(self.loss)
+
+
+def head_of(loss: str) -> str:
+    """The head a loss trains: ``"binary"`` for :data:`BINARY_LOSSES`, else ``"heatmap"``."""
+    return "binary" if loss in BINARY_LOSSES else "heatmap"
+
+
+GAUSSIAN = dict(sigma=True)
+#: preset name -> :class:`Preset`; the names the book, the command line and :func:`h3r.codecs.build_codec` use
+PRESETS: dict[str, Preset] = {
+    "argmax-floor": Preset("vanilla", {"quantize": "floor", "target": "gaussian"}, **GAUSSIAN),
+    "argmax-round": Preset("vanilla", {"quantize": "round", "target": "gaussian"}, **GAUSSIAN),
+    "onehot-round": Preset("vanilla", {"quantize": "round", "target": "onehot"}, loss="spatial_ce"),
+    "argmax-quarter": Preset("argmax-quarter", **GAUSSIAN),
+    "dark": Preset("dark", **GAUSSIAN),
+    "gauss-random": Preset("dark", {"center": "randomized"}, target="expected", **GAUSSIAN),
+    "udp": Preset("udp", **GAUSSIAN),
+    "soft-argmax": Preset("soft-argmax", loss="l1_coords"),
+    "h3r": Preset("h3r", loss="spatial_ce", target="expected"),
+    "h3r-official": Preset("h3r", {"select": "topk", "k": 9, "weighting": "softmax", "align": "corner"},
+                           loss="binary_ce", target="expected"),
+}
+
+
+def preset(name: str) -> Preset:
+    """The :class:`Preset` called ``name``, or an error listing them."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown codec preset {name!r}; the presets are {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+def preset_args(name: str, sigma: float | None) -> dict:
+    """A study's arguments for preset ``name``: ``{"sigma": sigma}`` where the preset takes one
+    (:attr:`Preset.sigma`) and ``sigma`` is given, else ``{}`` (the preset's own)."""
+    return {"sigma": sigma} if preset(name).sigma and sigma is not None else {}
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of one run folder, named once::
+
+        checkpoint.pt    model, optimiser, scheduler and progress, written atomically every epoch
+        metrics.jsonl    one line per epoch (loss, learning rate, images/s, and evaluation if run)
+        predictions.pt   the final evaluation's predictions
+        results.json     the final evaluation with its provenance; written last, it marks the run finished
+        eval-<key>.json  a later evaluation of the same network (another decoder, split, ...), and its .pt
+    """
+
+    path: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / "predictions.pt"
+
+    @property
+    def results(self) -> Path:
+        return self.path / "results.json"
+
+    def evaluation(self, key: str) -> Path:
+        return self.path / f"eval-{key}.json"
+
+    def read_results(self) -> dict | None:
+        """The stored results, or None where there are none; a damaged file is an error that says
+        what to do."""
+        if not self.results.exists():
+            return None
+        try:
+            return json.loads(self.results.read_text())
+        except ValueError as err:
+            raise RunFolderError(f"{self.results} is damaged ({err}); delete it to train the run again") from None
+
+    def finished(self, key: str) -> bool:
+        """Whether the run has results of ``key`` (its config and code, :meth:`Config.key`)."""
+        try:
+            return (self.read_results() or {}).get("key") == key
+        except RunFolderError:
+            return False
+
+    def read_metrics(self) -> list[dict]:
+        """The per-epoch log, one dict per epoch (``[]`` before the first epoch ends)."""
+        return [json.loads(line) for line in self.metrics.read_text().splitlines()] if self.metrics.exists() else []
+
+
+class RunFolderError(RuntimeError):
+    """A file of a run folder cannot be read."""
+
+
+@dataclass
+class Config:
+    """Everything a run depends on. ``None``/``"auto"`` fields take the documented default."""
+
+    # data
+    dataset: str = "synthetic_faces"  # a name of h3r.data.registry.available_datasets()
+    data_root: str | None = None  # folder of the real datasets (default: $H3R_DATA_ROOT or ./data)
+    train_split: str = "train"  # the dataset split trained on
+    test_split: str = "test"  # the split evaluated at the end
+    train_samples: int = 4000  # length of the synthetic training set (ignored by real datasets)
+    test_samples: int = 500  # length of the synthetic test set
+    input_size: int = 128  # input side in pixels
+    box: str = "P2"  # face crops: "P1" (ground-truth landmark box) or "P2" (dataset box)
+    augment: bool = True  # real datasets: random rotation, scale, shift, flip, colour
+    # model
+    backbone: str = "mobilenet_v2"  # "hrnet_w18", "hrnet_w32", "mobilenet_v2" or "plain_cnn"
+    width_mult: float = 1.0  # width multiplier of MobileNetV2 and the plain CNN
+    head_width: int = 0  # the head's hidden channels (0: the backbone's, as the official head)
+    pretrained: str | None = None  # a local ImageNet checkpoint for the backbone (never downloaded)
+    # codec and loss
+    codec: str = "h3r"  # a preset of h3r.config.PRESETS
+    codec_args: dict = field(default_factory=dict)  # overrides of the preset, e.g. {"k": 4}
+    heatmap_stride: int = 4  # input pixels per heatmap cell: 1, 2, 4, 8, 16 or 32
+    loss: str = "auto"  # "auto": the preset's loss
+    loss_args: dict = field(default_factory=dict)  # options of the loss, e.g. {"pos_weight": 10}
+    # optimisation
+    optimizer: str = "adam"  # "adam" or "adamw"
+    lr: float = 1e-3  # initial learning rate
+    weight_decay: float = 0.0  # (decoupled for adamw)
+    epochs: int = 10  # passes over the training set
+    schedule: str = "multistep"  # "multistep" (lr_milestones, lr_gamma), "cosine" or "onecycle"
+    lr_milestones: list = field(default_factory=lambda: [0.7, 0.9])  # fractions of training
+    lr_gamma: float = 0.1  # learning-rate factor at each milestone
+    warmup: float = 0.0  # fraction of training with a linear warm-up from 0 ("cosine", "onecycle")
+    batch_size: int = 32  # images per step (per GPU under DDP)
+    # evaluation
+    flip_test: bool = True  # average with the mirrored image's prediction
+    score_mode: str = "foreground"  # binary head: "foreground" (official) or "log_odds"
+    eval_every: int = 0  # also evaluate every n epochs (0: only at the end), on eval_samples, no flip test
+    eval_samples: int = 100  # test samples of the per-epoch evaluations
+    max_steps: int = 0  # stop after this many optimizer steps and evaluate on as many batches (0: no cap)
+    # runtime (not part of the run's identity)
+    seed: int = 0  # seeds data order, augmentation, rounding draws and initialisation
+    device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:1"
+    amp: bool = True  # bf16 autocast on CUDA
+    channels_last: bool = True  # memory format of network and images (also on the CPU: faster convolutions)
+    workers: int = 2  # DataLoader worker processes (0 with a render cache: batches straight from memory)
+    threads: int = 0  # torch intra-op threads (0: torch's default, one per core)
+    out_dir: str = "runs"  # where run folders are written
+    render_cache: bool = True  # synthetic data: render each sample once, reuse it across runs
+    name: str = ""  # run folder name (default: dataset-codec-stride-<config hash>)
+    resume: bool = True  # continue from the run's checkpoint if there is one
+    progress: bool = True  # progress bars
+
+    RUNTIME_FIELDS = ("device", "amp", "channels_last", "workers", "threads", "out_dir", "render_cache", "name",
+                      "resume", "progress")
+
+    @property
+    def resolved_loss(self) -> str:
+        return self.loss if self.loss != "auto" else preset(self.codec).loss
+
+    @property
+    def head(self) -> str:
+        return head_of(self.resolved_loss)
+
+    def identity(self) -> dict:
+        """The fields that change a run's result: not the runtime ones, nor ``data_root`` for a
+        synthetic dataset, which reads nothing from it."""
+        ignored = self.RUNTIME_FIELDS + (("data_root",) if self.dataset.startswith(SYNTHETIC_PREFIX) else ())
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
+
+    def key(self) -> str:
+        """A short hash of every field that changes the result (:meth:`identity`) and of the code
+        that computes it (:func:`code_fingerprint`): a run trained by other code is another run."""
+        identity = {**self.identity(), "code": code_fingerprint()}
+        return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def eval_options(self) -> dict:
+        """How :func:`h3r.evaluation.evaluate_model` evaluates this run."""
+        return dict(batch_size=self.batch_size, flip_test=self.flip_test, score_mode=self.score_mode,
+                    progress=self.progress, workers=self.workers)
+
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / (self.name or f"{self.dataset}-{self.codec}-s{self.heatmap_stride}-{self.key()}")
+
+    @property
+    def folder(self) -> RunFolder:
+        """The run's folder and its files (:class:`RunFolder`)."""
+        return RunFolder(self.run_dir())
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config field(s) {unknown}; the fields are {sorted(known)}")
+        return cls(**values)
+
+
+#: the synthetic benchmarks' names begin so (h3r.data.registry.SYNTHETIC); they read no data_root
+SYNTHETIC_PREFIX = "synthetic_"
+
+# --- the code a run's numbers come from -------------------------------------------------------------
+
+PACKAGE = Path(__file__).resolve().parent
+#: the module whose imports, followed to the end, are the code that computes a run's numbers
+NUMBER_ROOT = "h3r.train"
+
+
+def _module_file(module: str) -> Path | None:
+    """The source file of an ``h3r`` module or package, or None where there is none."""
+    parts = module.split(".")[1:]
+    candidates = [PACKAGE.joinpath(*parts, "__init__.py")]
+    if parts:
+        candidates.insert(0, PACKAGE.joinpath(*parts).with_suffix(".py"))
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def _h3r_imports(path: Path) -> set[str]:
+    """The ``h3r`` modules a source file imports anywhere (inside functions too), with the packages
+    above each, which Python runs first."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name == "h3r" or name.startswith("h3r."):
+                parts = name.split(".")
+                found.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return {name for name in found if _module_file(name) is not None}
+
+
+@functools.cache
+def number_modules(root: str = NUMBER_ROOT) -> tuple[str, ...]:
+    """Every ``h3r`` module that ``root`` imports, directly or through others, ``root`` included."""
+    seen, todo = set(), [root]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        todo += sorted(_h3r_imports(_module_file(module)) - seen)
+    return tuple(sorted(seen))
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A short hash of the sources of :func:`number_modules`, independent of git: a run keyed by it
+    is never reused by code that would compute something else."""
+    digest = hashlib.sha1()
+    for module in number_modules():
+        path = _module_file(module)
+        digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]

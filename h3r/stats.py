@@ -1,0 +1,160 @@
+"""Statistics of runs: mean and spread over seeds, paired differences, and verdicts by stated rules.
+
+Every verdict of the book comes from a rule stated before its numbers: :data:`VERDICT_RULE` on a
+paired difference's 95 % interval, :data:`GROWTH_RULE` on how an error grows with the stride,
+:data:`MECHANISM_RULE` on what a network learned. :func:`stride_verdicts` puts the verdicts of one
+claim at several strides into one phrase.
+"""
+from __future__ import annotations
+
+import pandas as pd
+from scipy import stats
+
+
+def mean_spread(rows: pd.DataFrame, index, columns=None, value: str = "NME (%)", digits: int = 2) -> pd.DataFrame:
+    """A table of ``mean ± s.d.`` strings over the rows that share ``index`` (and ``columns``);
+    a single run shows its value alone."""
+    keys = [index] if isinstance(index, str) else list(index)
+    if columns is not None:
+        keys += [columns] if isinstance(columns, str) else list(columns)
+    stats = rows.groupby(keys, sort=False)[value].agg(["mean", "std", "count"])
+
+    def cell(r) -> str:
+        return f"{r['mean']:.{digits}f}" if r["count"] < 2 else f"{r['mean']:.{digits}f} ± {r['std']:.{digits}f}"
+
+    text = stats.apply(cell, axis=1)
+    return text.unstack(columns) if columns is not None else text.to_frame(value)
+
+
+# --- paired comparisons ----------------------------------------------------------------------------
+
+def paired_differences(rows: pd.DataFrame, treatment: str, control: str, by="heatmap_stride",
+                       label: str = "method", value: str = "NME (%)", pair: str = "seed",
+                       confidence: float = 0.95) -> pd.DataFrame:
+    """``treatment - control`` of ``value``, paired by ``pair`` (the same seed: the same data,
+    initialisation and schedule), within each group of ``by``.
+
+    ``rows`` hold one row per run with a ``label`` column naming its method. Returns, per group,
+    ``mean`` of the paired differences, the two-sided Student-t ``confidence`` interval
+    ``low``/``high`` over pairs (``n - 1`` degrees of freedom; NaN for a single pair), ``n``, and
+    the per-pair ``differences``. A pair missing one side is left out and not counted.
+    """
+    keys = [by] if isinstance(by, str) else list(by)
+    wide = rows[rows[label].isin([treatment, control])].pivot_table(
+        index=[*keys, pair], columns=label, values=value, aggfunc="first")
+    if treatment not in wide or control not in wide:
+        raise ValueError(f"rows hold no {label}={treatment!r} or {control!r}; "
+                         f"they have {sorted(rows[label].unique())}")
+    diff = (wide[treatment] - wide[control]).dropna()
+    out = []
+    for group, d in diff.groupby(level=keys, sort=True):
+        n, mean = len(d), float(d.mean())
+        half = (float(stats.t.ppf(0.5 + confidence / 2, n - 1) * d.std(ddof=1) / n**0.5) if n > 1
+                else float("nan"))
+        group = group if isinstance(group, tuple) else (group,)
+        out.append({**dict(zip(keys, group)), "treatment": treatment, "control": control, "mean": mean,
+                    "low": mean - half, "high": mean + half, "n": n, "differences": d.round(4).tolist()})
+    return pd.DataFrame(out)
+
+
+#: the rule of :func:`verdict`, for a page to state before the numbers
+VERDICT_RULE = ("A paired difference supports the claim where its whole 95 % interval lies on the claimed side of 0, "
+                "contradicts it where it lies on the other side, and is within noise where it contains 0.")
+
+
+def verdict(low: float, high: float, claimed: str = "lower") -> str:
+    """The verdict of a paired difference's interval on a claim that the treatment's value is
+    ``claimed`` ("lower" or "higher") than the control's: ``supported`` where the whole interval
+    lies on the claimed side of 0, ``contradicted`` where it lies on the other, and
+    ``not shown`` (within noise) where it contains 0 or is undefined."""
+    if claimed not in ("lower", "higher"):
+        raise ValueError(f"claimed must be 'lower' or 'higher', got {claimed!r}")
+    if not (low == low and high == high):  # NaN: a single pair
+        return "not shown"
+    sign = -1 if claimed == "lower" else 1
+    if sign * low > 0 and sign * high > 0:
+        return "supported"
+    if sign * low < 0 and sign * high < 0:
+        return "contradicted"
+    return "not shown"
+
+
+# --- graded verdicts --------------------------------------------------------------------------------
+
+#: the largest growth (NME at the coarsest stride / NME at the finest) that still reads as flat
+FLAT_GROWTH = 1.25
+#: the largest share of the deterministic codec's excess growth (growth - 1) that reads as "partly"
+PARTLY_GROWTH_SHARE = 0.5
+GROWTH_RULE = (f"Growth is the NME at the coarsest stride divided by the NME at the finest. Supported (nearly flat): "
+               f"the randomized codec's growth is at most ×{FLAT_GROWTH}; partly: it grows, but its excess growth "
+               f"(growth − 1) is at most {PARTLY_GROWTH_SHARE:g} of the deterministic codec's; not supported "
+               f"otherwise.")
+
+
+def growth_verdict(h3r_growth: float, vanilla_growth: float) -> str:
+    """:data:`GROWTH_RULE` on the growth ratios (NME at the coarsest stride / at the finest) of the
+    randomized codec and of its deterministic control: ``"supported"``, ``"partly"`` or
+    ``"not supported"``."""
+    if h3r_growth <= FLAT_GROWTH:
+        return "supported"
+    if h3r_growth - 1 <= PARTLY_GROWTH_SHARE * (vanilla_growth - 1):
+        return "partly"
+    return "not supported"
+
+
+#: the least share of the predicted mass on the 4 rounding neighbours that reads as "mostly"
+MOSTLY_MASS = 0.9
+#: the largest error to the bilinear weights, as a share of an even split's, that reads as "mostly"
+MOSTLY_ERROR_SHARE = 0.5
+MECHANISM_RULE = (f"Per stride, from the share of the predicted mass on the 4 rounding neighbours (mass) and the mean "
+                  f"absolute difference between the renormalised predicted weights and the bilinear ones (error), "
+                  f"against the error of an even split (uniform): mostly if the mass is at least {MOSTLY_MASS:g} and "
+                  f"the error at most {MOSTLY_ERROR_SHARE:g} × uniform; partly if the error is below uniform; "
+                  f"not supported otherwise.")
+
+
+def mechanism_verdict(mass: float, error: float, uniform: float) -> str:
+    """:data:`MECHANISM_RULE` on the claim that a network trained on randomized one-hot targets
+    learns the expected target (:func:`h3r.study.mechanism`'s ``mass``, ``error`` and ``uniform``):
+    ``"mostly"``, ``"partly"`` or ``"not supported"``."""
+    if mass >= MOSTLY_MASS and error <= MOSTLY_ERROR_SHARE * uniform:
+        return "mostly"
+    if error < uniform:
+        return "partly"
+    return "not supported"
+
+
+def interval_text(mean: float, low: float, high: float) -> str:
+    """``"+1.23 [+0.50, +1.96]"``, or the mean alone where there is no interval (one pair)."""
+    return f"{mean:+.2f}" if low != low else f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+#: how a verdict reads in :func:`stride_verdicts`' phrase, where it reads otherwise than itself
+SAID = {"not shown": "within noise"}
+#: the verdicts that read "at every stride" when every stride gives them
+EVERY_STRIDE = ("supported", "mostly", "partly")
+
+
+def strides_text(strides) -> str:
+    """``"stride 4"`` or ``"strides 8, 16"``."""
+    return f"stride{'s' if len(strides) > 1 else ''} {', '.join(map(str, strides))}"
+
+
+def stride_verdicts(verdicts: dict, reasons: dict | None = None) -> str:
+    """One phrase for the verdicts of a claim at each stride (stride -> a verdict of
+    :mod:`h3r.stats`, or ``"degenerate"``): ``"supported at every stride"`` (likewise
+    mostly, partly), or in the order of the strides which strides give which verdict
+    (``"not shown"`` reads "within noise"), e.g. ``"partly at strides 2, 4; mostly at stride 8"``.
+    Degenerate strides are judged by none and named last with their reason (``reasons``: stride
+    -> why): ``"stride 16 degenerate (<reason>)"``."""
+    judged = {s: v for s, v in sorted(verdicts.items()) if v != "degenerate"}
+    words = list(dict.fromkeys(judged.values()))
+    if len(judged) == len(verdicts) and len(words) == 1 and words[0] in EVERY_STRIDE:
+        return f"{words[0]} at every stride"
+    parts = [f"{SAID.get(w, w)} at {strides_text([s for s, v in judged.items() if v == w])}" for w in words]
+    degenerate = sorted(set(verdicts) - set(judged))
+    reasons = reasons or {}
+    for why in dict.fromkeys(reasons.get(s, "") for s in degenerate):
+        strides = [s for s in degenerate if reasons.get(s, "") == why]
+        parts.append(f"{strides_text(strides)} degenerate" + (f" ({why})" if why else ""))
+    return "; ".join(parts)
