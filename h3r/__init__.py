@@ -7,8 +7,9 @@ The core (torch and numpy only):
     metrics      NME, FR, AUC/CED, PCKh, COCO AP
 
 The study (extras ``[data]``, ``[train]``, ``[book]``):
-    data         keypoint layouts, the embedded synthetic benchmark, the real datasets
-    protocols    per benchmark: splits, normaliser, metric, input size; the official test crop
+    data         keypoint layouts and their normalisers, the crops (the official test crop among
+                 them), the embedded synthetic benchmark, the real datasets
+    protocols    per benchmark: splits, normaliser, metric, input size
     models       HRNet-W18 and MobileNetV2 with heatmap heads; the official checkpoint converter
     zoo          the official model zoo: folders and config.yaml settings
     config       what a run is: Config, the codec presets and their facts, the run folder, the key

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from h3r.config import Config
 from h3r.data.annotated import CROP_PROTOCOLS
-from h3r.data.faces import NORMALIZERS
+from h3r.data.faces import FACE_NORMALIZERS
 from h3r.models.official import OFFICIAL_ARCHS
 from h3r.protocols import official_benchmarks
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                    "deployable), P2 = the dataset's box (default: config.yaml's INPUT.BBOX, else P1)")
     e.add_argument("--input-size", type=int, help="--weights: square input side (default: config.yaml's "
                    "INPUT.SIZE, else 256)")
-    e.add_argument("--normalizer", choices=NORMALIZERS, help="--weights: NME normaliser (default: the "
+    e.add_argument("--normalizer", choices=FACE_NORMALIZERS, help="--weights: NME normaliser (default: the "
                    "official script's; e.g. inter_pupil for LaPa's pupils 104/105)")
     e.add_argument("--split", default=None, help="dataset split (default: the run's test split; for --weights "
                    + ", ".join(f"{k}: {v}" for k, v in official_benchmarks().items()) + ")")

@@ -12,7 +12,7 @@ under the official protocol (:func:`evaluate_official`)::
 The decoder belongs to the model, not to the protocol: official weights are decoded as torchalign
 decodes them (``build_codec("h3r-official")``: softmax over the top-9 foreground logits, index
 times stride 4, no half-pixel offset); an h3r run with its own codec. How a face is cut out
-(``protocol="official"`` or ``"ours"``) is :mod:`h3r.protocols`'.
+(``protocol="official"`` or ``"ours"``) is the data's (:mod:`h3r.data.transforms`).
 """
 from __future__ import annotations
 

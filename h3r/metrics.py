@@ -26,13 +26,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from h3r.data.layouts import MPII16_NAMES, Layout
+from h3r.data.layouts import MPII16_NAMES, Layout, normalizer_distances
 
-#: MPII's head size is this fraction of the head box diagonal (``SC_BIAS`` of the MPII toolkit)
-MPII_HEAD_SCALE = 0.6
 #: the order of ``COCOeval.stats`` for ``iouType="keypoints"``
 COCO_KEYPOINT_STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
-NORMALIZERS = ("inter_ocular", "inter_pupil", "box", "head")
 
 
 def _float64(x) -> Tensor:
@@ -94,18 +91,9 @@ def landmark_box(gt) -> Tensor:
 
 
 def normalizer_from_layout(layout: Layout, gt, boxes=None, rule: str | None = None) -> Tensor:
-    """The protocol's normalising distance (N,) in pixels, from ground truth (N, K, 2).
-
-    ``rule`` (default ``layout.normalizer``) picks it:
-
-    ``"inter_ocular"``  ``|gt[a] - gt[b]|`` for ``(a, b) = layout.normalizer_index``: the outer eye
-                        corners, 300W (36, 45), WFLW (60, 72), LaPa (66, 79), COFW (8, 9) as HRNet.
-    ``"inter_pupil"``   distance between the centroids of the two eye groups
-                        ``layout.pupil_index`` (or, for a layout without it, the two halves of
-                        ``normalizer_index``): 300W's eye contours, WFLW's pupils 96/97.
-    ``"box"``           ``sqrt(w * h)`` of the face boxes (N, 4) ``(x1, y1, x2, y2)`` (the AFLW
-                        protocol; AFLW2000-3D uses :func:`landmark_box`).
-    ``"head"``          MPII: ``0.6 * |(x2 - x1, y2 - y1)|`` of the head boxes (N, 4).
+    """The protocol's normalising distance (N,) in pixels, from ground truth (N, K, 2): the
+    distance :func:`h3r.data.layouts.normalizer_distances` measures for ``rule`` (default
+    ``layout.normalizer``), checked.
 
     Raises ValueError for an unknown rule, missing indices or boxes, or a normaliser that is zero,
     negative or not finite (naming the sample).
@@ -120,49 +108,6 @@ def normalizer_from_layout(layout: Layout, gt, boxes=None, rule: str | None = No
             raise ValueError(f"layout {layout.name!r} with the {rule!r} normaliser: box of sample {i} is "
                              f"{boxes[i].tolist()}, which is empty or not (x1, y1, x2, y2) with x1 < x2 and y1 < y2")
     return _check_normalizer(normalizer, normalizer.shape[0], f"the {rule} normaliser")
-
-
-def normalizer_distances(layout: Layout, gt, boxes=None, rule: str | None = None) -> Tensor:
-    """The distances of :func:`normalizer_from_layout`, unchecked: (N,) float64, NaN or 0 where
-    the annotation allows no normaliser (datasets count such samples instead of raising)."""
-    gt = _points(gt, "gt")
-    rule = rule or layout.normalizer
-    where = f"layout {layout.name!r} with the {rule!r} normaliser"
-    if rule in ("inter_ocular", "inter_pupil"):
-        groups = _eye_groups(layout, rule, where)
-        if max(max(g) for g in groups) >= gt.shape[1]:
-            raise ValueError(f"{where}: eye indices {groups} are out of range for {gt.shape[1]} keypoints")
-        left, right = (gt[:, list(g)].mean(dim=1) for g in groups)
-        return torch.linalg.vector_norm(left - right, dim=-1)
-    if rule in ("box", "head"):
-        if boxes is None:
-            which = "face boxes (or landmark_box(gt))" if rule == "box" else "head boxes"
-            raise ValueError(f"{where}: pass the {which} as boxes (N, 4) = x1, y1, x2, y2")
-        boxes = _float64(boxes)
-        if tuple(boxes.shape) != (gt.shape[0], 4):
-            raise ValueError(f"{where}: boxes must have shape ({gt.shape[0]}, 4) as x1, y1, x2, y2, "
-                             f"got {tuple(boxes.shape)}")
-        wh = boxes[:, 2:] - boxes[:, :2]
-        if rule == "box":
-            return (wh[:, 0] * wh[:, 1]).sqrt()
-        return MPII_HEAD_SCALE * torch.linalg.vector_norm(wh, dim=-1)
-    if rule == "oks":
-        raise ValueError(f"{where}: COCO-style layouts are scored by OKS, not NME; use coco_keypoint_ap")
-    raise ValueError(f"{where}: unknown normaliser {rule!r}; known ones are {NORMALIZERS}")
-
-
-def _eye_groups(layout: Layout, rule: str, where: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The two keypoint groups whose centroids the eye-distance normalisers measure between."""
-    index = layout.normalizer_index
-    if rule == "inter_ocular":
-        if index is None or len(index) != 2:
-            raise ValueError(f"{where}: needs two keypoint indices in normalizer_index, got {index}")
-        return (index[0],), (index[1],)
-    if layout.pupil_index is not None:
-        return tuple(layout.pupil_index[0]), tuple(layout.pupil_index[1])
-    if layout.normalizer == "inter_pupil" and index and len(index) % 2 == 0:
-        return tuple(index[: len(index) // 2]), tuple(index[len(index) // 2:])
-    raise ValueError(f"{where}: the layout defines no pupil_index (two groups of eye keypoints)")
 
 
 # --- face alignment ---------------------------------------------------------------------------

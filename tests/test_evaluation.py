@@ -22,10 +22,10 @@ from h3r.codecs import build_codec
 from h3r.config import Config
 from h3r.data.layouts import IBUG68
 from h3r.data.registry import build_dataset
-from h3r.data.transforms import Augment
+from h3r.data.transforms import Augment, official_crop, official_window
 from h3r.evaluation import evaluate_official, predict, predict_decoders
 from h3r.geometry import apply_affine
-from h3r.protocols import official_benchmarks, official_crop, official_window
+from h3r.protocols import official_benchmarks
 from h3r.reported import reported
 from h3r.runs import run
 from h3r.zoo import official_model_folder, official_settings, read_official_config, resolve_weights

@@ -32,12 +32,11 @@ from torch.utils.data import Dataset
 
 from h3r.data.sample import normalize_image
 from h3r.data.layouts import Layout
-from h3r.data.transforms import PADDING, Augment, CropTransform, box_from_keypoints
-from h3r.protocols import OfficialCrop
+from h3r.data.transforms import PADDING, Augment, CropTransform, OfficialCrop, box_from_keypoints
 
 DATA_ROOT_ENV = "H3R_DATA_ROOT"
 DEFAULT_DATA_ROOT = "./data"
-#: how a test face is cut out: h3r's exact crop, or the official H3R test scripts' (h3r.protocols)
+#: how a test face is cut out: h3r's exact crop, or the official H3R test scripts' (OfficialCrop)
 CROP_PROTOCOLS = ("ours", "official")
 IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".JPG", ".PNG", ".JPEG")
 
@@ -205,7 +204,7 @@ class AnnotatedDataset(Dataset):
             faces only, pose datasets always crop on their person box.
         padding: the crop is ``padding`` times the box (1.25 as the official H3R code and HRNet).
         protocol: ``"ours"`` (the exact crop, :class:`CropTransform`) or ``"official"`` (the official
-            H3R test-time crop and mapping, :class:`h3r.protocols.OfficialCrop`; no augmentation).
+            H3R test-time crop and mapping, :class:`h3r.data.transforms.OfficialCrop`; no augmentation).
         on_missing_image: ``"raise"`` or ``"skip"`` (drop at index time, counted in ``summary()``).
         seed: per-sample augmentation seed; samples draw from ``default_rng([seed, epoch, index])``
             (``set_epoch`` changes the draw each epoch); None draws fresh entropy.

@@ -27,19 +27,18 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from h3r.data.layouts import AFLW19, COFW29, IBUG68, LAPA106, WFLW98, Layout
+from h3r.data.layouts import AFLW19, COFW29, IBUG68, LAPA106, WFLW98, Layout, normalizer_distances
 from h3r.data.annotated import (AnnotatedDataset, Annotations, AnnotationError, DatasetDocs, DatasetNotFoundError,
                            as_array, find_image, parse_floats)
 from h3r.data.transforms import box_from_keypoints, square_box, xywh_box
-from h3r.metrics import normalizer_distances
-from h3r.protocols import PROTOCOLS
 
-NORMALIZERS = ("inter_ocular", "inter_pupil", "box", "box_size")
+#: the ``normalizer=`` choices of a face dataset (see the module docstring)
+FACE_NORMALIZERS = ("inter_ocular", "inter_pupil", "box", "box_size")
 
 
 def face_normalizers(keypoints: np.ndarray, layout: Layout, kind: str) -> np.ndarray:
     """The per-sample normalising distance (N,) of ``kind`` (see the module docstring), computed by
-    :func:`h3r.metrics.normalizer_distances`; invalid values (coinciding eye points) are kept and
+    :func:`h3r.data.layouts.normalizer_distances`; invalid values (coinciding eye points) are kept and
     counted by the dataset, not raised."""
     boxes = box_from_keypoints(keypoints) if kind == "box" else None
     return normalizer_distances(layout, keypoints, boxes, rule=kind).numpy()
@@ -54,15 +53,15 @@ class FaceDataset(AnnotatedDataset):
     file then raises (COFW keeps serving the images stored in its ``.mat`` files).
     """
 
-    #: the normaliser of a dataset that is no benchmark of :data:`h3r.protocols.PROTOCOLS`
+    #: the normaliser the dataset's protocol divides by (a benchmark's ``normalizer`` in
+    #: :data:`h3r.protocols.PROTOCOLS` states the same)
     default_normalizer = "inter_ocular"
 
     def __init__(self, split: str, data_root=None, input_size=256, augment=None, *,
                  normalizer: str | None = None, annotations_only: bool = False, **kwargs):
-        benchmark = PROTOCOLS.get(self.name)
-        self.normalizer = normalizer or (benchmark.normalizer if benchmark else self.default_normalizer)
-        if self.normalizer not in NORMALIZERS:
-            raise ValueError(f"normalizer must be one of {NORMALIZERS}, got {self.normalizer!r}")
+        self.normalizer = normalizer or self.default_normalizer
+        if self.normalizer not in FACE_NORMALIZERS:
+            raise ValueError(f"normalizer must be one of {FACE_NORMALIZERS}, got {self.normalizer!r}")
         self.annotations_only = annotations_only
         super().__init__(split, data_root, input_size, augment, **kwargs)
 
@@ -324,6 +323,7 @@ class AFLW(HRNetCSV):
     name = "aflw"
     layout = AFLW19
     splits = ("train", "test", "test_frontal")
+    default_normalizer = "box_size"
     csv_template = "face_landmarks_aflw_{split}.csv"
     docs = DatasetDocs(
         title="AFLW, 19-point protocol (AFLW-Full / AFLW-Frontal)",
@@ -593,6 +593,7 @@ class AFLW2000(FaceDataset):
     name = "aflw2000"
     layout = IBUG68
     splits = ("test",)
+    default_normalizer = "box"
     YAW_BINS = (("yaw_0_30", 0, 30), ("yaw_30_60", 30, 60), ("yaw_60_90", 60, np.inf))
     docs = DatasetDocs(
         title="AFLW2000-3D (68 points, test set)",

@@ -1,11 +1,21 @@
 """Keypoint layouts: how many points a dataset annotates, how they mirror, how NME is normalised.
 
 A layout is part of a dataset's definition: the flip test and flip augmentation read
-``flip_index``, the metrics read ``normalizer``. Indices are 0-based.
+``flip_index``; :func:`normalizer_distances` measures the distance its ``normalizer`` names, which
+the datasets store per sample and the metrics divide errors by. Indices are 0-based.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+#: the normalisers :func:`normalizer_distances` measures from a layout's keypoints or given boxes
+LAYOUT_NORMALIZERS = ("inter_ocular", "inter_pupil", "box", "head")
+#: MPII's head size is this fraction of the head box diagonal (``SC_BIAS`` of the MPII toolkit)
+MPII_HEAD_SCALE = 0.6
 
 
 @dataclass(frozen=True)
@@ -154,3 +164,70 @@ COCO17 = Layout(
 )
 
 LAYOUTS = {layout.name: layout for layout in (IBUG68, WFLW98, COFW29, AFLW19, LAPA106, MPII16, COCO17)}
+
+
+# --- normalisers ------------------------------------------------------------------------------
+
+def _float64(x) -> Tensor:
+    """Tensors and arrays upcast, Python numbers read as float64 (not torch's default float32)."""
+    return x.double() if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float64))
+
+
+def normalizer_distances(layout: Layout, gt, boxes=None, rule: str | None = None) -> Tensor:
+    """The distance a protocol divides errors by, per sample: (N,) float64 pixels from ground truth
+    (N, K, 2), unchecked: NaN or 0 where the annotation allows no normaliser (datasets count such
+    samples; :func:`h3r.metrics.normalizer_from_layout` raises for them).
+
+    ``rule`` (default ``layout.normalizer``) picks it:
+
+    ``"inter_ocular"``  ``|gt[a] - gt[b]|`` for ``(a, b) = layout.normalizer_index``: the outer eye
+                        corners, 300W (36, 45), WFLW (60, 72), LaPa (66, 79), COFW (8, 9) as HRNet.
+    ``"inter_pupil"``   distance between the centroids of the two eye groups
+                        ``layout.pupil_index`` (or, for a layout without it, the two halves of
+                        ``normalizer_index``): 300W's eye contours, WFLW's pupils 96/97.
+    ``"box"``           ``sqrt(w * h)`` of the face boxes (N, 4) ``(x1, y1, x2, y2)`` (the AFLW
+                        protocol; AFLW2000-3D uses :func:`h3r.metrics.landmark_box`).
+    ``"head"``          MPII: ``0.6 * |(x2 - x1, y2 - y1)|`` of the head boxes (N, 4).
+
+    Raises ValueError for an unknown rule, eye indices out of range, or missing boxes.
+    """
+    gt = _float64(gt)
+    if gt.ndim != 3 or gt.shape[-1] != 2:
+        raise ValueError(f"gt must have shape (N, K, 2), got {tuple(gt.shape)}")
+    rule = rule or layout.normalizer
+    where = f"layout {layout.name!r} with the {rule!r} normaliser"
+    if rule in ("inter_ocular", "inter_pupil"):
+        groups = _eye_groups(layout, rule, where)
+        if max(max(g) for g in groups) >= gt.shape[1]:
+            raise ValueError(f"{where}: eye indices {groups} are out of range for {gt.shape[1]} keypoints")
+        left, right = (gt[:, list(g)].mean(dim=1) for g in groups)
+        return torch.linalg.vector_norm(left - right, dim=-1)
+    if rule in ("box", "head"):
+        if boxes is None:
+            which = "face boxes (or landmark_box(gt))" if rule == "box" else "head boxes"
+            raise ValueError(f"{where}: pass the {which} as boxes (N, 4) = x1, y1, x2, y2")
+        boxes = _float64(boxes)
+        if tuple(boxes.shape) != (gt.shape[0], 4):
+            raise ValueError(f"{where}: boxes must have shape ({gt.shape[0]}, 4) as x1, y1, x2, y2, "
+                             f"got {tuple(boxes.shape)}")
+        wh = boxes[:, 2:] - boxes[:, :2]
+        if rule == "box":
+            return (wh[:, 0] * wh[:, 1]).sqrt()
+        return MPII_HEAD_SCALE * torch.linalg.vector_norm(wh, dim=-1)
+    if rule == "oks":
+        raise ValueError(f"{where}: COCO-style layouts are scored by OKS, not NME; use coco_keypoint_ap")
+    raise ValueError(f"{where}: unknown normaliser {rule!r}; known ones are {LAYOUT_NORMALIZERS}")
+
+
+def _eye_groups(layout: Layout, rule: str, where: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The two keypoint groups whose centroids the eye-distance normalisers measure between."""
+    index = layout.normalizer_index
+    if rule == "inter_ocular":
+        if index is None or len(index) != 2:
+            raise ValueError(f"{where}: needs two keypoint indices in normalizer_index, got {index}")
+        return (index[0],), (index[1],)
+    if layout.pupil_index is not None:
+        return tuple(layout.pupil_index[0]), tuple(layout.pupil_index[1])
+    if layout.normalizer == "inter_pupil" and index and len(index) % 2 == 0:
+        return tuple(index[: len(index) // 2]), tuple(index[len(index) // 2:])
+    raise ValueError(f"{where}: the layout defines no pupil_index (two groups of eye keypoints)")

@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from h3r.data.layouts import COCO17, MPII16
+from h3r.data.layouts import COCO17, MPII16, normalizer_distances
 from h3r.data.annotated import AnnotatedDataset, Annotations, AnnotationError, DatasetDocs, as_array
 from h3r.data.transforms import square_box
-from h3r.metrics import normalizer_distances
 
 
 

@@ -17,6 +17,11 @@ of the crop side, translation by a fraction of the box side, and a horizontal mi
 the keypoints are re-indexed with the layout's ``flip_index`` (a mirrored left eye is a right eye).
 Colour jitter acts on the rendered crop. Keypoints that leave the crop stay where they are; the
 codec masks them. As in HRNet and mmpose, the warp does not low-pass the image when it shrinks it.
+
+The official H3R test scripts (``examples/test_*.py`` of baoshengyu/H3R through
+``torchalign/api.py``) cut a test face their own way: the last part of this module holds that
+crop's window (:func:`official_window`), pixels and mapping (:func:`official_crop`,
+:class:`OfficialCrop`).
 """
 from __future__ import annotations
 
@@ -167,7 +172,7 @@ class CropTransform:
     """Box -> crop matrix (with augmentation) -> rendered crop and landmarks in crop pixels.
 
     Exact: ``affine`` is the map that renders the crop. The official H3R test-time crop, whose
-    mapping is not the one that renders it, is :class:`h3r.protocols.OfficialCrop`.
+    mapping is not the one that renders it, is :class:`OfficialCrop`.
     """
 
     def __init__(self, input_size, flip_index: Sequence[int], padding: float = PADDING,
@@ -195,3 +200,73 @@ class CropTransform:
         order = self.flip_index if params["flip"] else np.arange(len(self.flip_index))
         xy = apply_affine(torch.from_numpy(np.asarray(keypoints, dtype=np.float64)), affine)
         return Crop(crop, xy[order].float(), affine, order)
+
+
+# --- the official H3R test-time crop --------------------------------------------------------------
+
+def official_window(box: Sequence[float], padding: float = PADDING) -> list[float]:
+    """torchalign's ``rect`` for an inclusive box ``x1, y1, x2, y2``: the square of side
+    ``wh = padding * max(x2 - x1 + 1, y2 - y1 + 1)`` whose corner is ``(x1 + x2 + 1 - wh) / 2``."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    wh = max(x2 - x1 + 1, y2 - y1 + 1) * padding
+    left, top = (x1 + x2 + 1 - wh) / 2, (y1 + y2 + 1 - wh) / 2
+    return [left, top, left + wh, top + wh]
+
+
+def official_crop(box: Sequence[float], input_size: Size, padding: float = PADDING) -> tuple[Tensor, Tensor]:
+    """The official crop: ``(render, mapping)``, each (2, 3) float64, original -> crop pixels.
+
+    The official code lets PIL crop ``rect`` (:func:`official_window`; PIL rounds it to whole
+    pixels ``[a, b)``), resizes to ``S``, and maps predictions back with ``x = u * wh / S + rect[0]``.
+
+    ``render`` is what the crop really shows: pixels ``a .. b-1`` spread over ``S`` pixels, i.e.
+    ``u = (x + 1/2 - a) * S / (b - a) - 1/2``. ``mapping`` is the official inverse, inverted:
+    ``u = (x - rect[0]) * S / wh``. For the same window the two differ by
+    ``1/2 * (1 - wh / S)`` original pixels (the half-pixel offset the official mapping ignores) plus
+    the rounding of the window (up to 1/2 pixel), which the official mapping ignores too.
+    """
+    width, height = input_size
+    left, top, right, bottom = official_window(box, padding)
+    r0, wh = np.array([left, top]), right - left
+    a = np.array([round(left), round(top)], dtype=np.float64)  # PIL: int(round(.)), half to even
+    b = np.array([round(right), round(bottom)], dtype=np.float64)
+    out = np.array([width, height], dtype=np.float64)
+    k_render = out / (b - a)
+    render = _axis_aligned(k_render, (0.5 - a) * k_render - 0.5)
+    k_map = out / wh
+    return render, _axis_aligned(k_map, -r0 * k_map)
+
+
+def _axis_aligned(scale: np.ndarray, offset: np.ndarray) -> Tensor:
+    """``u = scale * x + offset`` per axis as a (2, 3) float64 matrix."""
+    m = torch.zeros(2, 3, dtype=torch.float64)
+    m[0, 0], m[1, 1] = float(scale[0]), float(scale[1])
+    m[:, 2] = torch.as_tensor(offset, dtype=torch.float64)
+    return m
+
+
+class OfficialCrop(CropTransform):
+    """The official test-time crop with torchalign's pixels: ``PIL.Image.crop(rect)`` (rounded to
+    whole pixels, black outside the image), then torchvision's ``resize`` (PIL bilinear, which
+    low-passes when it shrinks). Landmarks and ``affine`` follow the official mapping of
+    :func:`official_crop`, so that ``inverse`` gives exactly what torchalign reports. Test time
+    only: no augmentation."""
+
+    def __init__(self, input_size, flip_index: Sequence[int], padding: float = PADDING):
+        super().__init__(input_size, flip_index, padding)
+
+    def matrices(self, box: np.ndarray, rng=None) -> tuple[Tensor, Tensor, dict]:
+        render, mapping = official_crop(box, self.input_size, self.padding)
+        return render, mapping, {}
+
+    def __call__(self, image: np.ndarray, keypoints: np.ndarray, box: np.ndarray, rng=None) -> Crop:
+        from PIL import Image
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as TF
+
+        _, affine, _ = self.matrices(box)
+        width, height = self.input_size
+        window = Image.fromarray(image).crop(official_window(box, self.padding))
+        crop = np.array(TF.resize(window, [height, width], interpolation=InterpolationMode.BILINEAR))
+        xy = apply_affine(torch.from_numpy(np.asarray(keypoints, dtype=np.float64)), affine)
+        return Crop(crop, xy.float(), affine, np.arange(len(self.flip_index)))

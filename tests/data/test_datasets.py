@@ -15,13 +15,13 @@ from fixtures.faces import mat73_header
 from torch.utils.data import default_collate
 
 from h3r.data.sample import denormalize_image
-from h3r.data.faces import COCOStyleFaces, HRNetCSV
+from h3r.data.faces import COCOStyleFaces, FaceDataset, HRNetCSV
 from h3r.data.layouts import IBUG68, WFLW98
 from h3r.data.registry import DATASETS, LAYOUT_DOCS, available_datasets, build_dataset
 from h3r.data.annotated import DATA_ROOT_ENV, AnnotationError, DatasetNotFoundError, resolve_data_root
-from h3r.data.transforms import Augment, inverse
-from h3r.protocols import official_crop
+from h3r.data.transforms import Augment, inverse, official_crop
 from h3r.geometry import flip_keypoints
+from h3r.protocols import PROTOCOLS
 
 CASES = [("wflw", "train"), ("wflw", "test"), ("300w", "train"), ("300w", "common"), ("300w", "challenging"),
          ("300w", "full"), ("300w", "test"), ("300w_csv", "train"), ("300w_csv", "valid"), ("cofw", "train"),
@@ -135,6 +135,13 @@ def _norm(points, i, j):
 
 def _normalizers(ds):
     return np.array([ds[i]["normalizer"].item() for i in range(len(ds))])
+
+
+def test_face_datasets_default_to_their_protocols_normalizer():
+    benchmarks = [(name, cls) for name, cls in DATASETS.items() if issubclass(cls, FaceDataset) and name in PROTOCOLS]
+    assert len(benchmarks) == 7
+    for name, cls in benchmarks:
+        assert cls.default_normalizer == PROTOCOLS[name].normalizer, name
 
 
 def test_wflw_protocol(data):

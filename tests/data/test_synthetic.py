@@ -12,7 +12,7 @@ from h3r.data.synthetic import HARD, SPLITS, Nuisance, SyntheticFaces, Synthetic
 from h3r.data.synthetic.canvas import Canvas, ellipse, place, spline, transform
 from h3r.data.synthetic.faces import face_model, sample_face_shape
 from h3r.data.synthetic.pose import HEAD_TOP, NECK, body_model, sample_body_shape
-from h3r.metrics import MPII_HEAD_SCALE
+from h3r.data.layouts import MPII_HEAD_SCALE
 from h3r.geometry import flip_keypoints, in_frame
 
 DATASETS = [SyntheticFaces, SyntheticPose]

@@ -9,8 +9,7 @@ from PIL import Image
 
 from h3r.data.layouts import IBUG68, LAPA106, LAYOUTS, WFLW98
 from h3r.data.transforms import (Augment, CropTransform, as_size, box_from_keypoints, color_jitter, crop_matrix,
-                                 inverse, square_box, warp, xywh_box)
-from h3r.protocols import official_crop
+                                 inverse, official_crop, square_box, warp, xywh_box)
 from h3r.geometry import apply_affine, flip_keypoints
 
 # FLIP_ORDER of the official H3R configs (models/300w/*/config.yaml), the reference for IBUG68.

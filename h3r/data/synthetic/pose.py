@@ -30,12 +30,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from h3r.data.layouts import MPII16
+from h3r.data.layouts import MPII16, MPII_HEAD_SCALE
 from h3r.data.synthetic.base import Scene, SyntheticDataset
 from h3r.data.synthetic.canvas import Canvas, capsule, ellipse, place, transform, unit
 from h3r.data.synthetic.scene import (BLUR_SIGMA, HAIR, OCCLUDED_FRACTION, OCCLUDER, SKIN, STRONG_LIGHT,
                                       Nuisance)
-from h3r.metrics import MPII_HEAD_SCALE
 
 # joint indices (MPII order)
 R_ANKLE, R_KNEE, R_HIP, L_HIP, L_KNEE, L_ANKLE, PELVIS, THORAX, NECK, HEAD_TOP, \
