@@ -70,13 +70,18 @@ def run(cfg: Config, force: bool = False) -> dict:
 
 
 def load_run(cfg: Config, device: str | torch.device = "cpu") -> tuple[HeatmapModel, Codec]:
-    """The trained network of run ``cfg`` (from its ``checkpoint.pt``, in eval mode on ``device``)
-    and its codec."""
+    """The trained network of run ``cfg`` (from its checkpoint, in eval mode on ``device``) and its
+    codec."""
     checkpoint = cfg.folder.checkpoint
     if not checkpoint.exists():
         raise FileNotFoundError(f"{checkpoint} not found: train the run first (h3r.runs.run)")
+    return _network(cfg, load_checkpoint(checkpoint), device)
+
+
+def _network(cfg: Config, state: dict, device: str | torch.device) -> tuple[HeatmapModel, Codec]:
+    """The network and codec of ``cfg`` with the weights of checkpoint ``state``, in eval mode."""
     model, codec = build_run(cfg)
-    model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    model.load_state_dict(state["model"])
     return model.to(device).eval(), codec
 
 
@@ -149,9 +154,8 @@ def evaluate_run(run_dir: str | Path, protocol: str = "ours", split: str | None 
     else:
         data = build_dataset(cfg.dataset, split, data_root=cfg.data_root, input_size=cfg.input_size, box=cfg.box,
                              protocol=protocol)
-    model, codec = build_run(cfg)
-    model.load_state_dict(state["model"])
-    evaluation = evaluate_model(model.to(dev), codec, data, dev, **cfg.eval_options)
+    model, codec = _network(cfg, state, dev)
+    evaluation = evaluate_model(model, codec, data, dev, **cfg.eval_options)
     return {"protocol": protocol, "run": str(run_dir), "dataset": cfg.dataset, "split": split,
             "epoch": state["epoch"], "samples": len(data), "summary": evaluation["summary"],
             "provenance": provenance(dev), "predictions": evaluation["predictions"]}

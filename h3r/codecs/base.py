@@ -168,7 +168,7 @@ def check_heatmaps(heatmaps: Tensor, heatmap_size: Size) -> None:
 
 # --- batched building blocks ------------------------------------------------------------------
 
-def grid(heatmap_size: Size, device=None) -> tuple[Tensor, Tensor]:
+def cell_coordinates(heatmap_size: Size, device=None) -> tuple[Tensor, Tensor]:
     """Cell centres in heatmap units: xs (Wh,), ys (Hh,), float32."""
     wh, hh = heatmap_size
     return (torch.arange(wh, device=device, dtype=torch.float32),
@@ -192,7 +192,7 @@ def outer(profile_x: Tensor, profile_y: Tensor) -> Tensor:
 
 def gaussian_profiles(centers: Tensor, heatmap_size: Size, sigma: float) -> tuple[Tensor, Tensor]:
     """1-D Gaussians ``exp(-(t - c)^2 / 2 sigma^2)`` along x (N, K, Wh) and y (N, K, Hh)."""
-    xs, ys = grid(heatmap_size, centers.device)
+    xs, ys = cell_coordinates(heatmap_size, centers.device)
     gx = torch.exp(-((xs - centers[..., 0:1]) ** 2) / (2 * sigma**2))
     gy = torch.exp(-((ys - centers[..., 1:2]) ** 2) / (2 * sigma**2))
     return gx, gy

@@ -25,8 +25,8 @@ import functools
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import (Codec, Target, argmax_2d, gather_2d, gaussian_profiles, grid, map_label, on_grid, outer,
-                              topk_2d)
+from h3r.codecs.base import (Codec, Target, argmax_2d, cell_coordinates, gather_2d, gaussian_profiles, map_label,
+                              on_grid, outer, topk_2d)
 from h3r.geometry import Size
 
 TARGETS = ("onehot", "gaussian", "bilinear")
@@ -140,7 +140,7 @@ class H3R(Codec):
         """Per-axis target profiles (N, K, Wh), (N, K, Hh) of integer ``cells`` (N, K, 2)."""
         if self.target == "gaussian":
             return gaussian_profiles(cells, self.heatmap_size, self.sigma)
-        xs, ys = grid(self.heatmap_size, cells.device)
+        xs, ys = cell_coordinates(self.heatmap_size, cells.device)
         return (xs == cells[..., 0:1]).float(), (ys == cells[..., 1:2]).float()
 
     def encode(self, keypoints, visible=None, *, generator: torch.Generator | None = None) -> Target:

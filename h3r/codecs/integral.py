@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import Codec, Target, argmax_2d, grid, on_grid
+from h3r.codecs.base import Codec, Target, argmax_2d, cell_coordinates, on_grid
 
 #: cells per chunk in :func:`exp_marginals` on CPU (4 MiB of float32)
 CHUNK_CELLS = 2**20
@@ -45,7 +45,7 @@ class SoftArgmax(Codec):
         peaks, scores = argmax_2d(heatmaps)
         along_x, along_y = exp_marginals(heatmaps, scores.detach(), self.beta)
         # the mean of each marginal, summed as offsets from the peak: small terms, small rounding
-        xs, ys = grid(self.heatmap_size, heatmaps.device)
+        xs, ys = cell_coordinates(self.heatmap_size, heatmaps.device)
         du = (along_x * (xs - peaks[..., 0:1])).sum(-1)
         dv = (along_y * (ys - peaks[..., 1:2])).sum(-1)
         return peaks + torch.stack([du, dv], dim=-1) / along_x.sum(-1, keepdim=True), scores

@@ -2,8 +2,9 @@
 CPU with a step cap, against datasets in the official formats, so that a GPU run cannot discover
 a broken notebook hours in. The grids are narrowed (chapter 5 at stride 4 with two seeds,
 whose runs chapters 6, 7 and the findings read back; one seed and codec elsewhere), every run is one
-step of one image, and the Monte Carlo sizes are cut (the smoke profile covers two strides); every code path of the profile still runs: HRNet-W18 at 256 px, the paper's
-strides and codecs, the real-dataset chapter with data."""
+step of one image, and the Monte Carlo sizes are cut (the smoke profile covers two strides); every
+code path of the profile still runs: HRNet-W18 at 256 px, the paper's strides and codecs, the
+real-dataset chapter with data."""
 from __future__ import annotations
 
 import nbformat
@@ -12,9 +13,8 @@ import pytest
 from h3r.book import runner
 from tests.fixtures import write_300w, write_aflw, write_cofw, write_coco, write_mpii, write_wflw
 
-#: one optimizer step of one image per run, evaluated on one batch: at the paper's batch of 16 one
-#: HRNet-W18 run at 256 px took 16 s on 2 cores (chapter 5's check: 682 s at batch 16 and two
-#: strides); at batch 2 7.3-9.6 s, at batch 1 5.7-6.3 s (measured side by side)
+#: one optimizer step of one image per run, evaluated on one batch: the least work that still runs
+#: every code path of a run (a larger batch only repeats them)
 STEP_CAP = {"max_steps": 1, "batch_size": 1}
 #: chapter 5 and the notebooks that read its runs back (run in this order, in one worker)
 READ_BACK = ("05_heatmap_resolution", "06_ablations", "00_findings")
