@@ -52,6 +52,18 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
                                 help=f"{text} (default: {default})".strip())
 
 
+def train_options() -> list[dict]:
+    """Every option of ``h3r train``, one per :class:`Config` field, in field order: ``flag``,
+    ``type``, ``default`` and ``runtime`` (``"runtime"`` for a field that leaves the run's
+    identity alone, :data:`Config.RUNTIME_FIELDS`, else ``""``)."""
+    hints = typing.get_type_hints(Config)
+    return [{"flag": "--" + f.name.replace("_", "-"),
+             "type": getattr(hints[f.name], "__name__", str(hints[f.name])),
+             "default": f.default if f.default is not dataclasses.MISSING else f.default_factory(),
+             "runtime": "runtime" if f.name in Config.RUNTIME_FIELDS else ""}
+            for f in dataclasses.fields(Config)]
+
+
 def _config(args: argparse.Namespace) -> Config:
     return Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)})
 

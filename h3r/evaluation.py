@@ -210,3 +210,75 @@ def coco_ap(predictions: dict, annotation_file: str | Path) -> dict:
     with open(annotation_file) as f:
         ground_truth = json.load(f)
     return metrics.coco_keypoint_ap(coco_results(predictions), ground_truth)
+
+
+def official_nme(dataset: str, backbone: str, box: str, input_size: int, weights_dir: str = "",
+                 data_root: str = "", results_dir: str = "", evaluate: bool = False, device="auto") -> dict:
+    """The NME of h3r on one official README model (README names: ``"WFLW"``, ``"HRNet-W18"``,
+    ``"P1"``, 256), and how it was had.
+
+    Read from ``<results_dir>/<model folder>.json`` (the ``h3r eval --json`` output) when that
+    file exists for this box and input size; else evaluated here (and written there) when
+    ``evaluate`` is on and both the weights under ``weights_dir`` and the test set under
+    ``data_root`` are present; else NaN, with what is missing. Returns ``"NME h3r (%)"``,
+    ``"test set"``, ``"status"`` and the ``"command"`` that fills the row, in which a folder not
+    given is spelled ``WEIGHTS_DIR``, ``DATA_ROOT`` or ``runs/official``.
+    """
+    import json
+    import math
+
+    from h3r.data.annotated import resolve_data_root
+    from h3r.protocols import official_benchmarks
+    from h3r.provenance import write_json_atomic
+    from h3r.zoo import README_DATASETS, official_model_folder
+
+    name = README_DATASETS[dataset][0]
+    folder = official_model_folder(dataset, backbone, box, input_size)
+    weights = Path(weights_dir or "WEIGHTS_DIR") / folder
+    result = Path(results_dir or "runs/official") / f"{folder.removeprefix('models/')}.json"
+    command = (f"h3r eval --weights official:{weights} --dataset {name} --data-root {data_root or 'DATA_ROOT'} "
+               f"--protocol official --json {result}")
+    out = {"NME h3r (%)": math.nan, "test set": f"{name}/{official_benchmarks()[name]}", "status": "",
+           "command": command}
+    if results_dir and result.is_file():
+        saved = json.loads(result.read_text())
+        settings = saved.get("settings", {})
+        if (saved.get("protocol"), settings.get("box"), settings.get("input_size")) != ("official", box, input_size):
+            return {**out, "status": f"{result} is for another setting; run the command again"}
+        return {**out, "NME h3r (%)": saved["summary"]["all"]["NME (%)"], "status": f"from {result}",
+                "test set": f"{name}/{saved['split']} ({saved['samples']} faces)"}
+    missing = [what for what, present in (
+        ("weights", weights_dir and (weights / "model.pth").is_file()),
+        ("data", data_root and (resolve_data_root(data_root) / name).is_dir())) if not present]
+    if missing:
+        return {**out, "status": f"needs {' and '.join(missing)}"}
+    if not evaluate:
+        return {**out, "status": "ready: run the command, or evaluate=True"}
+    evaluation = evaluate_official(weights, dataset=name, data_root=data_root, device=device, progress=False)
+    evaluation.pop("predictions")
+    if results_dir:
+        write_json_atomic(result, evaluation)
+    return {**out, "NME h3r (%)": evaluation["summary"]["all"]["NME (%)"], "status": "evaluated here",
+            "test set": f"{name}/{evaluation['split']} ({evaluation['samples']} faces)"}
+
+
+def official_mapping_gap(side: float, size: int, boxes: int = 64, seed: int = 0) -> dict:
+    """How far the official mapping back (``x = u wh / S + rect[0]``) is from the true mapping of
+    the crop PIL renders, along x, over every pixel of an ``size``-pixel crop of square faces of
+    ``side`` pixels at ``boxes`` random sub-pixel positions: the mean gap (px), its prediction
+    ``(1 - wh/S) / 2``, and the largest gap in pixels and in percent of the box side."""
+    import numpy as np
+
+    from h3r.data.transforms import official_crop
+
+    rng = np.random.default_rng(seed)
+    u = torch.stack([torch.arange(size, dtype=torch.float64), torch.zeros(size, dtype=torch.float64)], -1)
+    gaps = []
+    for x1, y1 in rng.uniform(300, 301, size=(boxes, 2)):
+        render, mapping = official_crop([x1, y1, x1 + side - 1, y1 + side - 1], (size, size))
+        gaps.append((apply_affine(u, invert_affine(mapping)) - apply_affine(u, invert_affine(render)))[:, 0])
+    gaps = torch.cat(gaps)
+    wh = 1.25 * side
+    return {"box side (px)": side, "input": size, "window wh (px)": wh, "(1 - wh/S) / 2 (px)": (1 - wh / size) / 2,
+            "mean gap (px)": gaps.mean().item(), "max |gap| (px)": gaps.abs().max().item(),
+            "max |gap| / side (%)": 100 * gaps.abs().max().item() / side}

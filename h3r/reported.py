@@ -225,3 +225,16 @@ def tables() -> pd.DataFrame:
     counts = pd.Series([r.table for r in RECORDS]).value_counts()
     rows = [{**asdict(t), "numbers": int(counts.get(t.id, 0))} for t in TABLES.values()]
     return pd.DataFrame(rows)
+
+
+def readme_nme(dataset: str, backbone: str = "HRNet-W18") -> pd.DataFrame:
+    """The official README's NME for ``dataset`` (``"WFLW"``, ``"300W"``, ...) with ``backbone``,
+    one row per face box protocol, as a benchmark table shows it beside its own columns: the
+    row says whose number it is and on which box, the one column is ``"NME (%)"``. Raises
+    ValueError where the README has several such models on one box (at other input sizes)."""
+    rows = reported("official_readme", dataset=dataset, metric="NME", backbone=backbone)
+    if rows.bbox.duplicated().any():
+        raise ValueError(f"the README has several {backbone} models for {dataset} on one box: "
+                         f"input sizes {sorted(rows.input_size)}")
+    label = "H3R, {}, reported (official README, box {})"
+    return pd.DataFrame({label.format(backbone, r.bbox): {"NME (%)": r.value} for r in rows.itertuples()}).T

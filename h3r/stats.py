@@ -26,6 +26,13 @@ def mean_spread(rows: pd.DataFrame, index, columns=None, value: str = "NME (%)",
     return text.unstack(columns) if columns is not None else text.to_frame(value)
 
 
+def metrics_table(rows: pd.DataFrame, index: str, columns: str,
+                  metrics=("NME (%)", "FR@0.1 (%)", "AUC@0.1")) -> pd.DataFrame:
+    """:func:`mean_spread` of each of ``metrics`` side by side: ``index`` x (metric, ``columns``),
+    e.g. codec x (NME, FR, AUC per test subset), the form a face benchmark reports."""
+    return pd.concat({m: mean_spread(rows, index, columns, value=m) for m in metrics}, axis=1)
+
+
 # --- paired comparisons ----------------------------------------------------------------------------
 
 def paired_differences(rows: pd.DataFrame, treatment: str, control: str, by="heatmap_stride",

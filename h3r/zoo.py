@@ -147,3 +147,38 @@ def official_model_folder(dataset: str, backbone: str, box: str, input_size: int
     """The official folder of a README row, e.g. ``models/wflw/hrnet18_256x256_p1`` (README names)."""
     folder, prefix = README_DATASETS[dataset][1], README_BACKBONES[backbone][1]
     return f"models/{folder}/{prefix}_{input_size}x{input_size}_{box.lower()}"
+
+
+def readme_models():
+    """The README's models, one row each in its order: ``dataset``, ``backbone``, ``bbox``,
+    ``input_size`` and the reported ``Params`` (M), ``FLOPs`` (G) and ``NME`` (%)
+    (:func:`h3r.reported.reported`), with the ``keypoints`` and h3r ``arch`` that rebuild it."""
+    from h3r.data.registry import DATASETS
+    from h3r.reported import reported
+
+    keys = ["dataset", "backbone", "bbox", "input_size"]
+    models = reported("official_readme").pivot_table(index=keys, columns="metric", values="value", sort=False)
+    models = models.reset_index()[[*keys, "Params", "FLOPs", "NME"]]
+    models["keypoints"] = models.dataset.map(lambda d: DATASETS[README_DATASETS[d][0]].layout.num_keypoints)
+    models["arch"] = models.backbone.map(lambda b: README_BACKBONES[b][0])
+    return models
+
+
+def computed_costs(models):
+    """What h3r computes of each of ``models`` (:func:`readme_models`) from its own network with
+    the official two-channel head: ``"params h3r (M)"``, ``"MACs h3r (G)"`` (convolutions and
+    matrix products) and ``"FLOPs h3r, thop-style (G)"`` (plus thop's 2 operations per BatchNorm
+    output, the README's count), on ``models``' index. Meta tensors: no weights, no data."""
+    import pandas as pd
+
+    from h3r.models import build_model, count_flops, count_params
+
+    costs = {}  # (arch, keypoints, input size) -> (params, MACs, thop-equivalent MACs)
+    for arch, k in sorted(set(zip(models.arch, models.keypoints))):
+        model = build_model(arch, k, head="binary")  # one network, counted at each of its sizes
+        for size in sorted(set(models.input_size[(models.arch == arch) & (models.keypoints == k)])):
+            costs[arch, k, size] = (count_params(model) / 1e6, count_flops(model, size) / 1e9,
+                                    count_flops(model, size, count_batchnorm=True) / 1e9)
+    keys = zip(models.arch, models.keypoints, models.input_size)
+    return pd.DataFrame([costs[key] for key in keys], index=models.index,
+                        columns=["params h3r (M)", "MACs h3r (G)", "FLOPs h3r, thop-style (G)"])

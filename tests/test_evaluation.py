@@ -23,11 +23,12 @@ from h3r.config import Config
 from h3r.data.layouts import IBUG68
 from h3r.data.registry import build_dataset
 from h3r.data.transforms import Augment, official_crop, official_window
-from h3r.evaluation import evaluate_official, predict, predict_decoders
+from h3r.evaluation import evaluate_official, official_mapping_gap, official_nme, predict, predict_decoders
 from h3r.geometry import apply_affine
 from h3r.protocols import official_benchmarks
 from h3r.reported import reported
 from h3r.runs import run
+from h3r.zoo import computed_costs, readme_models
 from h3r.zoo import official_model_folder, official_settings, read_official_config, resolve_weights
 
 OFFICIAL_SPLITS = official_benchmarks()
@@ -326,3 +327,70 @@ def test_run_under_both_protocols(root, tmp_path, capsys):
     assert ours["summary"]["all"]["NME (%)"] != official["summary"]["all"]["NME (%)"]
     stored = json.loads((cfg.run_dir() / "results.json").read_text().replace("NaN", "null"))
     assert np.isclose(ours["summary"]["all"]["NME (%)"], stored["summary"]["all"]["NME (%)"])
+
+
+# --- one README row of chapter 9 ----------------------------------------------------------------------
+
+def test_official_nme_says_what_a_row_needs_and_the_command_that_fills_it(tmp_path):
+    row = official_nme("WFLW", "HRNet-W18", "P1", 256)
+    assert math.isnan(row["NME h3r (%)"])
+    assert row["status"] == "needs weights and data"
+    assert row["test set"] == "wflw/test"
+    assert row["command"] == ("h3r eval --weights official:WEIGHTS_DIR/models/wflw/hrnet18_256x256_p1 --dataset "
+                              "wflw --data-root DATA_ROOT --protocol official --json "
+                              "runs/official/wflw/hrnet18_256x256_p1.json")
+    write_wflw(tmp_path / "data")
+    row = official_nme("WFLW", "HRNet-W18", "P1", 256, weights_dir=str(tmp_path), data_root=str(tmp_path / "data"))
+    assert row["status"] == "needs weights"
+    write_official_model(tmp_path / "models/wflw/hrnet18_256x256_p1", "hrnet_w18", 98, config=False)
+    row = official_nme("WFLW", "HRNet-W18", "P1", 256, weights_dir=str(tmp_path), data_root=str(tmp_path / "data"))
+    assert row["status"] == "ready: run the command, or evaluate=True"
+    assert math.isnan(row["NME h3r (%)"])
+
+
+def test_official_nme_reads_a_saved_result_only_for_its_own_setting(tmp_path):
+    result = tmp_path / "300w/mobilenet_128x128_p2.json"
+    result.parent.mkdir()
+    saved = {"protocol": "official", "settings": {"box": "P2", "input_size": 128}, "split": "full", "samples": 689,
+             "summary": {"all": {"NME (%)": 3.5}}}
+    result.write_text(json.dumps(saved))
+    row = official_nme("300W", "MobileNetV2", "P2", 128, results_dir=str(tmp_path))
+    assert (row["NME h3r (%)"], row["test set"], row["status"]) == (3.5, "300w/full (689 faces)", f"from {result}")
+    result.write_text(json.dumps({**saved, "settings": {"box": "P1", "input_size": 128}}))
+    row = official_nme("300W", "MobileNetV2", "P2", 128, results_dir=str(tmp_path))
+    assert math.isnan(row["NME h3r (%)"])
+    assert row["status"] == f"{result} is for another setting; run the command again"
+
+
+def test_official_mapping_gap_has_the_predicted_mean_and_vanishes_where_the_window_is_the_input():
+    gap = official_mapping_gap(160, 256, boxes=16)
+    assert gap["window wh (px)"] == 200 and gap["(1 - wh/S) / 2 (px)"] == pytest.approx((1 - 200 / 256) / 2)
+    # the systematic part is (1 - wh/S) / 2; the window's rounding adds at most half a pixel either way
+    assert abs(gap["mean gap (px)"] - gap["(1 - wh/S) / 2 (px)"]) < 0.5
+    assert gap["max |gap| / side (%)"] == pytest.approx(100 * gap["max |gap| (px)"] / 160)
+    exact = official_mapping_gap(204.8, 256, boxes=16)
+    assert exact["(1 - wh/S) / 2 (px)"] == pytest.approx(0)
+    assert abs(exact["mean gap (px)"]) < 0.5 and exact["max |gap| (px)"] <= 1
+
+
+
+def test_readme_models_are_the_fourteen_rows_with_what_rebuilds_them():
+    models = readme_models()
+    assert len(models) == 14
+    assert list(models.columns) == ["dataset", "backbone", "bbox", "input_size", "Params", "FLOPs", "NME",
+                                    "keypoints", "arch"]
+    first = models.iloc[0]
+    assert (first.dataset, first.backbone, first.keypoints, first.arch) == ("WFLW", "HRNet-W18", 98, "hrnet_w18")
+    assert set(models[models.dataset == "AFLW2000-3D"].keypoints) == {68}
+    assert set(models.arch) == {"hrnet_w18", "mobilenet_v2"}
+
+
+def test_computed_costs_match_the_readme_with_thops_batchnorm_term():
+    models = readme_models()
+    small = models[(models.arch == "mobilenet_v2") & (models.input_size == 128)]
+    costs = computed_costs(small)
+    assert list(costs.index) == list(small.index)
+    assert list(costs.columns) == ["params h3r (M)", "MACs h3r (G)", "FLOPs h3r, thop-style (G)"]
+    assert list(costs["params h3r (M)"].round(2)) == list(small.Params)
+    assert list(costs["FLOPs h3r, thop-style (G)"].round(2)) == list(small.FLOPs)
+    assert (costs["MACs h3r (G)"] < costs["FLOPs h3r, thop-style (G)"]).all()

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from h3r.reported import (COLUMNS, MODELS_README, OFFICIAL_COMMIT, OFFICIAL_STRIDE, README, RECORDS,
-                          TABLES, reported, tables)
+                          TABLES, readme_nme, reported, tables)
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK_PAGE = REPO / "book" / "paper_tables.md"
@@ -164,3 +164,15 @@ def test_every_table_names_a_notebook_of_the_book():
     book = set(toc_notebooks())
     for table in TABLES.values():
         assert table.notebook in book, f"{table.id}: {table.notebook} is not a chapter of the book"
+
+
+def test_readme_nme_is_one_row_per_box_beside_a_benchmark_table():
+    table = readme_nme("WFLW")
+    assert list(table.columns) == ["NME (%)"]
+    assert list(table.index) == ["H3R, HRNet-W18, reported (official README, box P1)",
+                                 "H3R, HRNet-W18, reported (official README, box P2)"]
+    rows = reported("official_readme", dataset="WFLW", metric="NME", backbone="HRNet-W18")
+    assert list(table["NME (%)"]) == list(rows.value)
+    assert list(readme_nme("300W").index.str[-3:-1]) == ["P1", "P2"]
+    with pytest.raises(ValueError, match="several MobileNetV2 models for 300W on one box"):
+        readme_nme("300W", backbone="MobileNetV2")  # 256 and 128 px, both on P2

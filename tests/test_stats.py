@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from h3r.stats import (GROWTH_RULE, MECHANISM_RULE, growth_verdict, mean_spread, mechanism_verdict, paired_differences,
+from h3r.stats import (metrics_table, GROWTH_RULE, MECHANISM_RULE, growth_verdict, mean_spread, mechanism_verdict, paired_differences,
                        verdict)
 
 
@@ -49,3 +49,16 @@ def test_mechanism_verdict_grades_how_close_the_network_comes_to_the_expected_ta
     assert verdicts == ["partly", "mostly", "not supported"]
     assert mechanism_verdict(0.85, 0.01, 0.18) == "partly"  # too little mass on the neighbours for "mostly"
     assert "at least 0.9" in MECHANISM_RULE and "0.5 × uniform" in MECHANISM_RULE
+
+
+def test_metrics_table_puts_each_metric_over_the_columns_side_by_side():
+    rows = pd.DataFrame({"codec": ["h3r", "h3r", "argmax", "argmax"], "seed": [0, 1, 0, 0],
+                         "subset": ["all", "all", "all", "pose"], "NME (%)": [4.0, 6.0, 5.0, 7.0],
+                         "FR@0.1 (%)": [1.0, 1.0, 2.0, 3.0], "AUC@0.1": [0.5, 0.5, 0.4, 0.3]})
+    table = metrics_table(rows, "codec", "subset")
+    assert list(table.columns) == [("NME (%)", "all"), ("NME (%)", "pose"), ("FR@0.1 (%)", "all"),
+                                   ("FR@0.1 (%)", "pose"), ("AUC@0.1", "all"), ("AUC@0.1", "pose")]
+    assert table.loc["h3r", ("NME (%)", "all")] == "5.00 ± 1.41"
+    assert table.loc["argmax", ("AUC@0.1", "pose")] == "0.30"
+    assert pd.isna(table.loc["h3r", ("NME (%)", "pose")])
+    assert list(metrics_table(rows, "codec", "subset", metrics=("AUC@0.1",)).columns.levels[0]) == ["AUC@0.1"]

@@ -141,3 +141,15 @@ def test_a_run_counts_the_macs_of_its_architecture_once_per_process(monkeypatch)
     assert calls == [32]  # another seed, the same network: counted once
     bigger = dataclasses.replace(cfg, input_size=64)
     assert T._macs(bigger, T.build_run(bigger)[0]) > first and calls == [32, 64]
+
+
+
+def test_train_options_are_the_config_fields_as_flags():
+    options = {o["flag"]: o for o in cli.train_options()}
+    fields = dataclasses.fields(cli.Config)
+    assert list(options) == ["--" + f.name.replace("_", "-") for f in fields]
+    assert options["--heatmap-stride"]["type"] == "int"
+    assert options["--heatmap-stride"]["default"] == cli.Config().heatmap_stride
+    runtime = {flag for flag, o in options.items() if o["runtime"] == "runtime"}
+    assert runtime == {"--" + name.replace("_", "-") for name in cli.Config.RUNTIME_FIELDS}
+    assert options["--device"]["runtime"] == "runtime" and options["--codec"]["runtime"] == ""

@@ -48,6 +48,40 @@ def toc_notebooks(toc: Path = BOOK / "_toc.yml") -> list[str]:
     return stems
 
 
+#: what ``scripts/measure_book.py`` measured of ``make venv && make book`` in a fresh clone
+MEASUREMENT = BOOK / "measurements" / "make_book.json"
+#: the default build's budget, the virtual environment included: 30 minutes on 2 CPU cores
+BUDGET_SECONDS = 1800
+
+
+def read_measurement(path: Path = MEASUREMENT) -> dict | None:
+    """The recorded measurement of the default build (see :data:`MEASUREMENT`), None if there is none."""
+    import json
+
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def measured_minutes(run: dict):
+    """A measurement's steps (``make venv``, each notebook, the rendering) in minutes, to 0.1, as a
+    one-column DataFrame."""
+    import pandas as pd
+
+    steps = {"make venv": run["venv_seconds"],
+             **{f"notebooks/{stem}": s for stem, s in run["notebook_seconds"].items()},
+             "rendering (Jupyter Book)": run["render_seconds"]}
+    return (pd.Series(steps, name="minutes") / 60).round(1).to_frame()
+
+
+def measurement_text(run: dict) -> str:
+    """A measurement in a sentence: the total, the command, whether it is within the budget, and
+    where and when it was measured (commit, device, time, the load average before)."""
+    was = run["provenance"]
+    verdict = "within" if run["total_seconds"] <= BUDGET_SECONDS else "**over**"
+    return (f"**{run['total_seconds'] / 60:.1f} minutes** in all ({run['command']}), {verdict} the budget of "
+            f"{BUDGET_SECONDS // 60}. Measured at commit `{was['commit']}` on {was['device']}, {was['time_utc']}; "
+            f"load average before {was['load_average']['before'][0]}.")
+
+
 def declared_parameters(notebook: Path) -> dict:
     """The parameters a notebook's ``parameters`` cell declares, by name: ``{name: {"default",
     "help", ...}}`` (papermill's inspection)."""

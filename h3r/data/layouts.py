@@ -231,3 +231,28 @@ def _eye_groups(layout: Layout, rule: str, where: str) -> tuple[tuple[int, ...],
     if layout.normalizer == "inter_pupil" and index and len(index) % 2 == 0:
         return tuple(index[: len(index) // 2]), tuple(index[len(index) // 2:])
     raise ValueError(f"{where}: the layout defines no pupil_index (two groups of eye keypoints)")
+
+
+# --- in words, for the book ---------------------------------------------------------------------
+
+def describe_normalizer(rule: str, layout: Layout) -> str:
+    """What the normaliser ``rule`` of a dataset with ``layout`` divides by, in words; ``"box_size"``
+    is the size an annotation states (AFLW's ``box_size`` column)."""
+    if rule == "inter_ocular":
+        i, j = layout.normalizer_index
+        return f"inter-ocular: points {i} and {j} (outer eye corners)"
+    return {
+        "box": "√(w·h) of the tight box of the ground-truth landmarks",
+        "box_size": "the annotation's face box size (box_size column)",
+        "head": "PCKh: 0.6 × the head box diagonal",
+        "oks": "OKS (COCO keypoint AP, pycocotools)",
+    }[rule]
+
+
+def describe_pupils(layout: Layout) -> str:
+    """The keypoints whose centroids the ``"inter_pupil"`` normaliser measures between, in words
+    (a range for a group, ``""`` for a layout without eyes)."""
+    if layout.pupil_index is None:
+        return ""
+    a, b = (g[0] if len(g) == 1 else f"{g[0]}–{g[-1]}" for g in layout.pupil_index)
+    return f"centroids of {a} and {b}"

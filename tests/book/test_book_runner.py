@@ -99,3 +99,22 @@ def test_code_lines_fit_the_page():
                 lines = [line for block in fences[1::2] for line in block.splitlines()[1:]]
             too_long += [f"{path.name} cell {i}: {line}" for line in lines if len(line) > 88]
     assert not too_long, "\n".join(too_long[:20])
+
+
+def test_the_build_measurement_reads_as_minutes_and_a_sentence(tmp_path):
+    assert nb.read_measurement(tmp_path / "none.json") is None
+    run = {"venv_seconds": 120.0, "notebook_seconds": {"01_quantization_error": 90.0}, "render_seconds": 30.0,
+           "total_seconds": 1830.0, "command": "make book",
+           "provenance": {"commit": "abc1234", "device": "cpu (2 cores)", "time_utc": "2026-01-01T00:00:00Z",
+                          "load_average": {"before": [0.5, 0.4, 0.3]}}}
+    path = tmp_path / "make_book.json"
+    path.write_text(__import__("json").dumps(run))
+    assert nb.read_measurement(path) == run
+    minutes = nb.measured_minutes(run)
+    assert list(minutes.columns) == ["minutes"]
+    assert minutes["minutes"].to_dict() == {"make venv": 2.0, "notebooks/01_quantization_error": 1.5,
+                                            "rendering (Jupyter Book)": 0.5}
+    assert nb.measurement_text(run) == (
+        "**30.5 minutes** in all (make book), **over** the budget of 30. Measured at commit `abc1234` on "
+        "cpu (2 cores), 2026-01-01T00:00:00Z; load average before 0.5.")
+    assert ", within the budget" in nb.measurement_text({**run, "total_seconds": 1800.0})

@@ -16,8 +16,9 @@ from torch.utils.data import default_collate
 
 from h3r.data.sample import denormalize_image
 from h3r.data.faces import COCOStyleFaces, FaceDataset, HRNetCSV
-from h3r.data.layouts import IBUG68, WFLW98
-from h3r.data.registry import DATASETS, LAYOUT_DOCS, available_datasets, build_dataset
+from h3r.data.layouts import AFLW19, COCO17, IBUG68, MPII16, WFLW98, describe_normalizer, describe_pupils
+from h3r.data.registry import (DATASETS, LAYOUT_DOCS, available_datasets, build_dataset, dataset_status,
+                               layouts_markdown)
 from h3r.data.annotated import DATA_ROOT_ENV, AnnotationError, DatasetNotFoundError, resolve_data_root
 from h3r.data.transforms import Augment, inverse, official_crop
 from h3r.geometry import flip_keypoints
@@ -486,3 +487,42 @@ def test_registry_builds_the_synthetic_benchmark():
         warnings.simplefilter("ignore")
         ds = build_dataset("synthetic_faces", "train", input_size=64, length=3, seed=0)
     assert len(ds) == 3 and ds[0]["keypoints"].shape == (68, 2)
+
+
+# --- what a machine has, in words ---------------------------------------------------------------------
+
+def test_dataset_status_says_found_not_found_or_annotation_error(data, tmp_path):
+    assert dataset_status("wflw", "test", data[0]) == {"status": "found", "detail": "4 samples"}
+    missing = dataset_status("wflw", "test", tmp_path)
+    assert missing["status"] == "not found"
+    assert missing["detail"].startswith(f"looked for {tmp_path / 'wflw'}") and "\n" not in missing["detail"]
+    root = _copy(data, tmp_path, "wflw")
+    lists = root / "wflw" / "WFLW_annotations" / "list_98pt_rect_attr_train_test"
+    (lists / "list_98pt_rect_attr_test.txt").write_text("not a number\n")
+    broken = dataset_status("wflw", "test", root)
+    assert broken["status"] == "annotation error" and "list_98pt_rect_attr_test.txt" in broken["detail"]
+
+
+def test_layouts_markdown_has_every_dataset_its_folder_and_sources():
+    text = layouts_markdown()
+    for name, docs in LAYOUT_DOCS.items():
+        cls = DATASETS[name]
+        assert f"`build_dataset({name!r}, split)`" in text
+        assert f"expected under `<data_root>/{cls.folder or cls.name}/`" in text
+        assert all(f"* {url}" in text for url in docs.urls)
+    assert "**HRNet CSV (300W in HRNet's files;" in text
+    assert text.count("```text\n") == len(LAYOUT_DOCS)
+    trees = text.split("```text\n")[1:]
+    assert all(len(line) <= 84 for tree in trees for line in tree.split("```")[0].splitlines())
+
+
+def test_normalisers_and_pupils_in_words():
+    assert describe_normalizer("inter_ocular", WFLW98) == "inter-ocular: points 60 and 72 (outer eye corners)"
+    assert describe_normalizer("inter_ocular", IBUG68) == "inter-ocular: points 36 and 45 (outer eye corners)"
+    assert describe_normalizer("box", IBUG68).startswith("√(w·h)")
+    assert describe_normalizer("box_size", AFLW19) == "the annotation's face box size (box_size column)"
+    assert describe_normalizer("head", MPII16) == "PCKh: 0.6 × the head box diagonal"
+    assert describe_normalizer("oks", COCO17) == "OKS (COCO keypoint AP, pycocotools)"
+    assert describe_pupils(IBUG68) == "centroids of 36–41 and 42–47"
+    assert describe_pupils(WFLW98) == "centroids of 96 and 97"
+    assert describe_pupils(MPII16) == ""
