@@ -406,8 +406,9 @@ def vanilla_gaps(table: pd.DataFrame, points: dict[int, int]) -> pd.DataFrame:
     over the mean statistics (not the worst cases, which Monte Carlo approaches from below), beside
     6 standard errors of a mean, ``6 s / sqrt(12 n)`` for ``n = points[s]`` keypoints."""
     means = table[~table.statistic.str.startswith("worst")]
+    standard_errors = pd.Series({s: 6 * s / math.sqrt(12 * n) for s, n in points.items()})
     return pd.DataFrame({"largest |MC - closed form| (px)": means.groupby("stride")["|difference|"].max(),
-                         "6 standard errors (px)": pd.Series({s: 6 * s / math.sqrt(12 * n) for s, n in points.items()})})
+                         "6 standard errors (px)": standard_errors})
 
 
 def randomized_by_fraction(input_size: int, stride: int, fractions: Tensor, draws: int,
@@ -600,7 +601,8 @@ def preset_table(input_size: int, stride: int) -> pd.DataFrame:
     rows = []
     for name, (cls, options) in PRESETS.items():
         codec = build_codec(name, input_size, stride=stride)
-        rows.append(dict(preset=name, cls=cls.__name__, options=", ".join(f"{k}={v!r}" for k, v in options.items()) or "-",
+        rows.append(dict(preset=name, cls=cls.__name__,
+                         options=", ".join(f"{k}={v!r}" for k, v in options.items()) or "-",
                          alignment=codec.align, heatmap=f"{codec.heatmap_size[0]}x{codec.heatmap_size[1]}"))
     return pd.DataFrame(rows).set_index("preset")
 

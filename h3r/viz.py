@@ -229,7 +229,8 @@ def randomized_error_by_fraction(table, stride: int, draws: int) -> Figure:
     ax.plot(dense, 0 * dense, color="C0", label="randomized: mean $0$")
     ax.errorbar(table["f"], table["mean (MC)"], yerr=np.sqrt(table["variance (MC)"]), fmt="o", color="C0", ms=4,
                 capsize=2, label=f"randomized, Monte Carlo ({draws} draws)")
-    ax.set(xlabel="fractional part $f$ of the keypoint (heatmap cells)", ylabel=f"error $e$ (input px, stride {stride})",
+    ax.set(xlabel="fractional part $f$ of the keypoint (heatmap cells)",
+           ylabel=f"error $e$ (input px, stride {stride})",
            title="Quantization error against the fractional position")
     ax.legend(loc="lower left", fontsize=9)
     return fig
@@ -316,7 +317,8 @@ def bias_by_fraction(bias, stride: int) -> Figure:
     ax = fig.subplots()
     sns.lineplot(data=bias, x="f", y="bias", hue="codec", style="codec", markers=True, markersize=5, ax=ax)
     ax.axhline(0, color="black", lw=0.8)
-    ax.set(xlabel="fractional part $f_x$ of the keypoint (heatmap cells)", ylabel=f"x error (input px, stride {stride})",
+    ax.set(xlabel="fractional part $f_x$ of the keypoint (heatmap cells)",
+           ylabel=f"x error (input px, stride {stride})",
            title="Bias of each codec's round trip against the sub-pixel position")
     # below the axes: a legend inside would cover the curves
     ax.legend(ncol=2, fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16))

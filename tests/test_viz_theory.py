@@ -29,7 +29,7 @@ def test_randomized_error_by_fraction():
 
 
 def test_quantization_error_by_stride():
-    rows = [dict(stride=s, system=system, source=source, error=s * (i + 1))
+    rows = [{"stride": s, "system": system, "source": source, "error": s * (i + 1)}
             for s in (4, 8) for i, system in enumerate(viz.ERROR_STYLES) for source in ("closed form", "Monte Carlo")]
     fig = viz.quantization_error_by_stride(pd.DataFrame(rows), 256)
     (ax,) = fig.axes
@@ -40,10 +40,10 @@ def test_quantization_error_by_stride():
 
 
 def test_codec_nme_by_stride_merges_coinciding_curves():
-    rows = [dict(dataset=d, stride=s, codec=c, flip_test=False, nme=nme)
+    rows = [{"dataset": d, "stride": s, "codec": c, "flip_test": False, "nme": nme}
             for d in ("a", "b") for s in (4, 8)
             for c, nme in (("floor", s / 2), ("twin", s / 2), ("h3r (one draw)", s / 4))]
-    rows.append(dict(dataset="a", stride=4, codec="floor", flip_test=True, nme=99.0))
+    rows.append({"dataset": "a", "stride": 4, "codec": "floor", "flip_test": True, "nme": 99.0})
     fig = viz.codec_nme_by_stride(pd.DataFrame(rows), ["b", "a"], ["floor", "twin", "h3r (one draw)"], 64)
     assert [ax.get_title() for ax in fig.axes] == ["b", "a"]
     ax = fig.axes[0]
@@ -57,7 +57,7 @@ def test_mean_decode_convergence():
     convergence = pd.DataFrame({"draws": [1, 4, 16], "rms_error": [2.0, 1.0, 0.5]})
     fig = viz.mean_decode_convergence(convergence, 2.0, 0.7, -0.5)
     (ax,) = fig.axes
-    h3r, noise, rounded = ax.lines
+    _, noise, rounded = ax.lines
     np.testing.assert_allclose(noise.get_ydata(), [2.0, 1.0, 0.5])
     np.testing.assert_allclose(rounded.get_ydata(), [0.7, 0.7])
     assert ax.get_xscale() == ax.get_yscale() == "log" and "fitted slope -0.500" in ax.get_title()
