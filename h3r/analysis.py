@@ -346,7 +346,7 @@ def randomized_draw_norm(stride: float, grid: int = 400) -> float:
     fx, fy = np.meshgrid(f, f, indexing="ij")  # (grid, grid)
     bx, by = np.array([0, 0, 1, 1])[:, None, None], np.array([0, 1, 0, 1])[:, None, None]  # the 4 draws
     p = np.where(bx, fx, 1 - fx) * np.where(by, fy, 1 - fy)  # (4, grid, grid)
-    return stride * (p * np.hypot(bx - fx, by - fy)).mean(axis=(1, 2)).sum()
+    return float(stride * (p * np.hypot(bx - fx, by - fy)).mean(axis=(1, 2)).sum())
 
 
 def points_per_stride(strides, input_size: int, n_points: int, cell_budget: int) -> dict[int, int]:
