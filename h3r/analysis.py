@@ -26,15 +26,17 @@ from h3r._extras import require
 
 require("train", "h3r.analysis")
 
+import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
 from h3r import metrics
-from h3r.codecs import H3R, Codec, SoftArgmax, build_codec
-from h3r.config import preset
+from h3r.codecs import CODECS, H3R, Codec, SoftArgmax, build_codec
+from h3r.config import PRESETS, preset
 from h3r.geometry import Size, apply_affine, flip_keypoints
 from h3r.data.transforms import inverse
 from h3r.protocols import PROTOCOLS, face_benchmarks
@@ -307,3 +309,313 @@ def neighbour_weights(logits: Tensor, keypoints: Tensor, codec: H3R, visible: Te
     predicted = four / mass.clamp_min(torch.finfo(four.dtype).tiny)[..., None]
     return {"mass": mass, "error": (predicted - bilinear).abs().mean(-1), "predicted": predicted,
             "bilinear": bilinear, "valid": valid}
+
+
+# --- the theory chapters (1-3): quantization error, unbiasedness, the codecs' targets ------------
+
+#: mean distance from a corner of the unit square to a uniform point in it, (sqrt(2) + arsinh(1)) / 3
+CORNER_MEAN = (math.sqrt(2) + math.asinh(1)) / 3
+
+
+def vanilla_closed_form(stride: float) -> dict[str, dict[str, float]]:
+    """The quantization error of vanilla heatmap regression (integer encoding, argmax decoding) at
+    ``stride`` for a uniform fractional position, in input pixels: encoder (``floor``, ``round``)
+    -> statistic -> value. Per axis ``mean``, ``mean |e|``, ``rms``, ``worst |e|``; the 2-D
+    Euclidean ``mean ||e|| (2-D)`` and ``worst ||e|| (2-D)``."""
+    s = stride
+    return {
+        "floor": {"mean": -s / 2, "mean |e|": s / 2, "rms": s / math.sqrt(3), "worst |e|": s,
+                  "mean ||e|| (2-D)": CORNER_MEAN * s, "worst ||e|| (2-D)": math.sqrt(2) * s},
+        "round": {"mean": 0.0, "mean |e|": s / 4, "rms": s / (2 * math.sqrt(3)), "worst |e|": s / 2,
+                  "mean ||e|| (2-D)": CORNER_MEAN / 2 * s, "worst ||e|| (2-D)": s / math.sqrt(2)},
+    }
+
+
+def randomized_draw_norm(stride: float, grid: int = 400) -> float:
+    """Mean Euclidean error of one randomized-rounding draw in 2-D, ``E||s (B - f)||`` with
+    ``B ~ Bernoulli(f)`` per axis, over ``(f_x, f_y)`` uniform on ``[0, 1)^2`` (midpoint rule on a
+    ``grid`` x ``grid`` lattice)."""
+    f = (np.arange(grid) + 0.5) / grid
+    fx, fy = np.meshgrid(f, f, indexing="ij")  # (grid, grid)
+    bx, by = np.array([0, 0, 1, 1])[:, None, None], np.array([0, 1, 0, 1])[:, None, None]  # the 4 draws
+    p = np.where(bx, fx, 1 - fx) * np.where(by, fy, 1 - fy)  # (4, grid, grid)
+    return float(stride * (p * np.hypot(bx - fx, by - fy)).mean(axis=(1, 2)).sum())
+
+
+def points_per_stride(strides, input_size: int, n_points: int, cell_budget: int) -> dict[int, int]:
+    """Keypoints to draw at each stride: ``n_points``, fewer where ``cell_budget`` heatmap cells
+    do not hold that many one-keypoint heatmaps."""
+    return {s: min(n_points, cell_budget // (input_size // s) ** 2) for s in strides}
+
+
+def uniform_keypoints(n: int, input_size: int, stride: int, generator: torch.Generator,
+                      margin: int = 1) -> Tensor:
+    """(n, 1, 2) keypoints uniform over an ``input_size`` square image, ``margin`` cells of
+    ``stride`` pixels from its top-left border and ``margin + 1`` from its bottom-right one, on the
+    generator's device (every neighbour randomized rounding can pick is on the heatmap)."""
+    low, high = margin * stride, input_size - 1 - (margin + 1) * stride
+    return low + (high - low) * torch.rand(n, 1, 2, generator=generator, device=generator.device)
+
+
+def round_trip_errors(codec: Codec, keypoints: Tensor, target: str = "encode",
+                      generator: torch.Generator | None = None, decoder: Codec | None = None) -> Tensor:
+    """(N, K, 2) float64 decoded minus true keypoints (N, K, 2), input pixels (:func:`round_trip`)."""
+    decoded = round_trip(codec, keypoints, target=target, decoder=decoder, generator=generator)[0]
+    return decoded - keypoints.double()
+
+
+def error_stats(errors: Tensor) -> dict[str, float]:
+    """Statistics of errors (..., 2): per axis (x) ``mean``, ``mean |e|``, ``rms``, ``worst |e|``;
+    of the Euclidean norm ``mean ||e|| (2-D)``, ``worst ||e|| (2-D)``."""
+    ex = errors[..., 0].flatten().double()
+    norm = errors.double().norm(dim=-1).flatten()
+    return {"mean": ex.mean().item(), "mean |e|": ex.abs().mean().item(), "rms": ex.pow(2).mean().sqrt().item(),
+            "worst |e|": ex.abs().max().item(), "mean ||e|| (2-D)": norm.mean().item(),
+            "worst ||e|| (2-D)": norm.max().item()}
+
+
+def vanilla_errors(keypoints: Tensor, input_size: int, stride: int) -> dict[str, Tensor]:
+    """Round-trip errors (N, K, 2) float64 of vanilla heatmap regression's ``floor`` and ``round``
+    encoders (one-hot targets, argmax) for keypoints (N, K, 2)."""
+    return {q: round_trip_errors(build_codec(f"argmax-{q}", input_size, stride=stride, target="onehot"), keypoints)
+            for q in ("floor", "round")}
+
+
+def vanilla_table(keypoints: dict[int, Tensor], input_size: int) -> pd.DataFrame:
+    """Closed form beside Monte Carlo for vanilla's encoders, from keypoints (N, 1, 2) per stride.
+
+    Long table: ``stride, encoder, statistic`` (:func:`error_stats`), ``closed_form``,
+    ``monte_carlo`` and ``|difference|``."""
+    rows = [dict(stride=s, encoder=q, statistic=stat, closed_form=vanilla_closed_form(s)[q][stat], monte_carlo=v)
+            for s, kp in keypoints.items() for q, e in vanilla_errors(kp, input_size, s).items()
+            for stat, v in error_stats(e).items()]
+    table = pd.DataFrame(rows)
+    table["|difference|"] = (table.monte_carlo - table.closed_form).abs()
+    return table
+
+
+def vanilla_gaps(table: pd.DataFrame, points: dict[int, int]) -> pd.DataFrame:
+    """Per stride of a :func:`vanilla_table`, the largest gap between Monte Carlo and closed form
+    over the mean statistics (not the worst cases, which Monte Carlo approaches from below), beside
+    6 standard errors of a mean, ``6 s / sqrt(12 n)`` for ``n = points[s]`` keypoints."""
+    means = table[~table.statistic.str.startswith("worst")]
+    standard_errors = pd.Series({s: 6 * s / math.sqrt(12 * n) for s, n in points.items()})
+    return pd.DataFrame({"largest |MC - closed form| (px)": means.groupby("stride")["|difference|"].max(),
+                         "6 standard errors (px)": standard_errors})
+
+
+def randomized_by_fraction(input_size: int, stride: int, fractions: Tensor, draws: int,
+                           generator: torch.Generator, cell: int = 20) -> pd.DataFrame:
+    """Mean and variance of one randomized draw's x error at each fractional position.
+
+    fractions (F,) in [0, 1) on the generator's device place a keypoint at ``cell + f`` heatmap
+    units along x (on a cell centre along y); each is encoded ``draws`` times by H3R with one-hot
+    targets and decoded by argmax. Columns ``f``, ``mean (MC)``, ``mean (closed form)`` (0),
+    ``variance (MC)``, ``variance (closed form)`` (``s^2 f (1 - f)``), input pixels."""
+    codec = H3R(input_size, input_size // stride, target="onehot", select="topk", k=1)
+    u = torch.stack([cell + fractions, torch.full_like(fractions, cell)], -1)[:, None]  # (F, 1, 2)
+    kp = ((u + 0.5) * stride - 0.5).repeat_interleave(draws, dim=0)  # centre-aligned input pixels
+    e = round_trip_errors(codec, kp, generator=generator)[:, 0, 0].view(len(fractions), draws)
+    f = fractions.cpu().numpy()
+    return pd.DataFrame({"f": f, "mean (MC)": e.mean(1).cpu().numpy(), "mean (closed form)": 0.0,
+                         "variance (MC)": e.var(1).cpu().numpy(), "variance (closed form)": stride**2 * f * (1 - f)})
+
+
+def error_by_stride(points: dict[int, int], input_size: int, generator: torch.Generator) -> pd.DataFrame:
+    """Mean Euclidean error against the stride, closed form and Monte Carlo, for floor, round, one
+    randomized draw and the randomized expected target (H3R, top-4, normalised weights).
+
+    points: stride -> how many uniform keypoints (:func:`uniform_keypoints`) to draw. Long table:
+    ``stride, system, source`` (``Monte Carlo`` or ``closed form``), ``error`` (input pixels)."""
+    rows = []
+    for s, n in points.items():
+        kp = uniform_keypoints(n, input_size, s, generator)
+        h3r = H3R(input_size, input_size // s, target="onehot", select="topk", k=4, weighting="normalized")
+        errors = {**vanilla_errors(kp, input_size, s),
+                  "randomized, one draw": round_trip_errors(h3r, kp, generator=generator),
+                  "randomized, expected target": round_trip_errors(h3r, kp, "expected")}
+        closed = {"floor": CORNER_MEAN * s, "round": CORNER_MEAN / 2 * s,
+                  "randomized, one draw": randomized_draw_norm(s), "randomized, expected target": 0.0}
+        rows += [dict(stride=s, system=k, source="Monte Carlo", error=e.norm(dim=-1).mean().item())
+                 for k, e in errors.items()]
+        rows += [dict(stride=s, system=k, source="closed form", error=v) for k, v in closed.items()]
+    return pd.DataFrame(rows)
+
+
+def codec_error_table(points: dict[int, int], input_size: int, generator: torch.Generator) -> pd.DataFrame:
+    """Each preset's target error on uniform keypoints: its own training target decoded, no network.
+
+    points: stride -> how many keypoints to draw. H3R presets give two rows, one draw and the
+    expected target. Columns ``codec, stride, mean, worst`` (Euclidean error, input pixels)."""
+    rows = []
+    for s, n in points.items():
+        kp = uniform_keypoints(n, input_size, s, generator)
+        for name in PRESETS:
+            codec = build_codec(name, input_size, stride=s)
+            kinds = ({"encode": f"{name} (one draw)", "expected": f"{name} (expected target)"}
+                     if isinstance(codec, H3R) else {"encode": name})
+            for kind, label in kinds.items():
+                err = round_trip_errors(codec, kp, kind, generator).norm(dim=-1)
+                rows.append(dict(codec=label, stride=s, mean=err.mean().item(), worst=err.max().item()))
+    return pd.DataFrame(rows)
+
+
+def landmark_sets(data_root, input_size: int, synthetic_faces: int, seed: int = 0) -> tuple[list[LandmarkSet], dict]:
+    """The codec-only benchmark's landmarks: ``synthetic_faces`` rendered test faces first, then
+    every face benchmark found under ``data_root`` (:func:`find_face_datasets`), and the missing
+    ones (name -> what was looked for)."""
+    from h3r.data.registry import build_dataset
+
+    synthetic = build_dataset("synthetic_faces", "test", input_size=input_size, length=synthetic_faces, seed=seed)
+    found, missing = find_face_datasets(data_root, input_size=input_size)
+    return [landmark_set(synthetic), *(landmark_set(ds, name=f"{n}/{ds.split}") for n, ds in found.items())], missing
+
+
+def describe_sets(sets: list[LandmarkSet], data_root, missing) -> str:
+    """Markdown list of :func:`landmark_sets`' sets, the synthetic one first, and the benchmarks
+    not found under ``data_root``."""
+    synthetic, real = sets[0], sets[1:]
+    lines = [f"* `{synthetic.name}`: {len(synthetic)} rendered faces of the embedded benchmark (exact landmarks; "
+             "the crop is the image itself)"]
+    lines += [f"* `{lm.name}` under `{data_root}`: {len(lm)} faces, annotations only (no image read)" for lm in real]
+    lines.append(f"* not found under `{data_root}`: " + (", ".join(f"`{n}`" for n in missing) or "none"))
+    return "\n".join(lines)
+
+
+#: the round trips the flip test is measured on: floor, the randomized draws, the convention mismatch
+FLIP_ROWS = ["argmax-floor", "h3r (one draw)", "h3r-official (one draw)", "h3r target, official decoder"]
+
+
+def codec_nme_with_flips(sets: list[LandmarkSet], strides, **options) -> pd.DataFrame:
+    """:func:`codec_nme_table` of every :data:`ROUND_TRIPS`, then of :data:`FLIP_ROWS` with the
+    flip test (``options``: its ``cell_budget``, ``seed``, ``device``)."""
+    flips = {k: ROUND_TRIPS[k] for k in FLIP_ROWS}
+    return pd.concat([codec_nme_table(sets, strides, ROUND_TRIPS, **options),
+                      codec_nme_table(sets, strides, flips, flip_test=True, **options)], ignore_index=True)
+
+
+def flip_table(nme_table: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """NME (%) of :data:`FLIP_ROWS` on one dataset of a :func:`codec_nme_with_flips`, columns
+    (stride, ``plain`` or ``flip test``)."""
+    flips = nme_table[nme_table.codec.isin(FLIP_ROWS)].pivot_table(
+        index=["dataset", "codec"], columns=["stride", "flip_test"], values="nme")
+    return flips.rename(columns={False: "plain", True: "flip test"}, level=1).loc[dataset].loc[FLIP_ROWS]
+
+
+def faces_per_stride(nme_table: pd.DataFrame, dataset: str) -> str:
+    """How many faces of ``dataset`` each stride of a :func:`codec_nme_table` scored, in words."""
+    counts = nme_table[nme_table.dataset == dataset].groupby("stride").samples.max()
+    return ", ".join(f"{n} faces at stride {s}" for s, n in counts.items())
+
+
+def nme_by_stride(nme_table: pd.DataFrame, dataset: str, codecs=ROUND_TRIPS) -> pd.DataFrame:
+    """Codec x stride NME (%) of one dataset of a :func:`codec_nme_table`, without the flip test,
+    rows in the order of ``codecs``, columns named ``stride s (WxH)``."""
+    t = nme_table[(nme_table.dataset == dataset) & ~nme_table.flip_test]
+    wide = t.pivot(index="codec", columns="stride", values="nme").loc[list(codecs)]
+    heatmaps = t.groupby("stride").heatmap.first()
+    wide.columns = [f"stride {s} ({heatmaps[s]})" for s in wide.columns]
+    return wide
+
+
+def decode_draws(codec: Codec, keypoints: Tensor, draws: int, target: str = "encode",
+                 generator: torch.Generator | None = None) -> Tensor:
+    """(draws, N, K, 2) float64: ``draws`` round trips of keypoints (N, K, 2), encoded as one batch."""
+    decoded = round_trip(codec, keypoints.repeat(draws, 1, 1), target=target, generator=generator)[0]
+    return decoded.view(draws, *keypoints.shape)
+
+
+def sampling_noise(codec: Codec, keypoints: Tensor) -> float:
+    """RMS Euclidean error of one randomized-rounding draw, ``s sqrt(E[f_x(1-f_x) + f_y(1-f_y)])``
+    over keypoints (N, K, 2); the RMS error of the mean of ``T`` draws is this over ``sqrt(T)``."""
+    frac = codec.to_heatmap(keypoints) % 1
+    return codec.stride[0] * torch.sqrt((frac * (1 - frac)).sum(-1).mean()).item()
+
+
+def mean_decode_convergence(codec: Codec, keypoints: Tensor, draws: list[int], generator: torch.Generator,
+                            chunk: int = 256) -> pd.DataFrame:
+    """How the mean of ``T`` randomized decodes approaches keypoints (N, K, 2), for each ``T`` in
+    ``draws`` (increasing; the draws of a smaller ``T`` are reused), encoded ``chunk`` draws at a time.
+
+    Columns ``draws``, ``rms_error`` and ``max_error`` (Euclidean error of the mean over keypoints,
+    input pixels). Unbiased codecs have ``rms_error`` near :func:`sampling_noise` over ``sqrt(T)``."""
+    total = torch.zeros_like(keypoints, dtype=torch.float64)
+    done, rows = 0, []
+    for t in draws:
+        while done < t:
+            n = min(chunk, t - done)
+            total += decode_draws(codec, keypoints, n, generator=generator).sum(0)
+            done += n
+        error = (total / t - keypoints.double()).norm(dim=-1)
+        rows.append(dict(draws=t, rms_error=error.pow(2).mean().sqrt().item(), max_error=error.max().item()))
+    return pd.DataFrame(rows)
+
+
+def lossless_table(codec: H3R, keypoints: Tensor, variants: list[tuple[str, dict]]) -> pd.DataFrame:
+    """Error of decoding H3R's expected target for keypoints (N, K, 2) by each decoder variant.
+
+    variants: ``(select, options)`` of :class:`~h3r.codecs.H3R`, e.g. ``("topk", {"k": 4})`` or
+    ``("window", {"radius": 1})``, each with normalised and softmax weighting. Columns
+    ``activation_points`` (``top-k`` or ``window WxW``), ``weighting``, ``mean_error``,
+    ``max_error`` (Euclidean, input pixels)."""
+    rows = []
+    for select, options in variants:
+        side = 2 * options.get("radius", 0) + 1
+        label = f"top-{options['k']}" if select == "topk" else f"window {side}x{side}"
+        for weighting in ("normalized", "softmax"):
+            decoder = H3R(codec.input_size, codec.heatmap_size, select=select, weighting=weighting, **options)
+            err = round_trip_errors(codec, keypoints, "expected", decoder=decoder).norm(dim=-1)
+            rows.append(dict(activation_points=label, weighting=weighting, mean_error=err.mean().item(),
+                             max_error=err.max().item()))
+    return pd.DataFrame(rows)
+
+
+def bias_table(decoded: dict[str, Tensor], keypoints: Tensor, fractions: Tensor) -> pd.DataFrame:
+    """Long table of each round trip's x error along a sweep of fractional positions.
+
+    decoded: name -> decoded keypoints (F, 1, 2); keypoints (F, 1, 2) the true ones, at the
+    fractional positions ``fractions`` (F,). Columns ``codec, f, bias`` (input pixels)."""
+    f = fractions.double().cpu().numpy()
+    x = [(d.double() - keypoints.double())[:, 0, 0].cpu().numpy() for d in decoded.values()]
+    return pd.DataFrame({"codec": np.repeat(list(decoded), len(f)), "f": np.tile(f, len(decoded)),
+                         "bias": np.concatenate(x)})
+
+
+def bias_summary(bias: pd.DataFrame) -> pd.DataFrame:
+    """Per codec of a :func:`bias_table`: ``largest_abs_bias`` and ``mean_bias``, rounded to 4
+    decimals (a float32 zero of either sign reads 0.0)."""
+    by_codec = bias.assign(abs_bias=bias.bias.abs()).groupby("codec")
+    summary = pd.DataFrame({"largest_abs_bias": by_codec.abs_bias.max(), "mean_bias": by_codec.bias.mean()})
+    return summary.round(4) + 0.0
+
+
+def preset_table(input_size: int, stride: int) -> pd.DataFrame:
+    """The codec presets: class, options, alignment and heatmap size at ``stride``, by preset."""
+    rows = []
+    for name, p in PRESETS.items():
+        codec = build_codec(name, input_size, stride=stride)
+        rows.append(dict(preset=name, cls=CODECS[p.codec].__name__,
+                         options=", ".join(f"{k}={v!r}" for k, v in p.args.items()) or "-",
+                         alignment=codec.align, heatmap=f"{codec.heatmap_size[0]}x{codec.heatmap_size[1]}"))
+    return pd.DataFrame(rows).set_index("preset")
+
+
+def gallery_targets(input_size: int, stride: int, generator: torch.Generator,
+                    position: tuple[float, float] = (0.3, 0.7)) -> dict[str, tuple[Tensor, Tensor]]:
+    """What each codec asks a network to predict for one keypoint at ``position`` (sub-cell, in
+    heatmap units) from the centre cell ``n`` of the heatmap: title -> (target (Hh, Wh), the
+    keypoint (2,) in that codec's heatmap units). Soft-argmax gets the Gaussian on the exact point
+    its network learns; the randomized codecs one draw (from ``generator``) and the expectation."""
+    def codec(name):
+        return build_codec(name, input_size, stride=stride)
+
+    n = codec("h3r").heatmap_size[0] // 2
+    uv = torch.tensor([[[n + position[0], n + position[1]]]], device=generator.device)
+    kp = codec("h3r").to_input(uv)
+    panels = {name: (codec(name).encode(kp).heatmaps, codec(name).to_heatmap(kp))
+              for name in ["argmax-floor", "argmax-round", "onehot-round", "dark", "udp"]}
+    panels["soft-argmax (learned)"] = (codec("dark").encode(kp).heatmaps, uv)
+    for name in ["gauss-random", "h3r"]:
+        panels[f"{name}, one draw"] = (codec(name).encode(kp, generator=generator).heatmaps, uv)
+        panels[f"{name}, expectation"] = (codec(name).expected_target(kp).heatmaps, uv)
+    return {title: (target[0, 0], point.reshape(2)) for title, (target, point) in panels.items()}

@@ -7,22 +7,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from h3r.stats import (
-    SAID,
-    growth_verdict,
-    interval_text,
-    mean_spread,
-    mechanism_verdict,
-    stride_verdicts,
-    strides_text,
-)
-from h3r.study import (
-    FAMILIES,
-    degenerate_reasons,
-    matched_differences,
-    versus_differences,
-    why_degenerate,
-)
+from h3r.analysis import CORNER_MEAN
+from h3r.stats import (SAID, growth_verdict, interval_text, mean_spread, mechanism_verdict, stride_verdicts,
+                       strides_text)
+from h3r.study import FAMILIES, degenerate_reasons, matched_differences, versus_differences, why_degenerate
 
 
 def with_target_errors(rows: pd.DataFrame, target_error: pd.DataFrame, value: str = "NME (%)",
@@ -115,6 +103,7 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
     strides = sorted(trained.heatmap_stride.unique())
     diffs = matched_differences(rows, degenerate=degenerate)
     reasons = degenerate_reasons(degenerate)
+    round_closed_form = CORNER_MEAN / 2  # vanilla round's mean 2-D error per unit of stride
     out = []
 
     def add(claim, chapter, numbers, result, caveats=""):
@@ -123,10 +112,11 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
 
     add("Vanilla heatmap regression's quantization error grows linearly with the stride (floor: twice "
         "round's)", "[1](01_quantization_error.ipynb)",
-        f"mean 2-D error of round / stride {theory['round_per_stride']:.3f} (closed form 0.383); floor / round "
-        f"{theory['floor_over_round']:.2f} (2)",
-        "supported" if abs(theory["round_per_stride"] - 0.383) < 0.02 and abs(theory["floor_over_round"] - 2) < 0.1
-        else "not supported", "Monte Carlo with the library's codecs; no network")
+        f"mean 2-D error of round / stride {theory['round_per_stride']:.3f} (closed form {round_closed_form:.3f}); "
+        f"floor / round {theory['floor_over_round']:.2f} (2)",
+        "supported" if abs(theory["round_per_stride"] - round_closed_form) < 0.02
+        and abs(theory["floor_over_round"] - 2) < 0.1 else "not supported",
+        "Monte Carlo with the library's codecs; no network")
     add("Randomized rounding is unbiased", "[2](02_unbiasedness.ipynb)",
         f"RMS error of the mean of {theory['draws']} decodes {theory['mean_error']:.4f} px, sampling noise "
         f"{theory['noise']:.4f} px (stride {theory['stride']})",

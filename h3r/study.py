@@ -317,29 +317,23 @@ def theory_checks(input_size: int = 256, stride: int = 4, points: int = 256, dra
                   seed: int = 0) -> dict:
     """The three theory claims measured on random keypoints with the library's codecs:
     ``floor_over_round`` and ``round_per_stride`` (vanilla's mean 2-D error, which the closed form
-    puts at 2 and 0.383), the RMS error of the mean of ``draws`` randomized decodes and its
-    sampling-noise prediction (unbiased), and the largest error of decoding the expected target
-    (lossless)."""
+    puts at 2 and ``h3r.analysis.CORNER_MEAN / 2``), the RMS error of the mean of ``draws``
+    randomized decodes and its sampling-noise prediction (unbiased), and the largest error of
+    decoding the expected target (lossless)."""
     import math
 
     import torch
 
-    from h3r.analysis import round_trip
+    from h3r import analysis
     from h3r.codecs import build_codec
 
     g = torch.Generator().manual_seed(seed)
-    low, high = 2 * stride, input_size - 1 - 3 * stride
-    kp = low + (high - low) * torch.rand(points, 1, 2, generator=g)
-    error = {q: (round_trip(build_codec(f"argmax-{q}", input_size, stride=stride, target="onehot"), kp)[0]
-                 - kp.double()).norm(dim=-1).mean().item() for q in ("floor", "round")}
+    kp = analysis.uniform_keypoints(points, input_size, stride, g, margin=2)
+    error = {q: e.norm(dim=-1).mean().item() for q, e in analysis.vanilla_errors(kp, input_size, stride).items()}
     h3r = build_codec("h3r", input_size, stride=stride, weighting="normalized", k=4)
-    total = torch.zeros_like(kp, dtype=torch.float64)
-    for _ in range(draws):
-        total += round_trip(h3r, kp, generator=g)[0]
-    mean_error = (total / draws - kp.double()).norm(dim=-1).pow(2).mean().sqrt().item()
-    frac = h3r.to_heatmap(kp) % 1
-    noise = stride * math.sqrt((frac * (1 - frac)).sum(-1).mean().item() / draws)
-    lossless = (round_trip(h3r, kp, target="expected")[0] - kp.double()).norm(dim=-1).max().item()
+    mean_error = analysis.mean_decode_convergence(h3r, kp, [draws], g).rms_error.item()
+    noise = analysis.sampling_noise(h3r, kp) / math.sqrt(draws)
+    lossless = analysis.round_trip_errors(h3r, kp, "expected").norm(dim=-1).max().item()
     return {"floor_over_round": error["floor"] / error["round"], "round_per_stride": error["round"] / stride,
             "mean_error": mean_error, "noise": noise, "lossless": lossless, "stride": stride, "draws": draws}
 

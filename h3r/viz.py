@@ -210,3 +210,155 @@ def _as_uint8(image) -> np.ndarray:
         raise ValueError(f"expected a uint8 (H, W, 3) image or a normalised (3, H, W) tensor, "
                          f"got {image.dtype} {image.shape}")
     return image
+
+
+# --- theory chapters (1-3) ---
+
+def randomized_error_by_fraction(table, stride: int, draws: int) -> Figure:
+    """Chapter 1: the x error of floor, round and one randomized draw against the fractional
+    position ``f``: closed forms as lines (randomized: its mean and one standard deviation
+    ``s sqrt(f (1 - f))``), the Monte Carlo mean and standard deviation of ``table`` (columns ``f``,
+    ``mean (MC)``, ``variance (MC)``; :func:`h3r.analysis.randomized_by_fraction`) as error bars."""
+    dense = np.linspace(0, 1, 401)
+    fig = Figure(figsize=(FIGURE_INCHES, 3.8))
+    ax = fig.subplots()
+    ax.plot(dense, -stride * dense, color="C3", label="floor: $-sf$")
+    ax.plot(dense, stride * (np.floor(dense + 0.5) - dense), color="C1", label="round: $s(\\mathrm{round}(u)-u)$")
+    std = stride * np.sqrt(dense * (1 - dense))
+    ax.fill_between(dense, -std, std, color="C0", alpha=0.15, label="randomized: $\\pm$ one s.d. $s\\sqrt{f(1-f)}$")
+    ax.plot(dense, 0 * dense, color="C0", label="randomized: mean $0$")
+    ax.errorbar(table["f"], table["mean (MC)"], yerr=np.sqrt(table["variance (MC)"]), fmt="o", color="C0", ms=4,
+                capsize=2, label=f"randomized, Monte Carlo ({draws} draws)")
+    ax.set(xlabel="fractional part $f$ of the keypoint (heatmap cells)",
+           ylabel=f"error $e$ (input px, stride {stride})",
+           title="Quantization error against the fractional position")
+    ax.legend(loc="lower left", fontsize=9)
+    return fig
+
+
+#: chapter 1's systems: colour, Monte Carlo marker, closed-form line style
+ERROR_STYLES = {"floor": ("C3", "s", "-"), "round": ("C1", "o", "--"), "randomized, one draw": ("C0", "^", "-."),
+                "randomized, expected target": ("C2", "D", ":")}
+
+
+def quantization_error_by_stride(table, input_size: int) -> Figure:
+    """Chapter 1: mean Euclidean error against the stride (log 2 axis, ticks naming the heatmap
+    sizes) of each system of :data:`ERROR_STYLES`, closed forms as lines and Monte Carlo as hollow
+    markers; ``table`` has columns ``stride, system, source, error``
+    (:func:`h3r.analysis.error_by_stride`)."""
+    fig = Figure(figsize=(FIGURE_INCHES, 4.0))
+    ax = fig.subplots()
+    for system, (color, marker, line) in ERROR_STYLES.items():
+        closed = table[(table.system == system) & (table.source == "closed form")]
+        mc = table[(table.system == system) & (table.source == "Monte Carlo")]
+        ax.plot(closed.stride, closed.error, line, color=color, lw=2, label=f"{system}, closed form")
+        ax.plot(mc.stride, mc.error, marker, color=color, ms=8, mfc="none", mew=1.8, label=f"{system}, Monte Carlo")
+    strides = sorted(table.stride.unique())
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(strides, [f"{s}\n({input_size // s}²)" for s in strides])
+    ax.set(xlabel=STRIDE_LABEL, ylabel="mean Euclidean error (input px)",
+           title=f"Quantization error against heatmap resolution ({input_size}px input)")
+    ax.legend(ncol=2, loc="upper left")
+    return fig
+
+
+def codec_nme_by_stride(nme_table, datasets: list[str], codecs: list[str], input_size: int) -> Figure:
+    """Chapter 1: codec-only NME against the stride, one panel per dataset (in ``datasets``' order)
+    of ``nme_table`` (:func:`h3r.analysis.codec_nme_table`, its rows without the flip test), one
+    line per codec of ``codecs``; codecs whose curves coincide on every dataset (to 0.001 % NME)
+    share one line and one legend entry. One-draw rows are dashed."""
+    import seaborn as sns
+
+    plain = nme_table[~nme_table.flip_test]
+    curves = plain.pivot(index=["dataset", "stride"], columns="codec", values="nme")[list(codecs)]
+    groups = [list(g) for g in curves.T.round(3).groupby(list(curves.index), sort=False).groups.values()]
+    colors = dict(zip(codecs, sns.color_palette("tab10", len(codecs) - 1) + [(0.2, 0.2, 0.2)]))
+    markers = dict(zip(codecs, "osD^v<>phX*"))
+    strides = sorted(plain.stride.unique())
+    fig = Figure(figsize=(FIGURE_INCHES, 3.6 * len(datasets) + 1.6))
+    axes = fig.subplots(len(datasets), 1, squeeze=False)[:, 0]
+    for ax, name in zip(axes, datasets):
+        for group in groups:
+            curve = curves.loc[name, group[0]]
+            ax.plot(curve.index, curve, "--" if "one draw" in group[0] else "-", marker=markers[group[0]],
+                    color=colors[group[0]], ms=7, mfc="none", mew=1.5, label="\n= ".join(group))
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(strides, [str(s) for s in strides])
+        ax.set(title=name, xlabel=STRIDE_LABEL, ylabel="codec-only NME (%)")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=7.5)
+    fig.suptitle(f"Codec-only NME: each target decoded, no network ({input_size} px crops)", fontsize=10)
+    fig.tight_layout(rect=(0, 2.0 / fig.get_figheight(), 1, 1))
+    return fig
+
+
+def mean_decode_convergence(convergence, noise: float, round_error: float, slope: float) -> Figure:
+    """Chapter 2: the RMS error of the mean of ``T`` randomized decodes against ``T`` (log-log;
+    ``convergence`` has columns ``draws``, ``rms_error``, :func:`h3r.analysis.mean_decode_convergence`),
+    the sampling noise ``noise / sqrt(T)`` of an unbiased estimator, and argmax-round's
+    ``round_error``, the same whatever ``T``; ``slope`` (fitted) goes in the title."""
+    fig = Figure(figsize=(FIGURE_INCHES, 4.0))
+    ax = fig.subplots()
+    ax.loglog(convergence.draws, convergence.rms_error, "o-", label="H3R: RMS error of the mean decode")
+    ax.loglog(convergence.draws, noise / np.sqrt(convergence.draws), "--", color="gray",
+              label="$\\propto T^{-1/2}$ (sampling noise of an unbiased estimator)")
+    ax.axhline(round_error, color="C1", label="argmax-round: a deterministic bias, whatever $T$")
+    ax.set(xlabel="randomized encodings averaged, $T$", ylabel="RMS error of the mean (input px)",
+           title=f"No bias: the mean's error is sampling noise, $\\propto 1/\\sqrt{{T}}$ (fitted slope {slope:.3f})")
+    ax.legend()
+    return fig
+
+
+def bias_by_fraction(bias, stride: int) -> Figure:
+    """Chapter 2: each codec's x error against the fractional position ``f_x``, one line per codec
+    of ``bias`` (columns ``codec, f, bias``, :func:`h3r.analysis.bias_table`), legend below."""
+    import seaborn as sns
+
+    fig = Figure(figsize=(FIGURE_INCHES, 4.0))
+    ax = fig.subplots()
+    sns.lineplot(data=bias, x="f", y="bias", hue="codec", style="codec", markers=True, markersize=5, ax=ax)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set(xlabel="fractional part $f_x$ of the keypoint (heatmap cells)",
+           ylabel=f"x error (input px, stride {stride})",
+           title="Bias of each codec's round trip against the sub-pixel position")
+    # below the axes: a legend inside would cover the curves
+    ax.legend(ncol=2, fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    return fig
+
+
+def target_gallery(panels: dict, center: int, half: int = 4) -> Figure:
+    """Chapter 3: 2 x 5 panels, each the ``(2 half + 1)``-cell square of a target around cell
+    ``center`` on one colour scale [0, 1], a cross on the keypoint, and a colour bar. ``panels``:
+    title -> (target (Hh, Wh), keypoint (2,) heatmap units), :func:`h3r.analysis.gallery_targets`."""
+    fig = Figure(figsize=(FIGURE_INCHES, 3.4), layout="constrained")
+    axes = fig.subplots(2, 5)
+    lo, hi = center - half, center + half + 1
+    extent = (lo - 0.5, hi - 0.5, hi - 0.5, lo - 0.5)
+    for ax, (title, (target, point)) in zip(axes.flat, panels.items()):
+        image = ax.imshow(_numpy(target[lo:hi, lo:hi]), cmap="magma", vmin=0, vmax=1, extent=extent)
+        ax.plot(*_numpy(point).tolist(), "x", color="cyan", ms=9, mew=2)
+        ax.set_title(title.replace(", ", ",\n"), fontsize=7.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=axes, shrink=0.8, label="target value")
+    fig.suptitle(f"Training targets around one keypoint ({hi - lo}×{hi - lo} cells; ×: the true position)",
+                 fontsize=10)
+    return fig
+
+
+def codec_throughput(speed, device: str) -> Figure:
+    """Chapter 3: encode and decode samples per second of each codec (log axis); ``speed`` is
+    indexed by codec with columns ``encode_per_s``, ``decode_per_s`` (``scripts/benchmark_codecs.py``)."""
+    import seaborn as sns
+
+    long = (speed.reset_index().melt(id_vars="codec", value_vars=["encode_per_s", "decode_per_s"],
+                                     var_name="operation", value_name="samples_per_s").dropna())
+    long["operation"] = long.operation.str.replace("_per_s", "")
+    fig = Figure(figsize=(FIGURE_INCHES, 3.8))
+    ax = fig.subplots()
+    sns.barplot(data=long, x="codec", y="samples_per_s", hue="operation", ax=ax)
+    ax.set_yscale("log")
+    ax.set(xlabel="", ylabel="samples per second (log)", title=f"Codec throughput on {device}")
+    ax.tick_params(axis="x", rotation=30)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    return fig
