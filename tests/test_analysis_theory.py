@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from h3r import analysis
-from h3r.codecs import H3R, PRESETS, build_codec
+from h3r.codecs import H3R, build_codec
+from h3r.config import PRESETS
 
 
 def _generator(seed: int = 0) -> torch.Generator:
@@ -106,7 +107,7 @@ def test_error_by_stride():
 
 def test_codec_error_table_has_both_h3r_targets():
     table = analysis.codec_error_table({8: 16}, 128, _generator())
-    h3r_presets = [name for name in PRESETS if PRESETS[name][0] is H3R]
+    h3r_presets = [name for name, p in PRESETS.items() if p.codec == H3R.name]
     assert len(table) == len(PRESETS) + len(h3r_presets)
     mean = table.set_index("codec")["mean"]
     assert mean["h3r (expected target)"] < 1e-4 and mean["argmax-floor"] > mean["argmax-round"] > 0
