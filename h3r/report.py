@@ -110,7 +110,8 @@ def family_tables(trained: pd.DataFrame, target_error: pd.DataFrame,
     for family, members in FAMILIES.items():
         family_rows = trained[trained.method.isin(members.values())]
         order = [c for c in members.values() if c in set(family_rows.method)]
-        tables[family] = with_target_errors(family_rows, target_error, degenerate=degenerate).reindex(order)
+        table = with_target_errors(family_rows, target_error, degenerate=degenerate)
+        tables[family] = table.reindex(order).rename_axis(None)
     return tables
 
 

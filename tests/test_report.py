@@ -28,6 +28,7 @@ def test_family_tables_list_each_familys_methods_in_its_order():
                            "target_error": [0.5, 1.5, 2.5]})
     one_hot, gaussian = report.family_tables(trained, errors).values()
     assert one_hot.index.tolist() == ["onehot-round", "h3r"]  # the control first, not as the rows come
+    assert one_hot.index.name is None
     assert one_hot[("stride 4", "learned")].tolist() == ["7.50 ± 0.71", "5.50 ± 0.71"]
     assert one_hot[("stride 4", "target error")].tolist() == [1.5, 0.5]
     assert gaussian.index.tolist() == ["argmax-round"]
