@@ -8,8 +8,8 @@ from __future__ import annotations
 import pandas as pd
 
 from h3r.analysis import CORNER_MEAN
-from h3r.stats import (SAID, growth_verdict, interval_text, mean_spread, mechanism_verdict, stride_verdicts,
-                       strides_text)
+from h3r.stats import (MECHANISM_RULE, SAID, growth_verdict, interval_text, mean_spread, mechanism_verdict,
+                       stride_verdicts, strides_text)
 from h3r.study import FAMILIES, degenerate_reasons, matched_differences, versus_differences, why_degenerate
 
 
@@ -76,6 +76,130 @@ def resolution_answer(rows: pd.DataFrame, degenerate: pd.DataFrame | None = None
     lines.append(f"* The lowest error at stride {near_4}: `{best}`, {at_4.loc[best, 'NME (%)']:.2f} % NME "
                  f"(FR@0.1 {at_4.loc[best, 'FR@0.1 (%)']:.1f} %).")
     return "\n".join(lines)
+
+
+
+def runs_line(rows: pd.DataFrame, target_error: pd.DataFrame, strides) -> str:
+    """What a resolution study (:func:`h3r.study.resolution_study`) holds, in one sentence: its
+    runs (trained now and read back), its decoder-only evaluations, and the methods and strides
+    of its target errors."""
+    trained = rows[~rows.decoder_only]
+    return (f"{len(trained)} runs ({int((~trained.cached).sum())} trained now, {int(trained.cached.sum())} read "
+            f"back), {len(rows) - len(trained)} decoder-only evaluations;\ntarget errors of "
+            f"{target_error.method.nunique()} methods at strides {list(strides)}")
+
+
+def family_tables(trained: pd.DataFrame, target_error: pd.DataFrame,
+                  degenerate: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """Per family of :data:`h3r.study.FAMILIES`, :func:`with_target_errors` of its trained
+    methods among ``trained``, in the family's order (deterministic rounding first)."""
+    tables = {}
+    for family, members in FAMILIES.items():
+        family_rows = trained[trained.method.isin(members.values())]
+        order = [c for c in members.values() if c in set(family_rows.method)]
+        table = with_target_errors(family_rows, target_error, degenerate=degenerate)
+        tables[family] = table.reindex(order).rename_axis(None)
+    return tables
+
+
+def difference_tables(diffs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per family, :func:`h3r.study.matched_differences` as the book shows them: indexed by
+    treatment, control and stride, the difference in NME points and its 95 % interval as signed
+    text, the number of seeds and the verdict."""
+    shown = diffs.assign(**{"difference (NME points)": diffs["mean"].map("{:+.2f}".format),
+                            "95 % interval": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(diffs.low, diffs.high)]})
+    shown = shown.rename(columns={"heatmap_stride": "stride", "n": "seeds"})
+    columns = ["difference (NME points)", "95 % interval", "seeds", "verdict"]
+    return {family: table.set_index(["treatment", "control", "stride"])[columns]
+            for family, table in shown.groupby("family", sort=False)}
+
+
+def mechanism_table(learned: pd.DataFrame) -> pd.DataFrame:
+    """:func:`h3r.study.mechanism`'s rows as a table by stride: mean and s.d. over seeds of the
+    mass on the 4 neighbours, the error to the bilinear weights and the uniform baseline, in
+    columns ``"<measure> (mean)"``, ``"<measure> (std)"``, rounded to 3 decimals."""
+    summary = learned.groupby("heatmap_stride")[["mass", "error", "uniform"]].agg(["mean", "std"]).round(3)
+    summary.columns = [f"{a} ({b})" for a, b in summary.columns]
+    return summary
+
+
+def training_setup(base, params: int, macs: int) -> pd.Series:
+    """How a profile trains, as the book states it: ``base``'s network (with ``params``
+    parameters and ``macs`` multiply-accumulates per image), input, data, optimiser, schedule,
+    test set and threads, as text by line."""
+    return pd.Series({
+        "network": f"{base.backbone} x{base.width_mult}" + (f", head width {base.head_width}" if base.head_width
+                                                            else ""),
+        "parameters": f"{params / 1e3:.0f} k",
+        "MACs per image (stride 4)": f"{macs / 1e6:.1f} M",
+        "input": f"{base.input_size} px",
+        "training data": f"{base.train_samples} fresh faces x {base.epochs} epochs",
+        "batch, optimiser": f"{base.batch_size}, {base.optimizer} lr {base.lr:g}",
+        "schedule": base.schedule + (f", {base.warmup:.0%} linear warm-up" if base.warmup else ""),
+        "test set": f"{base.test_samples} faces, flip test: {base.flip_test}",
+        "threads per run": base.threads or "torch's default"})
+
+
+def schedule_search(runs: list[dict]) -> pd.DataFrame:
+    """The configurations tried for the cpu profile (``book/measurements/schedule_search.json``'s
+    ``runs``) as the book shows them: network (widths and depths spaced so that a name can wrap),
+    codec, stride, training, speed (images per CPU-second), NME and FR@0.1."""
+    tried = pd.DataFrame(runs)
+    width = tried.width.map(lambda w: "" if w in (None, 1.0) else f" x{w}")
+    network = (tried.net.str.replace("timm:", "") + width).str.replace(",", ", ").str.replace("/", " / ")
+    training = [f"{e} epochs, batch {b}, lr {lr:g}, {schedule}"
+                for e, b, lr, schedule in zip(tried.epochs, tried.batch, tried.lr, tried.schedule)]
+    return pd.DataFrame({"network": network, "codec": tried.codec.str.replace("argmax-", ""),
+                         "stride": tried.stride, "training": training, "img / CPU-s": tried.img_s_cpu,
+                         "NME (%)": tried.NME, "FR@0.1 (%)": tried.FR})
+
+
+
+def activation_table(activation: pd.DataFrame) -> pd.DataFrame:
+    """:func:`h3r.study.activation_points` as a ``points x "stride <s>"`` table of NME mean ± s.d.
+    over seeds; "—" where the heatmap has fewer cells than the decoding's points."""
+    table = mean_spread(activation, "points", "stride", value="nme")
+    table.columns = [f"stride {s}" for s in table.columns]
+    return table.fillna("—")
+
+
+def head_table(head: pd.DataFrame) -> pd.DataFrame:
+    """:func:`h3r.study.head_decodings` as a table by variant (in their order): mean and s.d.
+    over seeds of the NME with the official decoder and with the log-odds."""
+    return head.groupby("variant", sort=False)[["foreground (official)", "log-odds"]].agg(["mean", "std"])
+
+
+def official_head_line(head: pd.DataFrame, trains_with: str) -> str:
+    """Which loss of :func:`h3r.study.head_decodings`'s ``head`` gives the two-channel head the
+    lowest error with the official decoder (mean over seeds), against the plain binary CE, and
+    what ``h3r-official`` trains with (``trains_with``: its preset's loss)."""
+    official = head.groupby("variant", sort=False)["foreground (official)"].mean()
+    best = official.idxmin()
+    return (f"The lowest error with the official decoder (top-9 foreground logits): **{best}**, "
+            f"{official[best]:.2f} % NME, against {official['binary CE']:.2f} % for the plain binary "
+            f"cross-entropy. The two-channel head (`h3r-official`, and `loss='binary_ce'`) trains with "
+            f"`{trains_with}` and its default prior, the variant marked *the default*.")
+
+
+def ablations_answer(activation: pd.DataFrame, target_rows: pd.DataFrame, head: pd.DataFrame,
+                     learned: pd.DataFrame, stride: int) -> str:
+    """Chapter 6's answer in four Markdown bullets: top-1 against top-9 decoding at ``stride``
+    (``activation``: :func:`h3r.study.activation_points`), the NME per target
+    (``target_rows``: :func:`h3r.runs.run_variants`), the best head loss
+    (``head``: :func:`h3r.study.head_decodings`) and whether the network learns the expected
+    target (``learned``: :func:`h3r.study.mechanism`, by :data:`h3r.stats.MECHANISM_RULE`)."""
+    at = activation[activation.stride == stride].groupby("points").nme.mean()
+    targets = "; ".join(f"{v} {n:.2f} %" for v, n in
+                        target_rows.groupby("variant", sort=False)["NME (%)"].mean().items())
+    official = head.groupby("variant", sort=False)["foreground (official)"].mean()
+    best = official.idxmin()
+    m = learned.groupby("heatmap_stride")[["mass", "error", "uniform"]].mean()
+    grades = {s: mechanism_verdict(r.mass, r.error, r.uniform) for s, r in m.iterrows()}
+    return (f"* **Activation points**, stride {stride}: top-1 {at['top-1']:.2f} % NME, top-9 {at['top-9']:.2f} %.\n"
+            f"* **Target shape** (spatial-softmax CE, top-9): {targets}.\n"
+            f"* **Two-channel head**, official decoder: best `{best}` at {official[best]:.2f} %, plain binary CE "
+            f"{official['binary CE']:.2f} %.\n"
+            f"* **The network learns the expected target**: {stride_verdicts(grades)}. *Rule:* {MECHANISM_RULE}")
 
 
 

@@ -33,6 +33,7 @@ import json
 import pandas as pd
 
 from h3r.config import Config, preset, preset_args
+from h3r.profiles import CHAPTERS, chapter
 from h3r.runs import ROW_METRICS, load_run, reevaluate_decoders, run_grid
 from h3r.stats import paired_differences, verdict
 
@@ -99,6 +100,24 @@ def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | N
                        **{m: evaluation["summary"]["all"][m] for m in ROW_METRICS}}
                       for decoder, evaluation in zip(decoders, evaluations)]
     return pd.concat([runs, pd.DataFrame(extra)], ignore_index=True) if extra else runs
+
+
+def resolution_runs(profile: str, codecs=None, force: bool = False, **overrides) -> pd.DataFrame:
+    """Chapter 5's runs as every chapter reads them: :func:`resolution_study` with the settings
+    of chapter ``heatmap_resolution`` under ``profile`` (:func:`h3r.profiles.chapter`, with
+    ``overrides``: ``None`` is the profile's value), every codec of :func:`study_codecs` or only
+    ``codecs``. One home for those settings, so that every chapter asks for the same configs,
+    hence the same run keys."""
+    cfg = chapter("heatmap_resolution", profile, **overrides)
+    codecs = study_codecs(cfg.as_published) if codecs is None else list(codecs)
+    return resolution_study(cfg.base, cfg.strides, cfg.seeds, codecs, sigma=cfg.sigma, force=force,
+                            published_seeds=cfg.published_seeds, published_strides=cfg.published_strides)
+
+
+def nearest_stride(strides, target: int = 4) -> int:
+    """The stride of ``strides`` nearest ``target`` (the paper's stride 4): the one a chapter shows
+    when it shows one."""
+    return min(strides, key=lambda s: abs(s - target))
 
 
 def decoder_of(method: str) -> str:
@@ -197,6 +216,15 @@ def learning_curves(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["method", "heatmap_stride", "seed", "epoch", "NME (%)", "loss"])
 
 
+def per_face_nme(runs: pd.DataFrame) -> dict:
+    """Per trained run of ``runs`` (labelled by its codec), the NME of every test face (N,), as a
+    fraction of the normaliser, from the run's ``predictions.pt``."""
+    import torch
+
+    return {row.codec: torch.load(f"{row.run}/predictions.pt", weights_only=False)["nme"]
+            for row in runs.itertuples()}
+
+
 def configs_of(rows: pd.DataFrame, **where) -> list[Config]:
     """The configs of the trained runs among ``rows`` whose columns equal ``where``."""
     keep = ~rows.get("decoder_only", pd.Series(False, index=rows.index))
@@ -244,6 +272,89 @@ def cost_study(base: Config, input_sizes, seeds, sigma: float | None = None, str
                                sigma=sigma, force=force) for size in input_sizes]
     runs = pd.concat(frames, ignore_index=True)
     return runs[~runs.decoder_only].assign(GMACs=lambda r: r.macs / 1e9)
+
+
+def cost_runs(profile: str, force: bool = False, **overrides) -> pd.DataFrame:
+    """Chapter 7's runs as every chapter reads them: :func:`cost_study` with the input sizes and
+    seeds of chapter ``cost`` under ``profile`` (with ``overrides``, as :func:`resolution_runs`)
+    and the Gaussian targets' sigma of chapter 5, whose runs they share at its input size."""
+    cfg = chapter("cost", profile, **overrides)
+    sigma = CHAPTERS["heatmap_resolution"][profile]["sigma"]
+    return cost_study(cfg.base, cfg.input_sizes, cfg.seeds, sigma=sigma, force=force)
+
+
+#: the networks whose cost chapter 7 counts: the paper's two (backbone, its README name)
+PAPER_NETWORKS = (("hrnet_w18", "HRNet-W18"), ("mobilenet_v2", "MobileNetV2"))
+
+
+def readme_costs(datasets=(("WFLW", 98), ("300W", 68)), sizes=(256, 160, 128)) -> pd.DataFrame:
+    """Parameters and FLOPs of the paper's networks with the official two-channel head, counted
+    on h3r's models beside the official README's, per (dataset, K keypoints) of ``datasets`` and
+    input size of ``sizes``: thop-style FLOPs count BatchNorm, the MACs column does not. One row
+    per network, indexed by ``"<network>, <dataset> (<K> points), <size> px"``."""
+    from h3r.models import build_model, count_flops, count_params
+    from h3r.reported import reported
+
+    rows = []
+    for (dataset, k), (backbone, label) in itertools.product(datasets, PAPER_NETWORKS):
+        model = build_model(backbone, k, head="binary")
+        for size in sizes:
+            rep = reported("official_readme", dataset=dataset, backbone=label, input_size=size)
+            rep = {r.metric: r.value for r in rep.itertuples()}
+            rows.append({"network": f"{label}, {dataset} ({k} points), {size} px",
+                         "params (M)": count_params(model) / 1e6, "params (M), reported": rep.get("Params"),
+                         "FLOPs (G), thop-style": count_flops(model, size, count_batchnorm=True) / 1e9,
+                         "FLOPs (G), reported": rep.get("FLOPs"),
+                         "MACs (G), no BatchNorm": count_flops(model, size) / 1e9})
+    return pd.DataFrame(rows).set_index("network")
+
+
+def macs_by_stride(base: Config, strides=(1, 2, 4, 8, 16), keypoints: int = 98) -> pd.DataFrame:
+    """MACs (G) of one forward pass of ``keypoints`` heatmaps at each heatmap stride, for the
+    paper's two networks at 256 px and ``base``'s network (the cpu profile's) at 64 px. Columns
+    ``network, stride, MACs (G)``."""
+    from h3r.models import build_model, count_flops
+
+    networks = [(backbone, f"{label}, 256 px", 256, None) for backbone, label in PAPER_NETWORKS]
+    networks.append((base.backbone, f"{base.backbone} (the cpu profile's), 64 px", 64, base.head_width or None))
+    rows = [{"network": label, "stride": stride,
+             "MACs (G)": count_flops(build_model(backbone, keypoints, heatmap_stride=stride,
+                                                 head_width=head_width), size) / 1e9}
+            for backbone, label, size, head_width in networks for stride in strides]
+    return pd.DataFrame(rows)
+
+
+def training_speed(*arguments: str) -> dict:
+    """The JSON record of ``scripts/benchmark_training.py`` run with ``arguments`` in a fresh
+    process (a process of its own, so that the notebook's threads and imports do not enter the
+    timing): ``{"results": [...], "provenance": {...}}``."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from h3r.book.runner import REPO
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "train.json"
+        subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_training.py"), *arguments,
+                        "--json", str(out)], check=True, capture_output=True, text=True)
+        return json.loads(out.read_text())
+
+
+def network_speed(base: Config, device, steps: int, warmup: int, keypoints: int = 68) -> dict:
+    """:func:`training_speed` of ``base``'s network alone (full training steps on random data at
+    its input size and batch, ``steps`` timed after ``warmup``) on ``device``."""
+    return training_speed("--backbone", base.backbone, "--width-mult", str(base.width_mult), "--input",
+                          str(base.input_size), "--batch", str(base.batch_size), "--keypoints", str(keypoints),
+                          "--steps", str(steps), "--warmup", str(warmup), "--device", str(device),
+                          "--threads", str(base.threads or 0))
+
+
+def loop_speed(profile: str, max_steps: int, batch_size: int) -> dict:
+    """The one result of :func:`training_speed` of ``profile``'s training loop (``h3r.train`` on
+    the embedded benchmark, at most ``max_steps`` steps of ``batch_size``): images/s and its setup."""
+    return training_speed("--loop", profile, "--max-steps", str(max_steps), "--batch", str(batch_size))["results"][0]
 
 
 def cross_resolution(runs: pd.DataFrame) -> pd.DataFrame:
@@ -309,6 +420,73 @@ def mechanism(rows: pd.DataFrame, samples: int | None = None) -> pd.DataFrame:
                     "mass": w["mass"][ok].mean().item(), "error": w["error"][ok].mean().item(),
                     "uniform": (0.25 - w["bilinear"][ok]).abs().mean().item()})
     return pd.DataFrame(out)
+
+
+def topk_nme(runs: pd.DataFrame, ks=(1, 9)) -> dict[str, float]:
+    """The mean NME (%) over the trained H3R runs ``runs`` decoded (:func:`h3r.runs.reevaluate`)
+    from the top ``k`` cells, for each of ``ks``: ``{"top-<k>": NME}``."""
+    from h3r.runs import reevaluate
+
+    return {f"top-{k}": sum(reevaluate(c, "h3r", select="topk", k=k)["summary"]["all"]["NME (%)"]
+                            for c in runs.config) / len(runs) for k in ks}
+
+
+def activation_points(runs: pd.DataFrame, ks, windows, input_size: int) -> pd.DataFrame:
+    """Every trained H3R run of ``runs`` decoded again from ``k`` activation points: the top ``k``
+    cells for each of ``ks``, and the ``(2r+1)^2`` window around the maximum for each radius of
+    ``windows``; never from more points than the run's heatmap has cells. Columns ``stride, seed,
+    points`` (the decoding's label), ``n_points, nme``."""
+    decoders = [(f"top-{k}", k, dict(select="topk", k=k)) for k in ks]
+    decoders += [(f"window {2 * r + 1}x{2 * r + 1}", (2 * r + 1) ** 2, dict(select="window", radius=r))
+                 for r in windows]
+    rows = []
+    for run in runs.itertuples():
+        cells = (input_size // run.heatmap_stride) ** 2
+        fitting = [d for d in decoders if d[1] <= cells]  # 25 points do not fit a 4x4 map
+        evaluations = reevaluate_decoders(run.config, [("h3r", options) for _, _, options in fitting])
+        rows += [dict(stride=run.heatmap_stride, seed=run.seed, points=label, n_points=n_points,
+                      nme=evaluation["summary"]["all"]["NME (%)"])
+                 for (label, n_points, _), evaluation in zip(fitting, evaluations)]
+    return pd.DataFrame(rows)
+
+
+def target_variants(sigma: float) -> dict[str, dict]:
+    """Chapter 6's targets for H3R's loss, spatial-softmax CE (label -> the config fields each
+    changes): the paper's one-hot draw, a Gaussian of ``sigma`` cells on the draw, and the
+    bilinear expected target with no draw."""
+    return {"one-hot draw (the paper)": dict(codec="h3r"),
+            f"Gaussian (sigma {sigma}) on the draw": dict(codec="h3r",
+                                                          codec_args={"target": "gaussian", "sigma": sigma}),
+            "bilinear expected target, no draw": dict(codec="h3r", codec_args={"target": "bilinear"})}
+
+
+def head_variants(cells: int, lr: float) -> dict[str, dict]:
+    """Chapter 6's losses for the official two-channel head (label -> the config fields each
+    changes) on a heatmap of ``cells`` cells, with ``lr`` the base learning rate: binary CE without
+    the prior, with ``pos_weight`` H·W, focal, on soft targets, at 3x the rate; with the default
+    prior ``-log(H·W)``; and the foreground CE."""
+    no_prior = {"prior": 0.0}
+    return {"binary CE": dict(loss="binary_ce", loss_args=no_prior),
+            f"binary CE, pos_weight = {cells} (H·W)": dict(loss="binary_ce",
+                                                           loss_args={**no_prior, "pos_weight": float(cells)}),
+            "binary CE, focal (gamma 2)": dict(loss="binary_ce", loss_args={**no_prior, "gamma": 2.0}),
+            "binary CE, soft (expected) targets": dict(loss="binary_ce", loss_args=no_prior,
+                                                       codec_args={"target": "bilinear"}),
+            "binary CE, 3x the learning rate": dict(loss="binary_ce", loss_args=no_prior, lr=3 * lr),
+            f"binary CE, prior -log({cells}) (the default)": dict(loss="binary_ce"),
+            "foreground CE (spatial CE on the foreground logits)": dict(loss="foreground_ce")}
+
+
+def head_decodings(runs: pd.DataFrame) -> pd.DataFrame:
+    """The two-channel head runs ``runs`` (:func:`h3r.runs.run_variants`) decoded two ways: from
+    the foreground logits (the official decoder, their own NME) and from the log-odds
+    (foreground minus background, :func:`h3r.runs.reevaluate`). Columns ``variant, seed,
+    foreground (official), commit, log-odds``."""
+    from h3r.runs import reevaluate
+
+    head = runs[["variant", "seed", "NME (%)", "commit"]].rename(columns={"NME (%)": "foreground (official)"})
+    return head.assign(**{"log-odds": [reevaluate(c, score_mode="log_odds")["summary"]["all"]["NME (%)"]
+                                       for c in runs.config]})
 
 
 # --- findings at a glance ----------------------------------------------------------------------------

@@ -362,3 +362,167 @@ def codec_throughput(speed, device: str) -> Figure:
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
     return fig
+
+
+# --- learned chapters (0, 4-7) ---
+
+def _stride_axis(ax: Axes, strides) -> None:
+    """A log-2 x axis with a tick at each of ``strides``."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(strides), [str(s) for s in strides])
+
+
+def ced_figure(errors: dict) -> Figure:
+    """Cumulative error distributions: per label of ``errors`` (label -> per-face NME (N,), as a
+    fraction of the normaliser), the share of faces with at most each NME up to 0.3, its AUC@0.1
+    in the legend."""
+    from h3r import metrics
+
+    fig = Figure(figsize=(FIGURE_INCHES, 4.0))
+    ax = fig.subplots()
+    for label, nme in errors.items():
+        thresholds, fractions = metrics.ced_curve(nme, threshold=0.3)
+        ax.plot(thresholds * 100, fractions * 100, label=f"{label}: AUC@0.1 {metrics.auc(nme):.3f}")
+    ax.set(xlabel="NME (%)", ylabel="test faces with at most this NME (%)",
+           title="Cumulative error distribution, stride 4")
+    ax.legend()
+    return fig
+
+
+def learning_curves_figure(curves, target_error, stride: int) -> Figure:
+    """Test NME against epoch of each method of ``curves`` (:func:`h3r.study.learning_curves`,
+    one run per method), with its target error at ``stride`` (``target_error``:
+    :func:`h3r.study.target_errors`) dashed in the same colour."""
+    fig = Figure(figsize=(FIGURE_INCHES, 4.2))
+    ax = fig.subplots()
+    levels = target_error[target_error.heatmap_stride == stride].set_index("method").target_error
+    for i, (method, curve) in enumerate(curves.groupby("method", sort=False)):
+        ax.plot(curve.epoch, curve["NME (%)"], "o-", color=f"C{i}", ms=4, label=method)
+        ax.axhline(levels[method], color=f"C{i}", ls="--", lw=1.2)
+    ax.set(xlabel="epoch", ylabel="test NME (%)",
+           title=f"Test NME during training, stride {stride} (dashed: target error)")
+    ax.legend(ncol=2)
+    return fig
+
+
+def resolution_figure(trained, target_error, families: dict, strides) -> Figure:
+    """One panel per family of ``families`` (name -> rounding -> codec): each member's learned NME
+    against the stride (mean ± s.d. over the runs of ``trained``) beside its target error
+    (``target_error``, dashed, hollow squares)."""
+    fig = Figure(figsize=(FIGURE_INCHES, 3.8 * len(families)))
+    axes = fig.subplots(len(families), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (family, members) in zip(axes, families.items()):
+        for i, (rounding, codec) in enumerate(members.items()):
+            learned = trained[trained.method == codec].groupby("heatmap_stride")["NME (%)"].agg(["mean", "std"])
+            ax.errorbar(learned.index, learned["mean"], yerr=learned["std"].fillna(0), fmt="o-", color=f"C{i}",
+                        capsize=3, label=f"{rounding}: {codec}, learned")
+            own = target_error[target_error.method == codec].set_index("heatmap_stride").target_error
+            ax.plot(own.index, own, "s--", color=f"C{i}", mfc="none", label=f"{codec}, target error")
+        _stride_axis(ax, strides)
+        ax.set(xlabel=STRIDE_LABEL, ylabel="test NME (%)", title=family)
+        ax.legend()
+    fig.suptitle("Learned NME (mean ± s.d. over seeds); dashed: target error")
+    fig.tight_layout()
+    return fig
+
+
+def differences_figure(diffs, strides) -> Figure:
+    """One panel per family of ``diffs`` (:func:`h3r.study.matched_differences`): each
+    treatment's paired difference against its control at each stride, mean and 95 % interval,
+    the treatments side by side on the log axis."""
+    families = list(dict.fromkeys(diffs.family))
+    fig = Figure(figsize=(FIGURE_INCHES, 3.4 * len(families)))
+    axes = fig.subplots(len(families), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (family, group) in zip(axes, diffs.groupby("family", sort=False)):
+        for i, (treatment, d) in enumerate(group.groupby("treatment", sort=False)):
+            offset = 2 ** (0.06 * (i - 0.5))  # side by side, not on top of each other
+            ax.errorbar(d.heatmap_stride * offset, d["mean"], yerr=[d["mean"] - d.low, d.high - d["mean"]], fmt="o",
+                        capsize=4, color=f"C{i + 1}", label=f"{treatment} - {d.control.iloc[0]}")
+        ax.axhline(0, color="black", lw=0.8)
+        _stride_axis(ax, strides)
+        ax.set(xlabel=STRIDE_LABEL, ylabel="paired difference in NME (points)", title=family)
+        ax.legend(fontsize=8)
+    fig.suptitle("Randomized (and exact) minus deterministic rounding,\npaired by seed: mean and 95 % interval",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def activation_figure(activation, ks) -> Figure:
+    """NME against the number ``k`` of top-k activation points (``activation``:
+    :func:`h3r.study.activation_points`, its top-k rows), one line per stride, mean ± s.d. over
+    seeds, ticks at ``ks``."""
+    fig = Figure(figsize=(FIGURE_INCHES, 4.0))
+    ax = fig.subplots()
+    topk = activation[activation.points.str.startswith("top")]
+    for i, (stride, group) in enumerate(topk.groupby("stride")):
+        stats = group.groupby("n_points").nme.agg(["mean", "std"])
+        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), fmt="o-", capsize=3, color=f"C{i}",
+                    label=f"stride {stride}")
+    ax.set_xscale("log")
+    ax.set_xticks(list(ks), [str(k) for k in ks])
+    ax.set(xlabel="activation points $k$ (top-$k$)", ylabel="test NME (%)",
+           title="Decoding from $k$ activation points (mean ± s.d. over seeds)")
+    ax.legend(title=STRIDE_LABEL)
+    return fig
+
+
+def mechanism_figure(logits, keypoints, codec, points, stride: int) -> Figure:
+    """The 5x5 cells around each keypoint of ``points`` on the first face: the network's spatial
+    softmax of ``logits`` (N, K, Hh, Wh) above the codec's expected target for ``keypoints``
+    (N, K, 2, input pixels), the true position marked, one shared colour scale per keypoint."""
+    p = logits.flatten(2).softmax(-1).view_as(logits)[0]
+    expected = codec.expected_target(keypoints).heatmaps[0]
+    uv = codec.to_heatmap(keypoints)[0]
+    fig = Figure(figsize=(FIGURE_INCHES, 3.8))
+    axes = fig.subplots(2, len(points))
+    for j, k in enumerate(points):
+        cx, cy = (int(v) for v in uv[k].floor())
+        for row, (name, maps) in enumerate((("predicted", p), ("expected target", expected))):
+            ax = axes[row, j]
+            im = ax.imshow(maps[k, cy - 2:cy + 3, cx - 2:cx + 3], cmap="magma", vmin=0,
+                           vmax=float(expected[k].max()), extent=(cx - 2.5, cx + 2.5, cy + 2.5, cy - 2.5))
+            ax.plot(*uv[k].tolist(), "x", color="cyan", ms=10, mew=2)
+            if row == 0:
+                ax.set_title(f"keypoint {k}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(name, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.colorbar(im, ax=axes, shrink=0.8, label="probability")
+    fig.suptitle(f"5x5 cells around {len(points)} keypoints of a test face, stride {stride}\n(x: the true position)",
+                 fontsize=10)
+    return fig
+
+
+def macs_figure(by_stride) -> Figure:
+    """MACs of one forward pass against the heatmap stride, one line per network of
+    ``by_stride`` (:func:`h3r.study.macs_by_stride`), both axes logarithmic."""
+    fig = Figure(figsize=(FIGURE_INCHES, 4.0))
+    ax = fig.subplots()
+    for (label, group), marker in zip(by_stride.groupby("network", sort=False), "osD"):
+        ax.plot(group.stride, group["MACs (G)"], marker=marker, label=label)
+    _stride_axis(ax, sorted(set(by_stride.stride)))
+    ax.set_yscale("log")
+    ax.set(title="Cost of one forward pass (98 landmarks) against heatmap resolution", xlabel=STRIDE_LABEL,
+           ylabel="MACs (G, log scale)")
+    ax.legend()
+    return fig
+
+
+def cost_figure(runs) -> Figure:
+    """Test NME against MACs per image, one line per codec of ``runs``
+    (:func:`h3r.study.cost_study`), mean ± s.d. over seeds, each input size labelled above its
+    points."""
+    fig = Figure(figsize=(FIGURE_INCHES, 4.0))
+    ax = fig.subplots()
+    for (codec, group), marker in zip(runs.groupby("codec"), "os"):
+        stats = group.groupby("GMACs")["NME (%)"].agg(["mean", "std"])
+        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker=marker, capsize=3, label=codec)
+    for size, group in runs.groupby("input_size"):
+        ax.annotate(f"{size} px", (group.GMACs.iloc[0], group["NME (%)"].max()), textcoords="offset points",
+                    xytext=(0, 8), ha="center")
+    ax.set_xscale("log")
+    ax.set(xlabel="multiply-accumulates per image (G)", ylabel="test NME (%)", title="Accuracy against cost")
+    ax.legend()
+    return fig

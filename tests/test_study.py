@@ -323,3 +323,139 @@ def test_findings_state_the_cost_claim_from_the_cross_resolution_pairs():
     assert "h3r at 48 px minus argmax-round at 64 px: -0.33" in row["key numbers"]
     flat = findings(rows, None, None, theory, cost=cross_resolution(_cost_runs(h3r_scale=5.0)))
     assert flat[flat.evidence.str.contains("07_cost")].iloc[0].verdict == "supported at every pair of sizes"
+
+
+# --- the runs every chapter reads, and the numbers chapters 4, 6 and 7 derive ------------------------
+
+def test_resolution_runs_read_chapter_5s_settings(monkeypatch):
+    from h3r.profiles import BASE, chapter
+
+    calls = []
+    monkeypatch.setattr(study, "resolution_study", lambda *a, **k: calls.append((a, k)) or "rows")
+    assert study.resolution_runs("smoke") == "rows"
+    (base, strides, seeds, codecs), kwargs = calls[0]
+    assert (strides, seeds, codecs) == ([4, 8], [0, 1], study.study_codecs(True))
+    assert kwargs == dict(sigma=1.0, force=False, published_seeds=[0], published_strides=[4, 8])
+    # chapter 4 reads a part of them: the same base config, hence the same run keys
+    study.resolution_runs("smoke", codecs=["h3r"], strides=[4], seeds=[0], force=True, max_steps=2)
+    (base4, strides, seeds, codecs), kwargs = calls[1]
+    assert (strides, seeds, codecs, kwargs["force"]) == ([4], [0], ["h3r"], True)
+    assert base4 == dataclasses.replace(chapter("synthetic_benchmark", "smoke", max_steps=2).base)
+    assert base == dataclasses.replace(BASE["smoke"], device="auto")
+
+
+def test_cost_runs_read_chapter_7s_sizes_with_chapter_5s_sigma(monkeypatch):
+    calls = []
+    monkeypatch.setattr(study, "cost_study", lambda *a, **k: calls.append((a, k)) or "runs")
+    assert study.cost_runs("smoke", seeds=[3]) == "runs"
+    (base, sizes, seeds), kwargs = calls[0]
+    assert (sizes, seeds, kwargs) == ([32, 64], [3], dict(sigma=1.0, force=False))
+    assert base.input_size == 32 and base.out_dir.endswith("smoke")
+
+
+def test_nearest_stride_prefers_the_papers_stride_4():
+    assert study.nearest_stride([2, 4, 8]) == 4
+    assert study.nearest_stride([8, 16]) == 8
+    assert study.nearest_stride([1, 2], target=8) == 2
+
+
+def fake_evaluation(nme: float) -> dict:
+    return {"summary": {"all": {"NME (%)": nme}}}
+
+
+def test_topk_nme_averages_each_decoding_over_the_runs(monkeypatch):
+    import h3r.runs
+
+    monkeypatch.setattr(h3r.runs, "reevaluate", lambda c, codec, select, k: fake_evaluation(c + k))
+    runs = pd.DataFrame({"config": [1.0, 3.0]})
+    assert study.topk_nme(runs, ks=(1, 9)) == {"top-1": 3.0, "top-9": 11.0}
+
+
+def test_activation_points_skip_decodings_with_more_points_than_cells(monkeypatch):
+    seen = []
+
+    def decode(config, decoders):
+        seen.append([options for _, options in decoders])
+        return [fake_evaluation(float(len(options) + i)) for i, (_, options) in enumerate(decoders)]
+
+    monkeypatch.setattr(study, "reevaluate_decoders", decode)
+    runs = pd.DataFrame({"config": ["a", "b"], "heatmap_stride": [4, 8], "seed": [0, 1]})
+    table = study.activation_points(runs, ks=[1, 25], windows=[1], input_size=32)
+    # stride 4: an 8x8 map takes all three; stride 8: a 4x4 map has 16 cells, fewer than 25
+    assert table.points.tolist() == ["top-1", "top-25", "window 3x3", "top-1", "window 3x3"]
+    assert table.n_points.tolist() == [1, 25, 9, 1, 9]
+    assert table.stride.tolist() == [4, 4, 4, 8, 8] and table.seed.tolist() == [0, 0, 0, 1, 1]
+    assert seen[1] == [dict(select="topk", k=1), dict(select="window", radius=1)]
+    assert table.nme.tolist() == [2.0, 3.0, 4.0, 2.0, 3.0]
+
+
+def test_target_and_head_variants_change_only_what_their_label_says():
+    targets = study.target_variants(1.5)
+    assert list(targets) == ["one-hot draw (the paper)", "Gaussian (sigma 1.5) on the draw",
+                             "bilinear expected target, no draw"]
+    assert all(v["codec"] == "h3r" for v in targets.values())
+    assert targets["Gaussian (sigma 1.5) on the draw"]["codec_args"] == {"target": "gaussian", "sigma": 1.5}
+    head = study.head_variants(64, lr=0.01)
+    assert head["binary CE, pos_weight = 64 (H·W)"]["loss_args"] == {"prior": 0.0, "pos_weight": 64.0}
+    assert head["binary CE, 3x the learning rate"]["lr"] == pytest.approx(0.03)
+    assert head["binary CE, prior -log(64) (the default)"] == {"loss": "binary_ce"}
+    assert head["foreground CE (spatial CE on the foreground logits)"] == {"loss": "foreground_ce"}
+    assert len(head) == 7
+
+
+def test_head_decodings_add_the_log_odds_nme(monkeypatch):
+    import h3r.runs
+
+    monkeypatch.setattr(h3r.runs, "reevaluate", lambda c, score_mode: fake_evaluation(10 * c))
+    runs = pd.DataFrame({"variant": ["a", "b"], "seed": [0, 0], "NME (%)": [5.0, 6.0], "commit": ["x", "x"],
+                         "config": [1, 2]})
+    head = study.head_decodings(runs)
+    assert head.columns.tolist() == ["variant", "seed", "foreground (official)", "commit", "log-odds"]
+    assert head["foreground (official)"].tolist() == [5.0, 6.0] and head["log-odds"].tolist() == [10, 20]
+
+
+def test_per_face_nme_reads_each_runs_predictions(tmp_path):
+    import torch
+
+    torch.save({"nme": torch.tensor([0.01, 0.02])}, tmp_path / "predictions.pt")
+    errors = study.per_face_nme(pd.DataFrame({"codec": ["h3r"], "run": [str(tmp_path)]}))
+    assert list(errors) == ["h3r"] and errors["h3r"].tolist() == pytest.approx([0.01, 0.02])
+
+
+def test_readme_costs_count_params_and_flops_beside_the_readmes(monkeypatch):
+    monkeypatch.setattr(study, "PAPER_NETWORKS", (("mobilenet_v2", "MobileNetV2"),))
+    table = study.readme_costs(datasets=(("300W", 68),), sizes=(256,))
+    row = table.loc["MobileNetV2, 300W (68 points), 256 px"]
+    assert len(table) == 1
+    # BatchNorm counted (thop-style) costs more than the MACs alone; the README's numbers stand beside
+    assert row["FLOPs (G), thop-style"] > row["MACs (G), no BatchNorm"] > 0
+    assert row["params (M)"] == pytest.approx(row["params (M), reported"], abs=0.01)
+
+
+def test_macs_by_stride_grow_as_the_heatmap_gets_finer(monkeypatch):
+    monkeypatch.setattr(study, "PAPER_NETWORKS", (("mobilenet_v2", "MobileNetV2"),))
+    base = Config(backbone="mobilenet_v2", width_mult=0.5)
+    table = study.macs_by_stride(base, strides=(2, 4), keypoints=5)
+    assert table.network.tolist() == ["MobileNetV2, 256 px"] * 2 + ["mobilenet_v2 (the cpu profile's), 64 px"] * 2
+    assert table.stride.tolist() == [2, 4, 2, 4]
+    macs = table["MACs (G)"].tolist()
+    assert macs[0] > macs[1] > macs[2] > macs[3]
+
+
+def test_training_speed_runs_the_benchmark_script_and_reads_its_json(monkeypatch):
+    import json
+    import subprocess
+    from pathlib import Path
+
+    def fake_run(cmd, **kwargs):
+        assert Path(cmd[1]).name == "benchmark_training.py" and cmd[2:4] == ["--loop", "smoke"]
+        Path(cmd[-1]).write_text(json.dumps({"results": [{"images_per_s": 3.0}], "provenance": {}}))
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert study.loop_speed("smoke", 2, 16) == {"images_per_s": 3.0}
+    calls = []
+    monkeypatch.setattr(study, "training_speed", lambda *a: calls.append(a) or {})
+    study.network_speed(Config(backbone="mobilenet_v2", input_size=32, batch_size=4), "cpu", steps=3, warmup=1)
+    args = calls[0]
+    assert args[args.index("--input") + 1] == "32" and args[args.index("--steps") + 1] == "3"
+    assert args[args.index("--device") + 1] == "cpu" and args[args.index("--batch") + 1] == "4"

@@ -132,3 +132,97 @@ def test_grids_fit_the_text_column():
     maps = show_heatmaps(np.zeros((64, 64, 3), np.uint8), np.random.rand(17, 16, 16), cols=6)
     assert len(maps.axes) == 17 and maps.get_figwidth() <= FIGURE_INCHES
     assert _shown_width_px(maps) <= COLUMN_INCHES * 100
+
+
+# --- learned chapters (0, 4-7) ---
+
+import pandas as pd  # noqa: E402
+
+from h3r import viz  # noqa: E402
+
+
+def _legend(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_ced_figure_draws_one_curve_per_run_with_its_auc():
+    fig = viz.ced_figure({"h3r": torch.tensor([0.0, 0.05]), "argmax-round": torch.tensor([0.2, 0.4])})
+    (ax,) = fig.axes
+    assert _legend(ax) == ["h3r: AUC@0.1 0.750", "argmax-round: AUC@0.1 0.000"]
+    x, y = ax.lines[0].get_data()
+    assert x[0] == 0 and x[-1] == pytest.approx(30) and y[-1] == pytest.approx(100)
+    assert ax.get_xlabel() == "NME (%)"
+
+
+def test_learning_curves_figure_draws_each_method_and_its_target_error():
+    curves = pd.DataFrame({"method": ["a", "a", "b", "b"], "epoch": [1, 2, 1, 2], "NME (%)": [9.0, 7.0, 8.0, 6.0]})
+    errors = pd.DataFrame({"method": ["a", "b", "a"], "heatmap_stride": [4, 4, 8], "target_error": [3.0, 2.0, 5.0]})
+    (ax,) = viz.learning_curves_figure(curves, errors, stride=4).axes
+    assert list(ax.lines[0].get_ydata()) == [9.0, 7.0] and list(ax.lines[1].get_ydata()) == [3.0, 3.0]
+    assert list(ax.lines[3].get_ydata()) == [2.0, 2.0]  # b's level, at stride 4
+    assert ax.lines[1].get_color() == ax.lines[0].get_color()
+    assert "stride 4" in ax.get_title()
+
+
+FAMILIES = {"one": {"deterministic": "a", "randomized": "b"}, "two": {"deterministic": "c", "randomized": "d"}}
+
+
+def test_resolution_figure_has_a_panel_per_family_with_learned_and_target_lines():
+    trained = pd.DataFrame({"method": ["a", "a", "b", "b", "c", "d"], "heatmap_stride": [4, 8, 4, 8, 4, 4],
+                            "NME (%)": [5.0, 9.0, 4.0, 5.0, 6.0, 6.5]})
+    errors = pd.DataFrame({"method": ["a", "a", "b", "c", "d"], "heatmap_stride": [4, 8, 4, 4, 4],
+                           "target_error": [1.0, 2.0, 0.5, 1.0, 1.0]})
+    fig = viz.resolution_figure(trained, errors, FAMILIES, [4, 8])
+    assert [ax.get_title() for ax in fig.axes] == ["one", "two"]
+    one = fig.axes[0]
+    assert _legend(one) == ["a, target error", "b, target error", "deterministic: a, learned",
+                            "randomized: b, learned"]
+    assert one.lines[0].get_ydata().tolist() == [5.0, 9.0]  # a's learned NME by stride
+    assert list(one.get_xticks()) == [4, 8] and one.get_xscale() == "log"
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["4", "8"]
+
+
+def test_differences_figure_has_a_zero_line_and_one_series_per_treatment():
+    diffs = pd.DataFrame({"family": ["one", "one", "two"], "treatment": ["b", "b", "d"], "control": ["a", "a", "c"],
+                          "heatmap_stride": [4, 8, 4], "mean": [-1.0, -2.0, 0.5], "low": [-1.5, -3.0, 0.0],
+                          "high": [-0.5, -1.0, 1.0]})
+    fig = viz.differences_figure(diffs, [4, 8])
+    assert len(fig.axes) == 2 and _legend(fig.axes[0]) == ["b - a"]
+    assert fig.axes[0].lines[0].get_ydata().tolist() == pytest.approx([-1.0, -2.0])
+    assert any(list(line.get_ydata()) == [0, 0] for line in fig.axes[1].lines)
+
+
+def test_activation_figure_draws_the_top_k_rows_by_stride():
+    activation = pd.DataFrame({"points": ["top-1", "top-9", "window 3x3", "top-1"], "stride": [4, 4, 4, 8],
+                               "n_points": [1, 9, 9, 1], "nme": [6.0, 5.0, 4.0, 7.0]})
+    (ax,) = viz.activation_figure(activation, [1, 9]).axes
+    assert _legend(ax) == ["stride 4", "stride 8"]
+    assert ax.lines[0].get_ydata().tolist() == [6.0, 5.0]  # the window is not a top-k point
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "9"]
+
+
+def test_mechanism_figure_shows_predicted_over_expected_patches():
+    from h3r.codecs import build_codec
+
+    codec = build_codec("h3r", 32, stride=4)
+    keypoints = torch.tensor([[[13.3, 14.1], [17.0, 9.6]]])
+    logits = torch.randn(1, 2, 8, 8)
+    fig = viz.mechanism_figure(logits, keypoints, codec, [0, 1], stride=4)
+    assert len(fig.axes) == 2 * 2 + 1  # the patches and the colour bar
+    assert fig.axes[0].get_title() == "keypoint 0" and fig.axes[0].get_ylabel() == "predicted"
+    assert fig.axes[2].get_ylabel() == "expected target"
+    assert fig.axes[0].images[0].get_array().shape == (5, 5)
+
+
+def test_macs_and_cost_figures_draw_a_line_per_network_and_codec():
+    by_stride = pd.DataFrame({"network": ["n"] * 2 + ["m"] * 2, "stride": [2, 4, 2, 4],
+                              "MACs (G)": [4.0, 1.0, 2.0, 0.5]})
+    (ax,) = viz.macs_figure(by_stride).axes
+    assert _legend(ax) == ["n", "m"] and ax.lines[0].get_ydata().tolist() == [4.0, 1.0]
+    assert ax.get_yscale() == "log"
+    runs = pd.DataFrame({"codec": ["h3r", "h3r", "argmax-round"], "input_size": [32, 64, 32],
+                         "GMACs": [0.1, 0.4, 0.1], "NME (%)": [6.0, 4.0, 8.0]})
+    (ax,) = viz.cost_figure(runs).axes
+    assert _legend(ax) == ["argmax-round", "h3r"]
+    assert list(ax.containers[1].lines[0].get_ydata()) == [6.0, 4.0]  # h3r's errorbar line
+    assert [t.get_text() for t in ax.texts] == ["32 px", "64 px"]
