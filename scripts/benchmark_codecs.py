@@ -174,12 +174,12 @@ def print_table(rows: list[dict], prov: dict) -> None:
     a = prov["args"]
     print(f"{a['batch']} samples x {a['keypoints']} keypoints, heatmap {a['heatmap']}^2, input {a['input']}^2, "
           f"on {prov['device']}, torch {prov['torch']}, mmpose {prov['mmpose']}")
-    cols = [("codec", "codec", "{:<15}"), ("encode_per_s", "encode/s", "{:>10.0f}"),
+    cols = [("codec", "codec", "{:<18}"), ("encode_per_s", "encode/s", "{:>10.0f}"),
             ("decode_per_s", "decode/s", "{:>10.0f}"), ("decode_share_of_argmax", "of argmax", "{:>9.0%}"),
             ("mmpose_encode_per_s", "mm enc/s", "{:>10.0f}"),
             ("mmpose_decode_per_s", "mm dec/s", "{:>10.0f}"), ("encode_ratio", "enc x", "{:>7.1f}"),
             ("decode_ratio", "dec x", "{:>7.1f}")]
-    print("  ".join(f"{title:<15}" if key == "codec" else f"{title:>{len(fmt.format(0))}}"
+    print("  ".join(f"{title:<18}" if key == "codec" else f"{title:>{len(fmt.format(0))}}"
                     for key, title, fmt in cols))
     for row in rows:
         print("  ".join(fmt.format(row[key]) if row.get(key) is not None else f"{'-':>{len(fmt.format(0))}}"
