@@ -55,6 +55,9 @@ class Codec:
 
     Subclasses implement :meth:`encode` and :meth:`decode_heatmap_units`; :meth:`decode` maps the
     latter back to input pixels. ``input_size`` and ``heatmap_size`` are ``(width, height)``.
+    A codec whose head is not a heatmap head (:attr:`head`) overrides :meth:`decode` instead, and
+    its ``heatmap_size`` is the grid its coordinates are counted in (SimCC's bins; RLE's one cell,
+    the image).
     """
 
     name: str = "codec"
