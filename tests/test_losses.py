@@ -250,16 +250,15 @@ def test_simcc_kl_of_uniform_logits_is_log_of_the_bins_over_the_bins():
     from h3r.losses import simcc_kl
 
     expected = math.log(W) / W + math.log(H) / H
-    assert torch.isclose(simcc_kl((torch.zeros(N, K, W), torch.zeros(N, K, H)), onehot_target()), torch.tensor(expected))
+    uniform = (torch.zeros(N, K, W), torch.zeros(N, K, H))
+    assert torch.isclose(simcc_kl(uniform, onehot_target()), torch.tensor(expected))
     target = onehot_target()
     logits = (10 * target.x_labels, 10 * target.y_labels)
     assert simcc_kl(logits, target) < simcc_kl(logits, target, beta=0.1)  # beta sharpens the prediction
-    # label_softmax: q = softmax(label_beta * label), a smoothed one-hot
-    q = (10.0 * target.x_labels).softmax(-1)
-    kl_x = (q * (q.log() - torch.zeros(N, K, W).log_softmax(-1))).mean(-1)
-    torch.testing.assert_close(simcc_kl((torch.zeros(N, K, W), target.y_labels * 0), target, label_softmax=True),
-                               (kl_x + ((10.0 * target.y_labels).softmax(-1) * (
-                                   (10.0 * target.y_labels).log_softmax(-1) + math.log(H))).mean(-1)).mean())
+    # label_softmax: q = softmax(label_beta * label), a smoothed one-hot; KL(q || uniform) = sum q log(B q)
+    kl = [((10.0 * labels).softmax(-1) * ((10.0 * labels).log_softmax(-1) + math.log(labels.shape[-1]))).mean(-1)
+          for labels in (target.x_labels, target.y_labels)]
+    torch.testing.assert_close(simcc_kl(uniform, target, label_softmax=True), (kl[0] + kl[1]).mean())
 
 
 def test_simcc_kl_explains_wrong_inputs():
@@ -308,7 +307,7 @@ def test_realnvp_inverts_and_its_log_det_is_the_jacobian_s():
     for i in range(len(x)):
         jacobian = torch.autograd.functional.jacobian(lambda v: flow.inverse(v[None])[0][0], x[i])
         torch.testing.assert_close(log_det[i], torch.linalg.det(jacobian).abs().log())
-    normal = torch.distributions.MultivariateNormal(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64))
+    normal = torch.distributions.MultivariateNormal(torch.zeros(2).double(), torch.eye(2).double())
     torch.testing.assert_close(flow.log_prob(x), normal.log_prob(z) + log_det)
 
 
