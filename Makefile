@@ -52,7 +52,7 @@ benchmark: venv
 peer: venv
 	$(PY) -m pip install --quiet $(PIP_EXTRA) mmengine mmcv-lite munkres json-tricks opencv-python-headless
 	$(PY) -m pip install --quiet --no-deps mmpose==1.3.2
-	$(PY) -m pytest tests/codecs/test_codecs_mmpose.py tests/integrations $(PYTEST_ARGS)
+	$(PY) -m pytest tests/codecs/test_codecs_mmpose.py tests/codecs/test_coordinate_codecs_mmpose.py tests/integrations $(PYTEST_ARGS)
 	$(PY) scripts/benchmark_codecs.py
 
 clean:

@@ -26,6 +26,9 @@ from pathlib import Path
 
 #: the losses over a 2-channel (background, foreground) head; every other loss reads one map per keypoint
 BINARY_LOSSES = ("binary_ce", "foreground_ce")
+#: what a network's head outputs (:mod:`h3r.models.heads`): K maps; 2K maps as (background,
+#: foreground); a SimCC pair of per-axis logit vectors; K x 4 regressed numbers (mu, sigma)
+HEADS = ("heatmap", "binary", "simcc", "regression")
 
 
 @dataclass(frozen=True)
@@ -36,21 +39,20 @@ class Preset:
     codec: str
     args: dict = field(default_factory=dict)
     loss: str = "mse"  # the loss it trains with unless a config names another
+    head: str = "heatmap"  # the head it trains and decodes, one of HEADS ("binary" exactly for BINARY_LOSSES)
     sigma: bool = False  # its target or its decoder is a Gaussian whose sigma (cells) a study may set
     target: str = "encode"  # what its target error decodes: its target, or "expected" where the codec draws it
 
-    @property
-    def head(self) -> str:
-        """``"binary"`` (2 channels per keypoint) where its loss needs one, else ``"heatmap"``."""
-        return head_of(self.loss)
-
-
-def head_of(loss: str) -> str:
-    """The head a loss trains: ``"binary"`` for :data:`BINARY_LOSSES`, else ``"heatmap"``."""
-    return "binary" if loss in BINARY_LOSSES else "heatmap"
+    def __post_init__(self):
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if (self.head == "binary") != (self.loss in BINARY_LOSSES):
+            raise ValueError(f"the binary head goes with the binary losses {BINARY_LOSSES} and only with them; "
+                             f"got head {self.head!r} with loss {self.loss!r}")
 
 
 GAUSSIAN = dict(sigma=True)
+SIMCC = dict(loss="simcc_kl", head="simcc")
 #: preset name -> :class:`Preset`; the names the book, the command line and :func:`h3r.codecs.build_codec` use
 PRESETS: dict[str, Preset] = {
     "argmax-floor": Preset("vanilla", {"quantize": "floor", "target": "gaussian"}, **GAUSSIAN),
@@ -60,10 +62,17 @@ PRESETS: dict[str, Preset] = {
     "dark": Preset("dark", **GAUSSIAN),
     "gauss-random": Preset("dark", {"center": "randomized"}, target="expected", **GAUSSIAN),
     "udp": Preset("udp", **GAUSSIAN),
+    "local-soft-argmax": Preset("local-soft-argmax", **GAUSSIAN),
     "soft-argmax": Preset("soft-argmax", loss="l1_coords"),
+    "dsnt": Preset("soft-argmax", loss="dsnt"),
     "h3r": Preset("h3r", loss="spatial_ce", target="expected"),
     "h3r-official": Preset("h3r", {"select": "topk", "k": 9, "weighting": "softmax", "align": "corner"},
-                           loss="binary_ce", target="expected"),
+                           loss="binary_ce", head="binary", target="expected"),
+    "simcc": Preset("simcc", **SIMCC),
+    "simcc-round": Preset("simcc", {"label": "onehot"}, **SIMCC),
+    "simcc-random": Preset("simcc", {"label": "onehot", "rounding": "random", "decoder": "topk"}, target="expected",
+                           **SIMCC),
+    "rle": Preset("rle", loss="rle", head="regression"),
 }
 
 
@@ -201,7 +210,11 @@ class Config:
 
     @property
     def head(self) -> str:
-        return head_of(self.resolved_loss)
+        """``"binary"`` where the loss is one of :data:`BINARY_LOSSES`, else the preset's head."""
+        if self.resolved_loss in BINARY_LOSSES:
+            return "binary"
+        head = preset(self.codec).head
+        return "heatmap" if head == "binary" else head
 
     def identity(self) -> dict:
         """The fields that change a run's result: not the runtime ones, nor ``data_root`` for a

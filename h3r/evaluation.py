@@ -31,16 +31,18 @@ from torch.utils.data import DataLoader, Dataset
 from h3r import metrics
 from h3r.codecs import Codec, build_codec
 from h3r.geometry import apply_affine, flip_keypoints, invert_affine
-from h3r.models import binary_scores, count_params
+from h3r.models import binary_scores, count_params, to_float
 from h3r.provenance import pick_device, provenance
 
 #: per-sample ids that predictions carry along when a dataset provides them (COCO's evaluation)
 META_KEYS = ("image_id", "ann_id", "area")
 
 
-def decodable(output: torch.Tensor, head: str, score_mode: str) -> torch.Tensor:
-    """The head's output as (N, K, Hh, Wh) scores for a codec's decoder."""
-    return binary_scores(output, score_mode) if head == "binary" else output
+def decodable(output, head: str, score_mode: str):
+    """The head's output as its codec's :meth:`~h3r.codecs.Codec.decode` reads it, in float32:
+    (N, K, Hh, Wh) scores from a heatmap head, and from a binary one (:func:`binary_scores` with
+    ``score_mode``); SimCC's pair ``(x_logits, y_logits)``; a regression head's (N, K, 4)."""
+    return binary_scores(output, score_mode).float() if head == "binary" else to_float(output)
 
 
 @torch.inference_mode()
@@ -79,8 +81,8 @@ def predict_decoders(model: nn.Module, codecs: Sequence[Codec], dataset: Dataset
     subsets: dict[str, list] = {}
     for batch in tqdm(loader, desc="evaluate", disable=not progress, leave=False, dynamic_ncols=True):
         images = batch["image"].to(device)
-        heatmaps = decodable(model(images), head, score_mode).float()
-        mirrored = decodable(model(images.flip(-1)), head, score_mode).float() if flip_test else None
+        heatmaps = decodable(model(images), head, score_mode)
+        mirrored = decodable(model(images.flip(-1)), head, score_mode) if flip_test else None
         inverse = invert_affine(batch["affine"].double())
         for codec, out in zip(codecs, decoded):
             coords, scores = codec.decode(heatmaps)

@@ -17,6 +17,11 @@ NaN), and an all-zero batch gives 0, not NaN.
                 logits.
 ``l1_coords``   integral regression: L1 distance (|du| + |dv|, heatmap units) between the
                 soft-argmax of the map (:class:`h3r.codecs.integral.SoftArgmax`) and the keypoint.
+``dsnt``        ``l1_coords`` plus DSNT's Jensen-Shannon regulariser toward a Gaussian.
+``simcc_kl``    SimCC's per-axis KL divergence (mmpose's ``KLDiscretLoss``), on a SimCC head's
+                ``(x_logits, y_logits)`` against ``target.x_labels``, ``target.y_labels``.
+``rle``         residual log-likelihood estimation (mmpose's ``RLELoss``) on a regression head's
+                (N, K, 4), with the :class:`RealNVP` flow the head holds.
 """
 from __future__ import annotations
 
@@ -29,7 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from h3r.codecs.base import Target
+from torch import nn
+
+from h3r.codecs.base import Target, gaussian_heatmaps
 from h3r.codecs.integral import SoftArgmax
 
 
@@ -118,21 +125,160 @@ def l1_coords(output: Tensor, target: Target, beta: float = 1.0,
     ``coords_fn`` maps heatmaps (N, K, Hh, Wh) to keypoints (N, K, 2) in heatmap units; by default
     the soft-argmax of :class:`~h3r.codecs.integral.SoftArgmax` with inverse temperature ``beta``.
     """
-    _check_heatmap_output(output, "l1_coords")
+    return weighted_mean(_l1_per_keypoint(output, target, beta, coords_fn, "l1_coords"), target.weights)
+
+
+def dsnt(output: Tensor, target: Target, beta: float = 1.0, sigma: float = 1.0, js_weight: float = 1.0) -> Tensor:
+    """DSNT (Nibali et al., 2018): :func:`l1_coords` plus ``js_weight`` times the Jensen-Shannon
+    divergence, summed over the cells, between ``p = softmax(beta * h)`` over the Hh*Wh cells and
+    ``g``, a Gaussian of ``sigma`` cells on the exact keypoint normalised to sum 1.
+
+    The defaults are mmpose's: ``DSNTLoss``'s sigma of 1 cell, the JS term added with weight 1 as
+    ``DSNTHead`` adds its ``JSDiscretLoss``. mmpose's distance term is a smooth L1 on coordinates
+    normalised by the map size; this one is :func:`l1_coords`'s, in cells.
+    """
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    if not js_weight >= 0:
+        raise ValueError(f"js_weight must be >= 0, got {js_weight}")
+    distance = _l1_per_keypoint(output, target, beta, None, "dsnt")
+    p = (beta * output.float()).flatten(2).softmax(-1)
+    size = (output.shape[-1], output.shape[-2])
+    g = gaussian_heatmaps(_masked(target.keypoints.float(), target.weights), size, sigma).flatten(2)
+    g = g / g.sum(-1, keepdim=True).clamp_min(torch.finfo(g.dtype).tiny)
+    return weighted_mean(distance + js_weight * js_divergence(p, g), target.weights)
+
+
+def js_divergence(p: Tensor, q: Tensor) -> Tensor:
+    """``JS(p, q) = (KL(p || m) + KL(q || m)) / 2`` with ``m = (p + q) / 2``, over the last axis of
+    distributions (..., C); 0 log 0 = 0."""
+    m = (p + q) / 2
+    return ((torch.xlogy(p, p) - torch.xlogy(p, m)) + (torch.xlogy(q, q) - torch.xlogy(q, m))).sum(-1) / 2
+
+
+def simcc_kl(output: tuple[Tensor, Tensor], target: Target, beta: float = 1.0, label_softmax: bool = False,
+             label_beta: float = 10.0) -> Tensor:
+    """SimCC head output ``(x_logits (N, K, Wx), y_logits (N, K, Hy))`` against the target's labels:
+    per axis ``KL(q || softmax(beta * logits))`` averaged over the bins, summed over the two axes.
+
+    ``q`` is the label as given (a normalised Gaussian or a one-hot, a probability vector), or with
+    ``label_softmax`` ``softmax(label_beta * label)``. The defaults are those of mmpose's
+    ``KLDiscretLoss`` (RTMPose's configs set ``beta=10, label_softmax=True``). Per keypoint it is
+    mmpose's; mmpose then sums over samples and divides by K, this loss takes the weighted mean
+    over keypoints, as every loss here.
+    """
+    if not (isinstance(output, (tuple, list)) and len(output) == 2):
+        raise ValueError(f"simcc_kl takes a SimCC head's output (x_logits, y_logits), got "
+                         f"{getattr(output, 'shape', type(output).__name__)}; build the model with head='simcc'")
+    if target.x_labels is None or target.y_labels is None:
+        raise ValueError("simcc_kl needs a target with per-axis labels (x_labels, y_labels), as the simcc codec "
+                         "encodes")
+    if not beta > 0:
+        raise ValueError(f"beta must be positive, got {beta}")
+    per_keypoint = 0
+    for logits, labels, axis in zip(output, (target.x_labels, target.y_labels), "xy"):
+        if logits.shape != labels.shape:
+            raise ValueError(f"{axis} logits have shape {tuple(logits.shape)} but the labels {tuple(labels.shape)}; "
+                             "were the head and the codec built for the same input size and split ratio?")
+        log_p = (beta * logits.float()).log_softmax(-1)
+        q = _masked(labels.float(), target.weights)
+        if label_softmax:
+            q = (label_beta * q).softmax(-1)
+        per_keypoint = per_keypoint + F.kl_div(log_p, q, reduction="none").mean(-1)
+    return weighted_mean(per_keypoint, target.weights)
+
+
+class RealNVP(nn.Module):
+    """A RealNVP flow on R^2 (Dinh et al., 2017) as RLE's reference code and mmpose build it: six
+    affine couplings with alternating masks, each scale and translation a 2-64-64-2 MLP (LeakyReLU;
+    tanh on the scale), Xavier-uniform weights with gain 0.01 (the flow starts near the identity),
+    a standard normal base density.
+
+    ``inverse(x)`` maps data x (B, 2) to the base z and ``log |det dz/dx|`` (B,); ``forward(z)``
+    maps back; ``log_prob(x)`` is ``log N(z; 0, I) + log |det dz/dx|``.
+    """
+
+    def __init__(self, hidden: int = 64, couplings: int = 6):
+        super().__init__()
+        self.register_buffer("mask", torch.tensor([[0.0, 1.0], [1.0, 0.0]]).repeat(couplings // 2, 1))
+        self.s = nn.ModuleList(self._mlp(hidden, nn.Tanh()) for _ in range(couplings))
+        self.t = nn.ModuleList(self._mlp(hidden) for _ in range(couplings))
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight, gain=0.01)
+
+    @staticmethod
+    def _mlp(hidden: int, last: nn.Module | None = None) -> nn.Sequential:
+        layers = [nn.Linear(2, hidden), nn.LeakyReLU(), nn.Linear(hidden, hidden), nn.LeakyReLU(), nn.Linear(hidden, 2)]
+        return nn.Sequential(*layers, *([last] if last is not None else []))
+
+    def _coupling(self, i: int, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The kept part of ``x`` under mask ``i`` and the scale and shift of the other part."""
+        keep = self.mask[i] * x
+        return keep, self.s[i](keep) * (1 - self.mask[i]), self.t[i](keep) * (1 - self.mask[i])
+
+    def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Data (B, 2) -> base z (B, 2) and ``log |det dz/dx|`` (B,)."""
+        z, log_det = x, x.new_zeros(x.shape[0])
+        for i in reversed(range(len(self.mask))):
+            keep, s, t = self._coupling(i, z)
+            z = keep + (1 - self.mask[i]) * (z - t) * torch.exp(-s)
+            log_det = log_det - s.sum(-1)
+        return z, log_det
+
+    def forward(self, z: Tensor) -> Tensor:
+        """Base z (B, 2) -> data x (B, 2), the inverse of :meth:`inverse`."""
+        x = z
+        for i in range(len(self.mask)):
+            keep, s, t = self._coupling(i, x)
+            x = keep + (1 - self.mask[i]) * (x * torch.exp(s) + t)
+        return x
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        z, log_det = self.inverse(x)
+        return -0.5 * z.square().sum(-1) - math.log(2 * math.pi) + log_det
+
+
+Q_DISTRIBUTIONS = ("laplace", "gaussian")
+
+
+def rle(output: Tensor, target: Target, flow: RealNVP | None = None, residual: bool = True,
+        q_dis: str = "laplace") -> Tensor:
+    """Residual log-likelihood estimation (Li et al., ICCV 2021) on a regression head's output
+    (N, K, 4): ``mu`` (x, y) and the logits of ``sigma`` (x, y), against ``target.keypoints``.
+
+    With ``e = (mu - u*) / sigma`` (``sigma = sigmoid(logits)``) and ``log phi`` the flow's
+    log-density of ``e``, per axis ``log sigma - log phi(e)``, plus with ``residual`` the negative
+    log-density of ``q`` (``"laplace"``: ``log 2 sigma + |e|``, ``"gaussian"``:
+    ``log sqrt(2 pi) sigma + e^2 / 2``), summed over both axes: the flow learns the residual of
+    the density against ``q``. As the reference code and mmpose's ``RLELoss``, ``log phi``, a
+    density of the 2-D error, is subtracted on each axis. ``flow`` is the head's
+    (:class:`h3r.models.heads.RegressionHead`), trained with the network.
+    """
+    if flow is None:
+        raise ValueError("rle needs the flow of the regression head (build_loss('rle', flow=model.head.flow))")
+    if q_dis not in Q_DISTRIBUTIONS:
+        raise ValueError(f"q_dis must be one of {Q_DISTRIBUTIONS}, got {q_dis!r}")
+    if not isinstance(output, Tensor) or output.ndim != 3 or output.shape[-1] != 4:
+        raise ValueError(f"rle takes a regression head's output (N, K, 4), got "
+                         f"{getattr(output, 'shape', type(output).__name__)}; build the model with head='regression'")
     output = output.float()
-    if coords_fn is None:
-        size = (output.shape[-1], output.shape[-2])
-        coords_fn = lambda h: SoftArgmax(size, size, beta=beta).decode_heatmap_units(h)[0]  # noqa: E731
     keypoints = _masked(target.keypoints.float(), target.weights)
-    if keypoints.shape != output.shape[:2] + (2,):
-        raise ValueError(f"target keypoints have shape {tuple(keypoints.shape)} but the output "
-                         f"{tuple(output.shape)} needs {tuple(output.shape[:2]) + (2,)}")
-    return weighted_mean((coords_fn(output) - keypoints).abs().sum(dim=-1), target.weights)
+    sigma = output[..., 2:].sigmoid()
+    error = (output[..., :2] - keypoints) / (sigma + 1e-9)
+    log_phi = flow.log_prob(error.reshape(-1, 2)).reshape(error.shape[:2] + (1,))
+    loss = sigma.log() - log_phi
+    if residual:
+        if q_dis == "laplace":
+            loss = loss + (2 * sigma).log() + error.abs()
+        else:
+            loss = loss + (math.sqrt(2 * math.pi) * sigma).log() + error.square() / 2
+    return weighted_mean(loss.sum(-1), target.weights)
 
 
 LOSSES: dict[str, Callable[..., Tensor]] = {
     "mse": mse, "spatial_ce": spatial_ce, "binary_ce": binary_ce, "foreground_ce": foreground_ce,
-    "l1_coords": l1_coords,
+    "l1_coords": l1_coords, "dsnt": dsnt, "simcc_kl": simcc_kl, "rle": rle,
 }
 
 
@@ -151,11 +297,27 @@ def build_loss(name: str, **options) -> Callable[[Tensor, Target], Tensor]:
 # --- checks ---------------------------------------------------------------------------------
 
 def _check_heatmap_output(output: Tensor, loss: str) -> None:
+    if not isinstance(output, Tensor):
+        raise ValueError(f"{loss} takes heatmaps (N, K, H, W), got a {type(output).__name__}")
     if output.ndim == 5:
         raise ValueError(f"{loss} takes heatmaps (N, K, H, W) but got a binary head's output "
                          f"{tuple(output.shape)}; use binary_ce, or h3r.models.binary_scores first")
     if output.ndim != 4:
         raise ValueError(f"{loss} takes heatmaps (N, K, H, W), got shape {tuple(output.shape)}")
+
+
+def _l1_per_keypoint(output: Tensor, target: Target, beta: float, coords_fn, loss: str) -> Tensor:
+    """(N, K) ``|u - u*| + |v - v*|`` of the decoded heatmaps, heatmap units."""
+    _check_heatmap_output(output, loss)
+    output = output.float()
+    if coords_fn is None:
+        size = (output.shape[-1], output.shape[-2])
+        coords_fn = lambda h: SoftArgmax(size, size, beta=beta).decode_heatmap_units(h)[0]  # noqa: E731
+    keypoints = _masked(target.keypoints.float(), target.weights)
+    if keypoints.shape != output.shape[:2] + (2,):
+        raise ValueError(f"target keypoints have shape {tuple(keypoints.shape)} but the output "
+                         f"{tuple(output.shape)} needs {tuple(output.shape[:2]) + (2,)}")
+    return (coords_fn(output) - keypoints).abs().sum(dim=-1)
 
 
 def _masked(values: Tensor, weights: Tensor) -> Tensor:

@@ -35,7 +35,7 @@ from h3r.codecs import Codec, build_codec
 from h3r.config import Config, code_fingerprint
 from h3r.evaluation import evaluate_model
 from h3r.losses import build_loss
-from h3r.models import HeatmapModel, build_model, count_flops, count_params
+from h3r.models import HeatmapModel, build_model, count_flops, count_params, to_float
 from h3r.provenance import atomic_path, pick_device, provenance, write_json_atomic
 
 # --- building blocks ---------------------------------------------------------------------------
@@ -72,13 +72,16 @@ def build_run(cfg: Config) -> tuple[HeatmapModel, Codec]:
     """
     from h3r.data.registry import dataset_class
 
+    codec = build_codec(cfg.codec, cfg.input_size, stride=cfg.heatmap_stride, **cfg.codec_args)
     torch.manual_seed(cfg.seed)
     layout = dataset_class(cfg.dataset).layout
+    simcc = dict(input_size=cfg.input_size, split_ratio=codec.split_ratio) if cfg.head == "simcc" else {}
     model = build_model(cfg.backbone, layout.num_keypoints, head=cfg.head, heatmap_stride=cfg.heatmap_stride,
-                        width_mult=cfg.width_mult, pretrained=cfg.pretrained, head_width=cfg.head_width or None)
+                        width_mult=cfg.width_mult, pretrained=cfg.pretrained, head_width=cfg.head_width or None,
+                        **simcc)
     if cfg.channels_last:  # the same memory format for training and every later evaluation
         model = model.to(memory_format=torch.channels_last)
-    return model, build_codec(cfg.codec, cfg.input_size, stride=cfg.heatmap_stride, **cfg.codec_args)
+    return model, codec
 
 
 SCHEDULES = ("multistep", "cosine", "onecycle")
@@ -198,7 +201,7 @@ def train(cfg: Config) -> dict:
     train_set, test_set = build_data(cfg, cfg.train_split, True), build_data(cfg, cfg.test_split, False)
     model, codec = build_run(cfg)
     model.to(device)
-    loss_fn = build_loss(cfg.resolved_loss, **cfg.loss_args)
+    loss_fn = build_loss(cfg.resolved_loss, **cfg.loss_args, **model.loss_modules)
     optimizer = build_optimizer(cfg, model)
     steps_per_epoch = max(1, len(train_set) // (min(cfg.batch_size, len(train_set)) * world))
     scheduler = lr_schedule(cfg, optimizer, steps_per_epoch)
@@ -318,7 +321,7 @@ def train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, dataset, epo
         target = codec.encode(keypoints, batch["visible"].to(device), generator=rounding)
         with autocast:
             output = net(images)
-        loss = loss_fn(output.float(), target)
+        loss = loss_fn(to_float(output), target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -7,7 +7,10 @@ Throughput is samples per second (one sample = K keypoints of one image), the me
 timed region. The decoders take turns (one call of each per round, in a new order every round), so
 a change in the machine's load hits all of them alike; so do the encoders, in rounds of their own.
 Each decoder is also given as a share of the argmax decode rate (the mean of the ``argmax-floor``
-and ``argmax-round`` rows), the floor every heatmap decoder pays for reading its maps once. Besides
+and ``argmax-round`` rows), the floor every heatmap decoder pays for reading its maps once. The
+decoders of other heads read what those heads output for the same keypoints (SimCC: per-axis
+logits of ``round(input x split ratio)`` bins; RLE: (N, K, 4)), so their share compares unlike
+inputs. Besides
 the presets, :data:`VARIANTS` are timed too (H3R's window selection). mmpose's codecs take one
 instance at a time as numpy arrays, so they are called the way a user calls them: convert the batch
 to numpy once, then loop over the samples (both inside the timed region). Its twins:
@@ -111,6 +114,16 @@ def load_average() -> list | None:
     return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
+def head_output(codec, keypoints: torch.Tensor):
+    """What a non-heatmap head outputs for ``keypoints``: SimCC's per-axis logits (its labels plus
+    noise), a regression head's (N, K, 4) (the normalised keypoints and sigma logits)."""
+    if codec.head == "simcc":
+        target = codec.encode(keypoints)
+        return tuple(labels + 0.01 * torch.rand_like(labels) for labels in (target.x_labels, target.y_labels))
+    uv = codec.to_heatmap(keypoints)
+    return torch.cat([uv, torch.zeros_like(uv)], dim=-1)
+
+
 def benchmark(args) -> list[dict]:
     device = torch.device(args.device)
     size, hm = (args.input, args.input), (args.heatmap, args.heatmap)
@@ -124,8 +137,9 @@ def benchmark(args) -> list[dict]:
     for name in args.codecs:
         preset, overrides = VARIANTS.get(name, (name, {}))
         codec = build_codec(preset, size, heatmap_size=hm, **overrides)
+        output = heatmaps if codec.head == "heatmap" else head_output(codec, keypoints)
         fns[name, "encode"] = lambda codec=codec: codec.encode(keypoints, visible)
-        fns[name, "decode"] = lambda codec=codec: codec.decode(heatmaps)
+        fns[name, "decode"] = lambda codec=codec, output=output: codec.decode(output)
         twin = twins.get(name)
         if twin is not None:
             def mm_encode(twin=twin):
@@ -160,12 +174,12 @@ def print_table(rows: list[dict], prov: dict) -> None:
     a = prov["args"]
     print(f"{a['batch']} samples x {a['keypoints']} keypoints, heatmap {a['heatmap']}^2, input {a['input']}^2, "
           f"on {prov['device']}, torch {prov['torch']}, mmpose {prov['mmpose']}")
-    cols = [("codec", "codec", "{:<15}"), ("encode_per_s", "encode/s", "{:>10.0f}"),
+    cols = [("codec", "codec", "{:<18}"), ("encode_per_s", "encode/s", "{:>10.0f}"),
             ("decode_per_s", "decode/s", "{:>10.0f}"), ("decode_share_of_argmax", "of argmax", "{:>9.0%}"),
             ("mmpose_encode_per_s", "mm enc/s", "{:>10.0f}"),
             ("mmpose_decode_per_s", "mm dec/s", "{:>10.0f}"), ("encode_ratio", "enc x", "{:>7.1f}"),
             ("decode_ratio", "dec x", "{:>7.1f}")]
-    print("  ".join(f"{title:<15}" if key == "codec" else f"{title:>{len(fmt.format(0))}}"
+    print("  ".join(f"{title:<18}" if key == "codec" else f"{title:>{len(fmt.format(0))}}"
                     for key, title, fmt in cols))
     for row in rows:
         print("  ".join(fmt.format(row[key]) if row.get(key) is not None else f"{'-':>{len(fmt.format(0))}}"

@@ -26,6 +26,7 @@ def test_each_preset_states_the_facts_of_its_codec():
         assert (p.target == "expected") == codec.randomized, name
         if p.sigma:
             assert build_codec(name, 64, stride=4, sigma=1.5).sigma == 1.5, name
+        assert codec.head == ("heatmap" if p.head == "binary" else p.head), name  # what its decoder reads
     assert {n for n, p in PRESETS.items() if p.head == "binary"} == {"h3r-official"}
     assert preset("onehot-round").loss == "spatial_ce" and preset("soft-argmax").loss == "l1_coords"
     with pytest.raises(ValueError, match="unknown codec preset 'nope'; the presets are"):
@@ -33,8 +34,11 @@ def test_each_preset_states_the_facts_of_its_codec():
 
 
 @pytest.mark.parametrize("name, gaussian", [("argmax-round", True), ("dark", True), ("gauss-random", True),
-                                            ("udp", True), ("argmax-quarter", True), ("h3r", False),
-                                            ("onehot-round", False), ("soft-argmax", False)])
+                                            ("udp", True), ("argmax-quarter", True), ("local-soft-argmax", True),
+                                            ("h3r", False), ("onehot-round", False), ("soft-argmax", False),
+                                            ("dsnt", False), ("rle", False),
+                                            # SimCC's sigma is in bins, not heatmap cells: a study's is not its
+                                            ("simcc", False), ("simcc-round", False), ("simcc-random", False)])
 def test_preset_args_give_sigma_to_the_gaussian_presets_only(name, gaussian):
     assert preset_args(name, 1.5) == ({"sigma": 1.5} if gaussian else {})
     assert preset_args(name, None) == {}
@@ -86,3 +90,19 @@ def test_a_module_imported_inside_a_function_is_covered(tmp_path):
     source = tmp_path / "mod.py"
     source.write_text("def f():\n    from h3r.codecs.h3r import H3R\n    import h3r.metrics\n")
     assert {"h3r", "h3r.codecs", "h3r.codecs.h3r", "h3r.metrics"} <= config._h3r_imports(source)
+
+
+def test_the_head_is_a_fact_of_the_preset_and_binary_follows_the_loss():
+    from h3r.config import HEADS, Preset
+
+    assert {p.head for p in PRESETS.values()} == set(HEADS)
+    assert Config(codec="simcc-random").head == "simcc" and Config(codec="rle").head == "regression"
+    assert Config(codec="h3r").head == "heatmap" and Config(codec="h3r-official").head == "binary"
+    assert Config(codec="h3r", loss="binary_ce").head == "binary"
+    assert Config(codec="h3r-official", loss="spatial_ce").head == "heatmap"
+    with pytest.raises(ValueError, match="head must be one of"):
+        Preset("vanilla", head="offsets")
+    with pytest.raises(ValueError, match="binary head goes with the binary losses"):
+        Preset("h3r", loss="binary_ce")
+    with pytest.raises(ValueError, match="binary head goes with the binary losses"):
+        Preset("h3r", head="binary")

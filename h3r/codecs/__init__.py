@@ -11,12 +11,16 @@ from h3r.codecs.base import Codec, Target
 from h3r.codecs.dark import DARK
 from h3r.codecs.h3r import H3R, randomized_cells, rounding_neighbours
 from h3r.codecs.integral import SoftArgmax
+from h3r.codecs.local import LocalSoftArgmax
 from h3r.codecs.quarter import ArgmaxQuarter
+from h3r.codecs.rle import RLE
+from h3r.codecs.simcc import SimCC, simcc_bins
 from h3r.codecs.udp import UDP
 from h3r.codecs.vanilla import Vanilla
 from h3r.config import PRESETS
 
-CODECS: dict[str, type[Codec]] = {c.name: c for c in (Vanilla, ArgmaxQuarter, DARK, UDP, SoftArgmax, H3R)}
+CODECS: dict[str, type[Codec]] = {c.name: c for c in (Vanilla, ArgmaxQuarter, DARK, UDP, SoftArgmax, H3R, SimCC,
+                                                        LocalSoftArgmax, RLE)}
 
 DEFAULT_STRIDE = 4
 
@@ -50,5 +54,5 @@ def build_codec(name: str, input_size, stride: int | None = None, heatmap_size=N
     return cls((w, h), heatmap_size, **{**kwargs, **overrides})
 
 
-__all__ = ["Codec", "Target", "Vanilla", "ArgmaxQuarter", "DARK", "UDP", "SoftArgmax", "H3R",
-           "randomized_cells", "rounding_neighbours", "CODECS", "build_codec"]
+__all__ = ["Codec", "Target", "Vanilla", "ArgmaxQuarter", "DARK", "UDP", "SoftArgmax", "H3R", "SimCC",
+           "LocalSoftArgmax", "RLE", "randomized_cells", "rounding_neighbours", "simcc_bins", "CODECS", "build_codec"]

@@ -31,15 +31,23 @@ class Target:
     keypoints: (N, K, 2) float32 keypoints in heatmap units (the codec's alignment); rows with
                weight 0 hold whatever was given and must not be used.
     weights:   (N, K) float32, 1 for keypoints the target represents, 0 for masked ones.
+    x_labels, y_labels: (N, K, Wx), (N, K, Hy) float32 per-axis labels of a coordinate
+               classification codec (:class:`h3r.codecs.simcc.SimCC`), else None; rows of
+               weight 0 are all-zero.
     """
 
     heatmaps: Tensor | None
     keypoints: Tensor
     weights: Tensor
+    x_labels: Tensor | None = None
+    y_labels: Tensor | None = None
 
     def to(self, *args, **kwargs) -> "Target":
-        hm = None if self.heatmaps is None else self.heatmaps.to(*args, **kwargs)
-        return Target(hm, self.keypoints.to(*args, **kwargs), self.weights.to(*args, **kwargs))
+        def move(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(*args, **kwargs)
+
+        return Target(move(self.heatmaps), move(self.keypoints), move(self.weights), move(self.x_labels),
+                      move(self.y_labels))
 
 
 class Codec:
@@ -47,11 +55,17 @@ class Codec:
 
     Subclasses implement :meth:`encode` and :meth:`decode_heatmap_units`; :meth:`decode` maps the
     latter back to input pixels. ``input_size`` and ``heatmap_size`` are ``(width, height)``.
+    A codec whose head is not a heatmap head (:attr:`head`) overrides :meth:`decode` instead, and
+    its ``heatmap_size`` is the grid its coordinates are counted in (SimCC's bins; RLE's one cell,
+    the image).
     """
 
     name: str = "codec"
     #: the alignment (see :mod:`h3r.geometry`) this codec places heatmap cells with
     align: str = "center"
+    #: the head whose output :meth:`decode` reads: ``"heatmap"`` (N, K, Hh, Wh), ``"simcc"``
+    #: (x logits (N, K, Wx), y logits (N, K, Hy)) or ``"regression"`` (N, K, 4)
+    head: str = "heatmap"
 
     def __init__(self, input_size: Size, heatmap_size: Size, align: str | None = None):
         self.input_size = _as_size(input_size, "input_size")

@@ -4,6 +4,13 @@ The heatmap is normalised into a distribution over cells, ``p = softmax(beta * h
 ``Hh * Wh`` cells, and the keypoint is its expectation ``u = sum_i p_i i`` (per axis, from the
 marginals). The result is differentiable, so the loss is put on the coordinates and there is no
 heatmap target.
+
+Two presets decode with it. ``soft-argmax`` is integral regression as Sun et al. train it: an L1
+loss on the coordinates alone (:func:`h3r.losses.l1_coords`), nothing constraining the map's
+shape. ``dsnt`` (Nibali et al., "Numerical coordinate regression with convolutional neural
+networks", 2018) is the same codec and decoder with DSNT's regulariser added to the loss
+(:func:`h3r.losses.dsnt`): the Jensen-Shannon divergence between ``softmax(beta * h)`` and a
+normalised Gaussian on the keypoint, which shapes the map into one blob.
 """
 from __future__ import annotations
 

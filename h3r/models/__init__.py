@@ -33,17 +33,20 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from h3r.models.backbones import BACKBONES, build_backbone
-from h3r.models.heads import HEAD_KINDS, HEATMAP_STRIDES, HeatmapHead, binary_scores
+from h3r.models.heads import (HEAD_KINDS, HEATMAP_STRIDES, HeatmapHead, RegressionHead, SimCCHead, binary_scores,
+                              to_float)
 
 
 class HeatmapModel(nn.Module):
-    """image (N, 3, H, W) -> head output at ``heatmap_stride``: (N, K, H/s, W/s) or (N, 2, K, H/s, W/s).
+    """image (N, 3, H, W) -> head output at ``heatmap_stride``: (N, K, H/s, W/s) or (N, 2, K, H/s, W/s),
+    or the SimCC pair, or (N, K, 4) (:mod:`h3r.models.heads`).
 
-    Attributes: ``heatmap_stride`` (s), ``num_keypoints`` (K), ``head_kind`` (``"heatmap"`` or
-    ``"binary"``), ``size_divisor`` (input sides must be multiples of it).
+    Attributes: ``heatmap_stride`` (s), ``num_keypoints`` (K), ``head_kind`` (one of
+    :data:`HEAD_KINDS`), ``size_divisor`` (input sides must be multiples of it), ``loss_modules``
+    (the trained parts of the loss the head holds, for :func:`h3r.losses.build_loss`: RLE's flow).
     """
 
-    def __init__(self, backbone: nn.Module, head: HeatmapHead, heatmap_stride: int = 4):
+    def __init__(self, backbone: nn.Module, head: nn.Module, heatmap_stride: int = 4):
         super().__init__()
         if heatmap_stride not in HEATMAP_STRIDES:
             raise ValueError(f"heatmap_stride must be one of {HEATMAP_STRIDES}, got {heatmap_stride!r}")
@@ -62,23 +65,43 @@ class HeatmapModel(nn.Module):
                              f"{_round_up(w, self.size_divisor)}x{_round_up(h, self.size_divisor)}")
         return self.head(self.backbone(image), self.heatmap_stride)
 
+    @property
+    def loss_modules(self) -> dict[str, nn.Module]:
+        return getattr(self.head, "loss_modules", {})
+
 
 def build_model(backbone: str = "hrnet_w18", num_keypoints: int = 98, head: str = "heatmap",
                 heatmap_stride: int = 4, width_mult: float = 1.0,
-                pretrained: str | Path | None = None, head_width: int | None = None) -> HeatmapModel:
-    """Build a heatmap network.
+                pretrained: str | Path | None = None, head_width: int | None = None,
+                input_size: int | tuple[int, int] | None = None, split_ratio: float = 2.0) -> HeatmapModel:
+    """Build a network.
 
     Args:
         backbone: ``"hrnet_w18"``, ``"hrnet_w32"``, ``"mobilenet_v2"`` or ``"plain_cnn"``.
         num_keypoints: K.
-        head: ``"heatmap"`` (K maps) or ``"binary"`` (the official 2K-channel head).
+        head: ``"heatmap"`` (K maps), ``"binary"`` (the official 2K-channel head), ``"simcc"``
+            (per-axis logits) or ``"regression"`` (K x 4 numbers, with RLE's flow).
         heatmap_stride: input pixels per heatmap cell, one of 1, 2, 4, 8, 16, 32.
         width_mult: the width multiplier of MobileNetV2 and the plain CNN.
         pretrained: path of a local ImageNet checkpoint for the backbone, or None.
         head_width: the head's hidden channels; None: the backbone's, as the official head.
+        input_size: ``(width, height)`` (or an int) the SimCC head is built for; only ``"simcc"``.
+        split_ratio: SimCC bins per input pixel; only ``"simcc"``.
     """
+    if head not in HEAD_KINDS:
+        raise ValueError(f"head kind must be one of {HEAD_KINDS}, got {head!r}")
+    if not (isinstance(num_keypoints, int) and num_keypoints > 0):
+        raise ValueError(f"num_keypoints must be a positive integer, got {num_keypoints!r}")
     body = build_backbone(backbone, width_mult=width_mult, pretrained=pretrained)
-    return HeatmapModel(body, HeatmapHead(body.out_channels, num_keypoints, head, head_width), heatmap_stride)
+    if head == "simcc":
+        if input_size is None:
+            raise ValueError("a SimCC head is built for one input size: pass input_size")
+        top = SimCCHead(body.out_channels, num_keypoints, input_size, heatmap_stride, split_ratio, head_width)
+    elif head == "regression":
+        top = RegressionHead(body.out_channels, num_keypoints)
+    else:
+        top = HeatmapHead(body.out_channels, num_keypoints, head, head_width)
+    return HeatmapModel(body, top, heatmap_stride)
 
 
 def count_params(model: nn.Module) -> int:
@@ -125,5 +148,5 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-__all__ = ["BACKBONES", "HEAD_KINDS", "HEATMAP_STRIDES", "HeatmapHead", "HeatmapModel",
-           "binary_scores", "build_model", "count_flops", "count_params"]
+__all__ = ["BACKBONES", "HEAD_KINDS", "HEATMAP_STRIDES", "HeatmapHead", "HeatmapModel", "RegressionHead",
+           "SimCCHead", "binary_scores", "build_model", "count_flops", "count_params", "to_float"]

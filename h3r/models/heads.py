@@ -1,13 +1,22 @@
-"""Heatmap heads: fused features (N, C, Hh, Wh) -> heatmaps, and the stride they are read at.
+"""Heads: fused features (N, C, Hh, Wh) -> what a codec decodes, and the stride they are read at.
 
-The head is the official H3R ``BinaryHeadBlock`` (``torchalign/heatmap_head/blocks``): a 1x1
-convolution to ``proj_channels`` (no bias), BatchNorm, ReLU, a 1x1 convolution (no bias) to the
-outputs. It comes in two forms:
+The heatmap head is the official H3R ``BinaryHeadBlock`` (``torchalign/heatmap_head/blocks``): a
+1x1 convolution to ``proj_channels`` (no bias), BatchNorm, ReLU, a 1x1 convolution (no bias) to
+the outputs. It comes in two forms:
 
 ``"heatmap"``  K output channels: one score map per keypoint, (N, K, Hh, Wh).
 ``"binary"``   2K output channels viewed as the official code views them, ``(N, 2, K, Hh, Wh)``:
                index 0 along dim 1 is the background logit, index 1 the foreground logit of each
                cell (a two-class softmax per cell). :func:`binary_scores` turns it into (N, K, Hh, Wh).
+
+Two more heads read the same features for the codecs that are not heatmaps:
+
+``"simcc"``       :class:`SimCCHead`: the heatmap head's K maps, flattened, then one linear layer
+                  per axis to the SimCC logits ``(x (N, K, Wx), y (N, K, Hy))``, as mmpose's
+                  ``SimCCHead`` (:mod:`h3r.codecs.simcc`).
+``"regression"``  :class:`RegressionHead`: global average pooling and one linear layer to
+                  (N, K, 4), ``mu`` and the logits of ``sigma``, as mmpose's ``RLEHead``, holding
+                  the flow of the RLE loss (:mod:`h3r.codecs.rle`).
 
 Heatmap stride
     The backbones fuse at stride 4. For another heatmap stride ``s`` the fused features are
@@ -28,7 +37,11 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-HEAD_KINDS = ("heatmap", "binary")
+from h3r.codecs.simcc import simcc_bins
+from h3r.config import HEADS
+from h3r.losses import RealNVP
+
+HEAD_KINDS = HEADS
 HEATMAP_STRIDES = (1, 2, 4, 8, 16, 32)
 BACKBONE_STRIDE = 4
 SCORE_MODES = ("foreground", "log_odds")
@@ -50,8 +63,8 @@ class HeatmapHead(nn.Module):
     def __init__(self, in_channels: int, num_keypoints: int, kind: str = "heatmap",
                  proj_channels: int | None = None):
         super().__init__()
-        if kind not in HEAD_KINDS:
-            raise ValueError(f"head kind must be one of {HEAD_KINDS}, got {kind!r}")
+        if kind not in ("heatmap", "binary"):
+            raise ValueError(f"a heatmap head's kind is 'heatmap' or 'binary', got {kind!r}")
         if not (isinstance(num_keypoints, int) and num_keypoints > 0):
             raise ValueError(f"num_keypoints must be a positive integer, got {num_keypoints!r}")
         proj_channels = in_channels if proj_channels is None else proj_channels
@@ -76,6 +89,79 @@ class HeatmapHead(nn.Module):
             n, _, h, w = out.shape
             out = out.view(n, 2, self.num_keypoints, h, w)
         return out
+
+
+class SimCCHead(nn.Module):
+    """SimCC's head: K maps at the heatmap stride, flattened, one linear layer per axis.
+
+    Args:
+        in_channels: channels of the fused features.
+        num_keypoints: K.
+        input_size: the network's input ``(width, height)``: the head is built for one size.
+        heatmap_stride: the stride the K maps are made at (their cells are the linear layers' inputs).
+        split_ratio: SimCC bins per input pixel (:func:`h3r.codecs.simcc.simcc_bins`).
+        proj_channels: width of the hidden layer of the maps' block (:class:`HeatmapHead`).
+
+    mmpose's ``SimCCHead`` makes the maps with one convolution (after optional deconvolutions);
+    here they come from the same block as every heatmap head's, so that heads differ only in how
+    the maps are read. The linear layers start as mmpose's (normal, std 0.01, zero bias).
+    """
+
+    kind = "simcc"
+
+    def __init__(self, in_channels: int, num_keypoints: int, input_size, heatmap_stride: int, split_ratio: float,
+                 proj_channels: int | None = None):
+        super().__init__()
+        w, h = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        if w % heatmap_stride or h % heatmap_stride:
+            raise ValueError(f"input size {w}x{h} is not a multiple of the heatmap stride {heatmap_stride}")
+        self.num_keypoints, self.input_size = num_keypoints, (w, h)
+        self.maps = HeatmapHead(in_channels, num_keypoints, "heatmap", proj_channels)
+        cells = (w // heatmap_stride) * (h // heatmap_stride)
+        bins_x, bins_y = simcc_bins((w, h), split_ratio)
+        self.x, self.y = nn.Linear(cells, bins_x), nn.Linear(cells, bins_y)
+        for layer in (self.x, self.y):
+            nn.init.normal_(layer.weight, std=0.01)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, features: Tensor, heatmap_stride: int = BACKBONE_STRIDE) -> tuple[Tensor, Tensor]:
+        """Stride-4 features (N, C, H/4, W/4) -> x logits (N, K, Wx), y logits (N, K, Hy)."""
+        maps = self.maps(features, heatmap_stride).flatten(2)  # (N, K, Hh Wh)
+        if maps.shape[-1] != self.x.in_features:
+            raise ValueError(f"the SimCC head was built for {self.input_size[0]}x{self.input_size[1]} inputs "
+                             f"({self.x.in_features} cells at its stride), got {maps.shape[-1]} cells")
+        return self.x(maps), self.y(maps)
+
+
+class RegressionHead(nn.Module):
+    """Direct regression: global average pooling, one linear layer to (N, K, 4), as mmpose's
+    ``RLEHead`` (``mu`` (x, y) and the logits of ``sigma`` (x, y); :mod:`h3r.codecs.rle`).
+
+    It holds the :class:`~h3r.losses.RealNVP` flow of the RLE loss, as mmpose's head holds its
+    loss module: the flow is trained, saved and moved with the network; :attr:`loss_modules`
+    hands it to :func:`h3r.losses.build_loss`.
+    """
+
+    kind = "regression"
+
+    def __init__(self, in_channels: int, num_keypoints: int):
+        super().__init__()
+        self.num_keypoints = num_keypoints
+        self.fc = nn.Linear(in_channels, num_keypoints * 4)
+        self.flow = RealNVP()
+
+    @property
+    def loss_modules(self) -> dict[str, nn.Module]:
+        return {"flow": self.flow}
+
+    def forward(self, features: Tensor, heatmap_stride: int = BACKBONE_STRIDE) -> Tensor:
+        """Features (N, C, h, w) at any stride -> (N, K, 4)."""
+        return self.fc(features.mean(dim=(-2, -1))).view(len(features), self.num_keypoints, 4)
+
+
+def to_float(output: Tensor | tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
+    """A head's output (a tensor, or SimCC's pair) in float32."""
+    return tuple(o.float() for o in output) if isinstance(output, tuple) else output.float()
 
 
 def binary_scores(output: Tensor, mode: str = "foreground") -> Tensor:

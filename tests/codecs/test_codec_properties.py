@@ -5,6 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from codec_outputs import mirror_output, random_output
 from h3r.codecs import DARK, H3R, UDP, ArgmaxQuarter, Vanilla, build_codec
 from h3r.codecs.base import argmax_2d, gaussian_heatmaps, topk_2d
 from h3r.codecs.h3r import rounding_neighbours
@@ -115,9 +116,9 @@ def test_quarter_is_within_a_quarter_cell_on_exact_gaussians(g):
 def test_flip_equivariance_of_the_decoders_on_noise(g, preset):
     size, heatmap, s, _ = g
     codec = build_codec(preset, size, heatmap_size=heatmap)
-    maps = torch.rand(2, 3, heatmap[1], heatmap[0])
-    xy = codec.decode(maps)[0]
-    mirrored = codec.decode(maps.flip(-1))[0]
+    output = random_output(codec, 2, 3)
+    xy = codec.decode(output)[0]
+    mirrored = codec.decode(mirror_output(codec, output))[0]
     expected = flip_keypoints(xy, size[0])
     if codec.align == "corner":  # x = s u: a mirrored heatmap lands s - 1 pixels to the left
         expected[..., 0] -= s - 1

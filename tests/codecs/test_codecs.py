@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from codec_outputs import apply, decodable_output, mirror_output, random_output
 from conftest import DEVICES, REPO
 from h3r.codecs import CODECS, DARK, H3R, UDP, ArgmaxQuarter, SoftArgmax, Vanilla, build_codec
 from h3r.codecs.base import argmax_2d, gaussian_heatmaps
@@ -28,22 +29,13 @@ def random_keypoints(n: int, k: int, margin: float = 0.0, size=INPUT, device="cp
 
 
 def keypoints_near_cells(codec, n: int, k: int, jitter: float = 0.2, margin: int = 3) -> torch.Tensor:
-    """Keypoints within ``jitter`` cells of a cell centre ``margin`` cells from the border, in px."""
+    """Keypoints within ``jitter`` cells of a cell centre ``margin`` cells from the border, in px
+    (for RLE, whose one cell is the image: within ``jitter`` image sides of its centre)."""
+    if codec.head == "regression":
+        return codec.to_input((torch.rand(n, k, 2) * 2 - 1) * jitter)
     wh, hh = codec.heatmap_size
     cells = torch.stack([torch.randint(margin, wh - margin, (n, k)), torch.randint(margin, hh - margin, (n, k))], -1)
     return codec.to_input(cells + (torch.rand(n, k, 2) * 2 - 1) * jitter)
-
-
-def decodable_heatmaps(codec, keypoints: torch.Tensor) -> torch.Tensor:
-    """Heatmaps each codec's decoder reads as the given keypoints: Gaussians at the exact points,
-    log-Gaussians (logits) for the softmax-weighted decoders."""
-    uv = codec.to_heatmap(keypoints)
-    if isinstance(codec, SoftArgmax) or (isinstance(codec, H3R) and codec.weighting == "softmax"):
-        wh, hh = codec.heatmap_size
-        xs, ys = torch.arange(wh, device=uv.device), torch.arange(hh, device=uv.device)
-        d2 = (xs - uv[..., 0:1])[..., None, :] ** 2 + (ys - uv[..., 1:2])[..., :, None] ** 2
-        return -d2 / 2
-    return gaussian_heatmaps(uv, codec.heatmap_size, 2.0)
 
 
 def log_with_floor(heatmaps: torch.Tensor) -> torch.Tensor:
@@ -65,7 +57,12 @@ def test_shapes_dtypes_devices(preset, device):
     if target.heatmaps is not None:
         assert target.heatmaps.shape == (3, 5, HEATMAP[1], HEATMAP[0])
         assert target.heatmaps.dtype == torch.float32 and target.heatmaps.device.type == device
-    xy, scores = codec.decode(torch.rand(3, 5, HEATMAP[1], HEATMAP[0], device=device))
+    if target.x_labels is not None:
+        assert target.x_labels.shape == (3, 5, codec.heatmap_size[0])
+        assert target.y_labels.shape == (3, 5, codec.heatmap_size[1])
+        assert target.x_labels.dtype == torch.float32 and target.y_labels.device.type == device
+    assert target.to("cpu").x_labels is None or target.to("cpu").x_labels.device.type == "cpu"
+    xy, scores = codec.decode(random_output(codec, 3, 5, device=device))
     assert xy.shape == (3, 5, 2) and xy.dtype == torch.float32 and xy.device.type == device
     assert scores.shape == (3, 5) and scores.device.type == device
 
@@ -73,9 +70,9 @@ def test_shapes_dtypes_devices(preset, device):
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_bfloat16_heatmaps_decode_like_float32(preset):
     codec = build_codec(preset, INPUT, stride=STRIDE)
-    heatmaps = decodable_heatmaps(codec, keypoints_near_cells(codec, 4, 6))
-    xy32, s32 = codec.decode(heatmaps)
-    xy16, s16 = codec.decode(heatmaps.bfloat16())
+    output = decodable_output(codec, keypoints_near_cells(codec, 4, 6, margin=1 if codec.head == "regression" else 3))
+    xy32, s32 = codec.decode(output)
+    xy16, s16 = codec.decode(apply(output, torch.Tensor.bfloat16))
     assert xy16.dtype == torch.float32
     assert (xy16 - xy32).abs().max() < 0.1 * STRIDE
     assert torch.allclose(s16.float(), s32, rtol=1e-2, atol=1e-2)
@@ -84,7 +81,8 @@ def test_bfloat16_heatmaps_decode_like_float32(preset):
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 @pytest.mark.parametrize("shape", [(0, 5), (2, 0)])
 def test_empty_batches_decode(preset, shape):
-    xy, scores = build_codec(preset, INPUT, stride=STRIDE).decode(torch.rand(*shape, HEATMAP[1], HEATMAP[0]))
+    xy, scores = build_codec(preset, INPUT, stride=STRIDE).decode(random_output(
+        build_codec(preset, INPUT, stride=STRIDE), *shape))
     assert xy.shape == (*shape, 2) and scores.shape == shape
 
 
@@ -204,7 +202,7 @@ def test_soft_argmax_on_a_sharp_target():
     kp = random_keypoints(8, 50, margin=4 * STRIDE)
     t = codec.encode(kp)
     assert t.heatmaps is None and t.weights.min() == 1
-    err = (codec.decode(decodable_heatmaps(codec, kp))[0] - kp).abs()
+    err = (codec.decode(decodable_output(codec, kp))[0] - kp).abs()
     assert err.max() < 1e-3
 
 
@@ -409,6 +407,9 @@ def test_first_and_last_cells_are_represented(preset):
     if t.heatmaps is not None:  # the target peaks on the cell itself
         peaks = t.heatmaps.flatten(-2).argmax(-1)
         assert torch.equal(peaks, (uv[..., 1] * wh + uv[..., 0]).long())
+    if t.x_labels is not None:  # on the bin itself
+        assert torch.equal(t.x_labels.argmax(-1), uv[..., 0].long())
+        assert torch.equal(t.y_labels.argmax(-1), uv[..., 1].long())
 
 
 def test_h3r_last_cell_is_drawn_with_certainty_and_just_beyond_is_masked():
@@ -432,6 +433,9 @@ def test_invisible_and_off_image_keypoints_get_weight_zero_and_no_target(preset)
     if t.heatmaps is not None:
         assert t.heatmaps[0, 0].max() > 0
         assert torch.equal(t.heatmaps[0, 1:], torch.zeros_like(t.heatmaps[0, 1:]))  # nothing wrapped in
+    for labels in (t.x_labels, t.y_labels):
+        if labels is not None:
+            assert labels[0, 0].max() > 0 and not labels[0, 1:].any()
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -476,6 +480,9 @@ def test_encoding_a_flipped_image_is_the_mirrored_target(preset):
     assert torch.equal(plain.weights, flipped.weights)
     if plain.heatmaps is not None:
         assert torch.allclose(flipped.heatmaps, plain.heatmaps.flip(-1), atol=1e-5)
+    if plain.x_labels is not None:
+        assert torch.allclose(flipped.x_labels, plain.x_labels.flip(-1), atol=1e-5)
+        assert torch.allclose(flipped.y_labels, plain.y_labels, atol=1e-5)
 
 
 def test_floor_flip_moves_by_one_stride():
@@ -492,9 +499,10 @@ def test_floor_flip_moves_by_one_stride():
 @pytest.mark.parametrize("preset", sorted(set(EQUIVARIANT) | {"argmax-floor"}))
 def test_decoding_a_mirrored_heatmap_is_the_flipped_decode(preset):
     codec = build_codec(preset, INPUT, stride=STRIDE)
-    heatmaps = decodable_heatmaps(codec, random_keypoints(3, 20)) + 0.01 * torch.rand(3, 20, 24, 32)
-    xy = codec.decode(heatmaps)[0]
-    mirrored = codec.decode(heatmaps.flip(-1))[0]
+    output = decodable_output(codec, random_keypoints(3, 20))
+    output = apply(output, lambda o: o + 0.01 * torch.rand(o.shape))
+    xy = codec.decode(output)[0]
+    mirrored = codec.decode(mirror_output(codec, output))[0]
     # UDP's reference stencil reads one diagonal only (see h3r.codecs.dark.newton_step)
     tolerance = 1e-2 if preset == "udp" else 1e-5
     assert (mirrored - flip_keypoints(xy, INPUT[0])).abs().max() < tolerance

@@ -250,3 +250,59 @@ def test_flops_of_the_head_by_hand():
         assert count_flops(model.train(), (128, 128)) == backbone_macs + head_macs
         assert model.training  # counting leaves the model as it was
         assert torch.equal(model.eval()(x), before)
+
+
+# --- the heads of the codecs that are not heatmaps -----------------------------------------------
+
+@pytest.mark.parametrize("stride", [2, 4, 8])
+def test_simcc_head_outputs_per_axis_logits_and_learns(stride):
+    from h3r.codecs import build_codec
+    from h3r.losses import simcc_kl
+    from h3r.models import SimCCHead
+
+    model = build_model("plain_cnn", 3, head="simcc", heatmap_stride=stride, width_mult=0.25, input_size=(64, 32),
+                        split_ratio=1.5)
+    x, y = model(torch.randn(2, 3, 32, 64))
+    assert x.shape == (2, 3, 96) and y.shape == (2, 3, 48) and model.head_kind == "simcc"
+    head = model.head
+    assert isinstance(head, SimCCHead) and head.x.in_features == (64 // stride) * (32 // stride)
+    codec = build_codec("simcc-random", (64, 32), stride=stride, split_ratio=1.5)
+    target = codec.encode(torch.rand(2, 3, 2) * torch.tensor([63.0, 31.0]))
+    simcc_kl((x, y), target).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in (head.x.weight, head.y.weight))
+    assert next(model.backbone.parameters()).grad.abs().sum() > 0  # through the maps into the backbone
+    with pytest.raises(ValueError, match="built for 64x32 inputs"):
+        model(torch.randn(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="pass input_size"):
+        build_model("plain_cnn", 3, head="simcc")
+    with pytest.raises(ValueError, match="split_ratio"):
+        build_model("plain_cnn", 3, head="simcc", input_size=64, split_ratio=0)
+
+
+def test_regression_head_pools_regresses_and_holds_the_rle_flow():
+    from h3r.codecs import build_codec
+    from h3r.losses import RealNVP, build_loss
+    from h3r.models import RegressionHead
+
+    model = build_model("plain_cnn", 5, head="regression", width_mult=0.25)
+    out = model(torch.randn(2, 3, 32, 48))
+    assert out.shape == (2, 5, 4) and model.head_kind == "regression"
+    assert isinstance(model.head, RegressionHead) and isinstance(model.loss_modules["flow"], RealNVP)
+    assert set(model.state_dict()) >= {"head.flow.s.0.0.weight", "head.flow.mask"}  # saved with the network
+    loss = build_loss("rle", **model.loss_modules)
+    codec = build_codec("rle", (48, 32), stride=4)
+    loss(out, codec.encode(torch.rand(2, 5, 2) * 30)).backward()
+    assert model.head.fc.weight.grad.abs().sum() > 0 and model.head.flow.s[0][0].weight.grad.abs().sum() > 0
+    assert build_model("plain_cnn", 5, width_mult=0.25).loss_modules == {}
+
+
+@pytest.mark.parametrize("head", ["simcc", "regression"])
+def test_the_new_heads_are_counted_and_autocast(head):
+    from h3r.models import to_float
+
+    model = build_model("plain_cnn", 3, head=head, width_mult=0.25, input_size=32)
+    assert count_flops(model, 32) > 0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(1, 3, 32, 32))
+    floats = to_float(out)
+    assert all(t.dtype == torch.float32 for t in (floats if isinstance(floats, tuple) else (floats,)))
