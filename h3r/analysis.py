@@ -36,7 +36,7 @@ from torch import Tensor
 
 from h3r import metrics
 from h3r.codecs import CODECS, H3R, Codec, SoftArgmax, build_codec
-from h3r.config import PRESETS, preset
+from h3r.config import PRESETS, heatmap_presets, preset
 from h3r.geometry import Size, apply_affine, flip_keypoints
 from h3r.data.transforms import inverse
 from h3r.protocols import PROTOCOLS, face_benchmarks
@@ -450,7 +450,7 @@ def codec_error_table(points: dict[int, int], input_size: int, generator: torch.
     rows = []
     for s, n in points.items():
         kp = uniform_keypoints(n, input_size, s, generator)
-        for name in PRESETS:
+        for name in heatmap_presets():
             codec = build_codec(name, input_size, stride=s)
             kinds = ({"encode": f"{name} (one draw)", "expected": f"{name} (expected target)"}
                      if isinstance(codec, H3R) else {"encode": name})
@@ -592,7 +592,7 @@ def bias_summary(bias: pd.DataFrame) -> pd.DataFrame:
 def preset_table(input_size: int, stride: int) -> pd.DataFrame:
     """The codec presets: class, options, alignment and heatmap size at ``stride``, by preset."""
     rows = []
-    for name, p in PRESETS.items():
+    for name, p in ((name, PRESETS[name]) for name in heatmap_presets()):
         codec = build_codec(name, input_size, stride=stride)
         rows.append(dict(preset=name, cls=CODECS[p.codec].__name__,
                          options=", ".join(f"{k}={v!r}" for k, v in p.args.items()) or "-",

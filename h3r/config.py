@@ -83,6 +83,12 @@ def preset(name: str) -> Preset:
     return PRESETS[name]
 
 
+def heatmap_presets() -> list[str]:
+    """The presets whose network outputs heatmaps (head ``"heatmap"`` or ``"binary"``), in
+    :data:`PRESETS`' order: the codecs a heatmap's quantization concerns."""
+    return [name for name, p in PRESETS.items() if p.head in ("heatmap", "binary")]
+
+
 def preset_args(name: str, sigma: float | None) -> dict:
     """A study's arguments for preset ``name``: ``{"sigma": sigma}`` where the preset takes one
     (:attr:`Preset.sigma`) and ``sigma`` is given, else ``{}`` (the preset's own)."""
