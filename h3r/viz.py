@@ -197,6 +197,16 @@ def show_heatmaps(image, heatmaps, keypoints=None, cols: int = 4, titles=None, a
     return fig
 
 
+def _cells_panel(ax: Axes, values, extent, point, vmax: float, ms: float = 9):
+    """A few heatmap cells (``values`` (h, w) over ``extent`` in heatmap units) on a [0, ``vmax``]
+    colour scale, a cross on the keypoint ``point`` (2,), no ticks; returns the image."""
+    image = ax.imshow(_numpy(values), cmap="magma", vmin=0, vmax=vmax, extent=extent)
+    ax.plot(*_numpy(point).tolist(), "x", color="cyan", ms=ms, mew=2)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return image
+
+
 def _numpy(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
@@ -334,11 +344,8 @@ def target_gallery(panels: dict, center: int, half: int = 4) -> Figure:
     lo, hi = center - half, center + half + 1
     extent = (lo - 0.5, hi - 0.5, hi - 0.5, lo - 0.5)
     for ax, (title, (target, point)) in zip(axes.flat, panels.items()):
-        image = ax.imshow(_numpy(target[lo:hi, lo:hi]), cmap="magma", vmin=0, vmax=1, extent=extent)
-        ax.plot(*_numpy(point).tolist(), "x", color="cyan", ms=9, mew=2)
+        image = _cells_panel(ax, target[lo:hi, lo:hi], extent, point, vmax=1)
         ax.set_title(title.replace(", ", ",\n"), fontsize=7.5)
-        ax.set_xticks([])
-        ax.set_yticks([])
     fig.colorbar(image, ax=axes, shrink=0.8, label="target value")
     fig.suptitle(f"Training targets around one keypoint ({hi - lo}×{hi - lo} cells; ×: the true position)",
                  fontsize=10)
@@ -480,15 +487,12 @@ def mechanism_figure(logits, keypoints, codec, points, stride: int) -> Figure:
         cx, cy = (int(v) for v in uv[k].floor())
         for row, (name, maps) in enumerate((("predicted", p), ("expected target", expected))):
             ax = axes[row, j]
-            im = ax.imshow(maps[k, cy - 2:cy + 3, cx - 2:cx + 3], cmap="magma", vmin=0,
-                           vmax=float(expected[k].max()), extent=(cx - 2.5, cx + 2.5, cy + 2.5, cy - 2.5))
-            ax.plot(*uv[k].tolist(), "x", color="cyan", ms=10, mew=2)
+            im = _cells_panel(ax, maps[k, cy - 2:cy + 3, cx - 2:cx + 3], (cx - 2.5, cx + 2.5, cy + 2.5, cy - 2.5),
+                              uv[k], vmax=float(expected[k].max()), ms=10)
             if row == 0:
                 ax.set_title(f"keypoint {k}", fontsize=9)
             if j == 0:
                 ax.set_ylabel(name, fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
     fig.colorbar(im, ax=axes, shrink=0.8, label="probability")
     fig.suptitle(f"5x5 cells around {len(points)} keypoints of a test face, stride {stride}\n(x: the true position)",
                  fontsize=10)
