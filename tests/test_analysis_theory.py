@@ -10,7 +10,7 @@ import torch
 
 from h3r import analysis
 from h3r.codecs import H3R, build_codec
-from h3r.config import PRESETS
+from h3r.config import PRESETS, heatmap_presets
 
 
 def _generator(seed: int = 0) -> torch.Generator:
@@ -108,7 +108,8 @@ def test_error_by_stride():
 def test_codec_error_table_has_both_h3r_targets():
     table = analysis.codec_error_table({8: 16}, 128, _generator())
     h3r_presets = [name for name, p in PRESETS.items() if p.codec == H3R.name]
-    assert len(table) == len(PRESETS) + len(h3r_presets)
+    assert len(table) == len(heatmap_presets()) + len(h3r_presets)
+    assert "simcc" not in set(table.codec) and "local-soft-argmax" in set(table.codec)  # no heatmap, no row
     mean = table.set_index("codec")["mean"]
     assert mean["h3r (expected target)"] < 1e-4 and mean["argmax-floor"] > mean["argmax-round"] > 0
     assert (table.worst >= table["mean"]).all()
@@ -154,9 +155,9 @@ def test_bias_table_and_summary():
     assert math.copysign(1, analysis.bias_summary(bias.assign(bias=-0.0)).mean_bias["a"]) == 1
 
 
-def test_preset_table_lists_every_preset():
+def test_preset_table_lists_every_heatmap_preset():
     table = analysis.preset_table(256, 4)
-    assert list(table.index) == list(PRESETS)
+    assert list(table.index) == heatmap_presets() and "rle" not in table.index
     assert table.loc["h3r-official", "alignment"] == "corner" and table.loc["dark", "options"] == "-"
     assert (table.heatmap == "64x64").all()
 

@@ -106,3 +106,12 @@ def test_the_head_is_a_fact_of_the_preset_and_binary_follows_the_loss():
         Preset("h3r", loss="binary_ce")
     with pytest.raises(ValueError, match="binary head goes with the binary losses"):
         Preset("h3r", head="binary")
+
+
+def test_heatmap_presets_are_those_whose_network_outputs_heatmaps():
+    from h3r.config import heatmap_presets
+
+    names = heatmap_presets()
+    assert names == [n for n in PRESETS if n in names]  # PRESETS' order
+    assert {"h3r", "h3r-official", "dark", "dsnt"} <= set(names)
+    assert not {"simcc", "simcc-random", "rle"} & set(names)
