@@ -1,6 +1,8 @@
 """The papermill runner of the book: clear errors for wrong parameters and failing cells."""
 from __future__ import annotations
 
+import re
+
 import nbformat
 import pytest
 
@@ -99,6 +101,25 @@ def test_code_lines_fit_the_page():
                 lines = [line for block in fences[1::2] for line in block.splitlines()[1:]]
             too_long += [f"{path.name} cell {i}: {line}" for line in lines if len(line) > 88]
     assert not too_long, "\n".join(too_long[:20])
+
+
+#: the most non-blank code lines a chapter may hold: prose and one-line calls into h3r
+MAX_CODE_LINES = 150
+
+
+def test_notebooks_are_narrative_over_the_library():
+    """No function or class is defined in a notebook (the library holds them, tested), no notebook
+    moves its working folder itself (profiles.open_chapter does), and each holds at most
+    :data:`MAX_CODE_LINES` code lines."""
+    problems = []
+    for path in sorted(nb.NOTEBOOKS.glob("*.ipynb")):
+        code = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+        lines = [line for source in code for line in source.splitlines() if line.strip()]
+        problems += [f"{path.name}: {line.strip()}" for line in lines
+                     if re.match(r"\s*(async\s+)?(def|class)\s", line) or "chdir(" in line]
+        if len(lines) > MAX_CODE_LINES:
+            problems.append(f"{path.name}: {len(lines)} code lines (at most {MAX_CODE_LINES})")
+    assert not problems, "\n".join(problems)
 
 
 def test_the_build_measurement_reads_as_minutes_and_a_sentence(tmp_path):
