@@ -241,9 +241,19 @@ def _run_in_workers(configs: list[Config], jobs: int, force: bool, verbose: bool
         futures = {cfg.key(): pool.submit(_train, cfg, force) for cfg in longest_first(configs)}
         results = {}
         for i, (key, future) in enumerate(futures.items(), 1):
-            results[key] = future.result()
+            results[key] = same_code(key, future.result())
             if verbose:
                 print(f"[{i}/{len(futures)}] trained {results[key]['config']['codec']}", flush=True)
+    return results
+
+
+def same_code(key: str, results: dict) -> dict:
+    """``results`` of a run a worker trained for the config keyed ``key`` here; an error where the
+    worker keyed it otherwise: h3r's code changed while the grid ran, so the worker trained with
+    other code (and wrote to another run folder) than this process would read."""
+    if results.get("key") != key:
+        raise RuntimeError(f"h3r's code changed while this grid ran: a worker trained run {results.get('key')} "
+                           f"where this process expected {key}; run the grid again with the code unchanged")
     return results
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from h3r.config import Config
-from h3r.runs import benchmark_config, benchmark_status, grid, longest_first, run_grid, run_variants
+from h3r.runs import benchmark_config, benchmark_status, grid, longest_first, run_grid, run_variants, same_code
 
 
 def tiny(tmp_path, **overrides) -> Config:
@@ -76,3 +76,9 @@ def test_run_variants_label_each_run_and_share_one_grid(tmp_path):
     assert list(zip(rows.variant, rows.seed)) == [("one-hot", 0), ("one-hot", 1), ("bilinear", 0), ("bilinear", 1)]
     assert [c.codec_args for c in rows.config] == [{}, {}, {"target": "bilinear"}, {"target": "bilinear"}]
     assert rows["NME (%)"].nunique() == 4 and not rows.cached.any()
+
+
+def test_a_worker_that_trained_with_other_code_is_an_error():
+    assert same_code("abc", {"key": "abc", "summary": {}}) == {"key": "abc", "summary": {}}
+    with pytest.raises(RuntimeError, match="code changed while this grid ran.*run the grid again"):
+        same_code("abc", {"key": "def"})
