@@ -153,12 +153,6 @@ ROUND_TRIPS = {
     "h3r-official (expected target)": RoundTrip("h3r-official", "expected"),
     "h3r target, official decoder": RoundTrip("h3r", "expected", "h3r-official"),
 }
-#: the controls of the learned study: one-hot on the rounded cell, a Gaussian on a randomized cell
-CONTROL_ROUND_TRIPS = {
-    "onehot-round": RoundTrip("onehot-round"),
-    "gauss-random (one draw)": RoundTrip("gauss-random"),
-    "gauss-random (expected target)": RoundTrip("gauss-random", "expected"),
-}
 
 
 def decoder_input(codec: Codec, keypoints: Tensor, visible: Tensor | None = None, target: str = "encode",
