@@ -73,6 +73,9 @@ COST_SEEDS = _by_profile([0, 1], [0, 1, 2], [0, 1, 2])
 #: seed at strides 4 and 8, for time: they enter no paired comparison)
 PUBLISHED_SEEDS = _by_profile([0], [0], [0, 1, 2])
 PUBLISHED_STRIDES = _by_profile([4, 8], [4, 8], [2, 4, 8, 16])
+#: chapter 13's strides (heatmap strides, and SimCC bin widths in pixels): chapter 5's, whose runs it
+#: reads back; the paper profile's are the paper's stride 4 and one coarser (SimCC's default joins them)
+ANSWER_STRIDES = _by_profile([4, 8], [2, 4, 8, 16], [4, 8])
 #: the training batch of each profile, a setting of every chapter that trains (lower it for a
 #: smaller GPU; the paper-profile check trains with 2)
 BATCH = {name: config.batch_size for name, config in BASE.items()}
@@ -118,7 +121,11 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         device="auto"),
     "reproduce": _per_profile(data_root=None, device="auto"),
     "your_own_loop": _per_profile(steps=_by_profile(20, 200, 200), device="auto"),
+    "other_answers": _per_profile(
+        strides=ANSWER_STRIDES, seeds=CHAPTER_SEEDS, sigma=CHAPTER_SIGMA, decode_batch=_by_profile(8, 64, 64),
+        max_steps=0, batch_size=BATCH, device="auto"),
     "findings": _per_profile(strides=CHAPTER_STRIDES, seeds=CHAPTER_SEEDS, published_seeds=PUBLISHED_SEEDS,
+                             answer_strides=ANSWER_STRIDES,
                              published_strides=PUBLISHED_STRIDES, input_sizes=COST_INPUT_SIZES,
                              cost_seeds=COST_SEEDS, max_steps=0, batch_size=BATCH, device="auto"),
 }

@@ -215,14 +215,16 @@ CAVEATS_TAG = "the build's (above the table)"
 
 def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation: dict | None,
              theory: dict, official_costs: tuple[int, int] | None = None,
-             degenerate: pd.DataFrame | None = None, cost: pd.DataFrame | None = None) -> pd.DataFrame:
+             degenerate: pd.DataFrame | None = None, cost: pd.DataFrame | None = None,
+             answers: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
     """The findings table: per claim of the paper, the chapter holding the evidence, the key
     numbers of this build, a verdict (by the rules of :mod:`h3r.stats`: supported, partly,
     mostly, not supported, contradicted, within noise, degenerate, or not tested here) and the
     caveats (:data:`CAVEATS_TAG` where they are :data:`CAVEATS`, which a page prints once).
     ``rows``: :func:`resolution_study`; ``mechanism_rows``: :func:`mechanism`; ``activation``: the
     NME of the H3R networks decoded from the top 1 and the top 9 cells; ``degenerate``:
-    :func:`degenerate_cells`, whose cells no verdict reads; ``cost``: :func:`cross_resolution`."""
+    :func:`degenerate_cells`, whose cells no verdict reads; ``cost``: :func:`cross_resolution`;
+    ``answers``: chapter 13's :func:`simcc_rounding_differences` and :func:`versus_nearest_cost`."""
     trained = rows[~rows.decoder_only]
     strides = sorted(trained.heatmap_stride.unique())
     diffs = matched_differences(rows, degenerate=degenerate)
@@ -306,6 +308,9 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
         add("H3R at a lower input resolution localises better than vanilla heatmap regression at a higher one, "
             "at a fraction of the cost", "[7](07_cost.ipynb)",
             f"paired NME difference over seeds, mean [95 % interval]: {numbers}", result, CAVEATS_TAG)
+    if answers is not None:
+        for row in answers_findings(*answers):
+            add(*row, CAVEATS_TAG)
     if activation:
         add("The decoder needs several activation points: the argmax alone loses the fraction",
             "[6](06_ablations.ipynb)",
@@ -328,3 +333,114 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
         "[9](09_official.ipynb)", "the datasets and the official weights are not in this build",
         "not tested here", "needs the datasets (and a GPU for the paper's networks)")
     return pd.DataFrame(out)
+
+
+# --- chapter 13: the other answers ------------------------------------------------------------------
+
+def resolution_text(resolution: float) -> str:
+    """``"4 px"`` (input pixels per cell or bin), ``"0.5 px"``, or ``"free"`` (NaN)."""
+    return "free" if resolution != resolution else f"{resolution:g} px"
+
+
+def answers_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`h3r.study.answers_summary` as the book shows it: per method and resolution, the NME
+    (mean ± s.d. over seeds), parameters (k), MACs of backbone and head and of the head alone (M
+    per image), and a ✓ on the Pareto front (head MACs against NME)."""
+    return pd.DataFrame({
+        "method": summary.method, "px per cell or bin": summary.resolution.map(resolution_text),
+        "NME (%)": [f"{m:.2f}" if s != s else f"{m:.2f} ± {s:.2f}" for m, s in zip(summary.NME, summary.sd)],
+        "params (k)": (summary.params / 1e3).map("{:.1f}".format), "MACs (M)": (summary.MACs / 1e6).map("{:.2f}".format),
+        "head MACs (M)": (summary["head MACs"] / 1e6).map("{:.3f}".format),
+        "Pareto": summary.pareto.map({True: "✓", False: ""})})
+
+
+def simcc_rounding_table(diffs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`h3r.study.simcc_rounding_differences` as the book shows it, one row per bin width."""
+    return pd.DataFrame({
+        "bin width": diffs.resolution.map(resolution_text), "difference (NME points)": diffs["mean"].map("{:+.2f}".format),
+        "95 % interval": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(diffs.low, diffs.high)], "seeds": diffs.n,
+        "verdict": diffs.verdict.map(lambda v: SAID.get(v, v))})
+
+
+def versus_table(versus: pd.DataFrame) -> pd.DataFrame:
+    """:func:`h3r.study.versus_nearest_cost` as the book shows it: per other method, H3R's stride
+    of nearest head cost, the head-MACs ratio (H3R's over the method's), H3R minus the method and
+    how it reads; a degenerate cell is marked † (why: below the table)."""
+    return pd.DataFrame({
+        "method": versus.method, "px per cell or bin": versus.resolution.map(resolution_text),
+        "H3R stride": versus["h3r stride"].map("{:g}".format),
+        "head MACs, H3R / it": (versus["h3r head MACs"] / versus["head MACs"]).map("{:.2f}".format),
+        "H3R minus it (NME points)": [interval_text(m, lo, hi) for m, lo, hi in zip(versus["mean"], versus.low,
+                                                                                   versus.high)],
+        "reads": [f"{r} †" if why else r for r, why in zip(versus.reads, versus.reason)]})
+
+
+def answers_answer(simcc: pd.DataFrame, versus: pd.DataFrame, summary: pd.DataFrame) -> str:
+    """Chapter 13's answer in three Markdown lines: randomized rounding on SimCC's bins (the paired
+    differences per bin width and their verdicts), H3R against every other method at its nearest
+    head cost (grouped by how it reads), and the methods on the Pareto front."""
+    lines = []
+    if len(simcc):
+        numbers = "; ".join(f"{resolution_text(r)} bins: {interval_text(m, lo, hi)}"
+                            for r, m, lo, hi in zip(simcc.resolution, simcc["mean"], simcc.low, simcc.high))
+        lines.append(f"* **Randomized rounding on SimCC's bins** (`simcc-random` minus `simcc-round`, NME points, "
+                     f"95 % interval over seeds): {numbers}. It lowers the error: "
+                     f"**{stride_verdicts(dict(zip(simcc.resolution, simcc.verdict)), unit='bin width')}**.")
+    if len(versus):
+        named = {reads: ", ".join(f"`{m}` ({resolution_text(r)})" for m, r in zip(cells.method, cells.resolution))
+                 for reads, cells in versus.groupby("reads", sort=False)}
+        order = ("H3R better", "H3R worse", "within noise", "degenerate")
+        lines.append("* **H3R against each other method at its nearest head cost** (paired by seed): "
+                     + "; ".join(f"{reads}: {named[reads]}" for reads in order if reads in named) + ".")
+    front = summary[summary.pareto].sort_values("head MACs")
+    lines.append("* **On the Pareto front** (head MACs against NME): "
+                 + ", ".join(f"`{m}` ({resolution_text(r)}, {n:.2f} %)"
+                             for m, r, n in zip(front.method, front.resolution, front.NME)) + ".")
+    return "\n".join(lines)
+
+
+def presets_table(names=None) -> pd.DataFrame:
+    """The codec presets (:data:`h3r.config.PRESETS`, or those of ``names``): what each trains and
+    decodes with, the names ``h3r train --codec`` takes. Columns: codec class, its arguments, loss,
+    head, and whether a study sets its Gaussian's sigma."""
+    from h3r.config import PRESETS
+
+    names = list(PRESETS) if names is None else list(names)
+    return pd.DataFrame({"codec": [PRESETS[n].codec for n in names],
+                         "arguments": [", ".join(f"{k}={v}" for k, v in PRESETS[n].args.items()) for n in names],
+                         "loss": [PRESETS[n].loss for n in names], "head": [PRESETS[n].head for n in names],
+                         "sigma": ["✓" if PRESETS[n].sigma else "" for n in names]},
+                        index=pd.Index(names, name="preset"))
+
+
+#: the methods of chapter 13 that answer the sub-pixel problem otherwise than H3R (the heatmap
+#: baselines of chapter 5 are its own rows)
+OTHER_ANSWERS_EXCLUDE = ("argmax-round", "dark")
+
+
+def answers_findings(simcc: pd.DataFrame, versus: pd.DataFrame) -> list[tuple[str, str, str, str]]:
+    """The findings rows of chapter 13, ``(claim, evidence, key numbers, verdict)``: randomized
+    rounding on SimCC's bins (:func:`h3r.stats.stride_verdicts` per bin width), and H3R against
+    each other answer at its nearest head cost: supported (contradicted, within noise) against
+    every one where every judged one reads so, else ``mixed`` with how many read each way."""
+    link, rows = "[13](13_other_answers.ipynb)", []
+    if len(simcc):
+        numbers = "; ".join(f"{resolution_text(r)} bins: {interval_text(m, lo, hi)}"
+                            for r, m, lo, hi in zip(simcc.resolution, simcc["mean"], simcc.low, simcc.high))
+        rows.append(("(beyond the paper) Randomized rounding helps coordinate classification (SimCC's bins) as it "
+                     "helps heatmaps", link,
+                     f"paired NME difference, simcc-random minus simcc-round, mean [95 % interval]: {numbers}",
+                     stride_verdicts(dict(zip(simcc.resolution, simcc.verdict)), unit="bin width")))
+    others = versus[~versus.method.isin(OTHER_ANSWERS_EXCLUDE)] if len(versus) else versus
+    if len(others):
+        numbers = "; ".join(f"{m} ({resolution_text(r)}): {interval_text(mean, lo, hi)}"
+                            for m, r, mean, lo, hi in zip(others.method, others.resolution, others["mean"],
+                                                          others.low, others.high))
+        judged = others[others.verdict != "degenerate"].reads.value_counts()
+        overall = {"H3R better": "supported", "H3R worse": "contradicted", "within noise": "within noise"}
+        result = ("degenerate" if judged.empty else f"{overall[judged.index[0]]} against every one"
+                  if len(judged) == 1 else "mixed: " + ", ".join(f"{r} {n} of {judged.sum()}" for r, n in judged.items()))
+        rows.append(("(beyond the paper) H3R localises better than coordinate classification, integral and "
+                     "likelihood regression and a local soft-argmax, each at its nearest head cost", link,
+                     f"paired NME difference, H3R minus each, mean [95 % interval]: {numbers}", result))
+    return rows

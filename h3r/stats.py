@@ -142,26 +142,39 @@ SAID = {"not shown": "within noise"}
 EVERY_STRIDE = ("supported", "mostly", "partly")
 
 
-def strides_text(strides) -> str:
-    """``"stride 4"`` or ``"strides 8, 16"``."""
-    return f"stride{'s' if len(strides) > 1 else ''} {', '.join(map(str, strides))}"
+def strides_text(strides, unit: str = "stride") -> str:
+    """``"stride 4"`` or ``"strides 8, 16"`` (``unit`` names what the numbers are: ``"bin width"``)."""
+    return f"{unit}{'s' if len(strides) > 1 else ''} {', '.join(f'{s:g}' for s in strides)}"
 
 
-def stride_verdicts(verdicts: dict, reasons: dict | None = None) -> str:
+def stride_verdicts(verdicts: dict, reasons: dict | None = None, unit: str = "stride") -> str:
     """One phrase for the verdicts of a claim at each stride (stride -> a verdict of
     :mod:`h3r.stats`, or ``"degenerate"``): ``"supported at every stride"`` (likewise
     mostly, partly), or in the order of the strides which strides give which verdict
     (``"not shown"`` reads "within noise"), e.g. ``"partly at strides 2, 4; mostly at stride 8"``.
     Degenerate strides are judged by none and named last with their reason (``reasons``: stride
-    -> why): ``"stride 16 degenerate (<reason>)"``."""
+    -> why): ``"stride 16 degenerate (<reason>)"``. ``unit`` names the keys (default "stride")."""
     judged = {s: v for s, v in sorted(verdicts.items()) if v != "degenerate"}
     words = list(dict.fromkeys(judged.values()))
     if len(judged) == len(verdicts) and len(words) == 1 and words[0] in EVERY_STRIDE:
-        return f"{words[0]} at every stride"
-    parts = [f"{SAID.get(w, w)} at {strides_text([s for s, v in judged.items() if v == w])}" for w in words]
+        return f"{words[0]} at every {unit}"
+    parts = [f"{SAID.get(w, w)} at {strides_text([s for s, v in judged.items() if v == w], unit)}" for w in words]
     degenerate = sorted(set(verdicts) - set(judged))
     reasons = reasons or {}
     for why in dict.fromkeys(reasons.get(s, "") for s in degenerate):
         strides = [s for s in degenerate if reasons.get(s, "") == why]
-        parts.append(f"{strides_text(strides)} degenerate" + (f" ({why})" if why else ""))
+        parts.append(f"{strides_text(strides, unit)} degenerate" + (f" ({why})" if why else ""))
     return "; ".join(parts)
+
+
+# --- accuracy against cost ----------------------------------------------------------------------------
+
+def pareto_front(cost, value) -> list[bool]:
+    """Whether each point ``(cost[i], value[i])`` lies on the Pareto front, lower being better in
+    both: no other point is at least as good in both and better in one. NaN points are never on it."""
+    points = list(zip(cost, value))
+
+    def dominated(c, v) -> bool:
+        return any(c2 <= c and v2 <= v and (c2 < c or v2 < v) for c2, v2 in points)
+
+    return [c == c and v == v and not dominated(c, v) for c, v in points]

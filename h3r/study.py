@@ -91,15 +91,24 @@ def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | N
                for codec in codecs for stride, seed in itertools.product(*axes(codec))]
     runs = run_grid(configs, force=force)
     runs["method"], runs["decoder_only"] = runs.codec, False
+    extra = decoder_only_rows(runs, DECODER_ONLY, sigma)
+    return pd.concat([runs, extra], ignore_index=True) if len(extra) else runs
+
+
+def decoder_only_rows(runs: pd.DataFrame, pairs, sigma: float | None = None) -> pd.DataFrame:
+    """Rows of decoder-only methods: for each ``(decoder, trained codec)`` of ``pairs``, every run
+    of ``runs`` with that codec re-evaluated with that decoder (:func:`h3r.runs.reevaluate_decoders`,
+    the study's ``sigma``); the run's row with ``method`` ``"<decoder> on <codec>"``,
+    ``decoder_only`` True and the new metrics. Empty where no run has such a codec."""
     extra = []
-    for trained in dict.fromkeys(trained for _, trained in DECODER_ONLY):
-        decoders = [decoder for decoder, of in DECODER_ONLY if of == trained]
+    for trained in dict.fromkeys(trained for _, trained in pairs):
+        decoders = [decoder for decoder, of in pairs if of == trained]
         for row in runs[runs.codec == trained].to_dict("records"):
             evaluations = reevaluate_decoders(row["config"], [(d, preset_args(d, sigma)) for d in decoders])
             extra += [{**row, "method": f"{decoder} on {trained}", "decoder_only": True,
                        **{m: evaluation["summary"]["all"][m] for m in ROW_METRICS}}
                       for decoder, evaluation in zip(decoders, evaluations)]
-    return pd.concat([runs, pd.DataFrame(extra)], ignore_index=True) if extra else runs
+    return pd.DataFrame(extra, columns=runs.columns)
 
 
 def resolution_runs(profile: str, codecs=None, force: bool = False, **overrides) -> pd.DataFrame:
@@ -487,6 +496,171 @@ def head_decodings(runs: pd.DataFrame) -> pd.DataFrame:
     head = runs[["variant", "seed", "NME (%)", "commit"]].rename(columns={"NME (%)": "foreground (official)"})
     return head.assign(**{"log-odds": [reevaluate(c, score_mode="log_odds")["summary"]["all"]["NME (%)"]
                                        for c in runs.config]})
+
+
+# --- the other answers: coordinate classification, integral and likelihood regression ---------------
+
+#: chapter 13's heatmap methods, trained by chapter 5 and read back: vanilla, H3R, and a Gaussian on
+#: the exact point (the target a local soft-argmax reads)
+ANSWER_HEATMAPS = ("argmax-round", "h3r", "dark")
+#: decoder-only rows: the local soft-argmax of Bulat et al. reads the exact-Gaussian networks
+ANSWER_DECODERS = (("local-soft-argmax", "dark"),)
+#: the SimCC pair trained with bins as wide as each heatmap stride (split ratio 1/s): one-hot labels
+#: on the rounded bin, and on a randomized-rounding draw (the paper's idea on 1-D bins)
+SIMCC_PAIR = ("simcc-round", "simcc-random")
+#: methods trained once, at their own resolution: SimCC's default (2 bins per pixel, Gaussian
+#: labels), soft-argmax over the stride-4 map (integral regression) and DSNT, trained on the
+#: coordinates, and RLE, which regresses them from pooled features
+ANSWER_FIXED = ("simcc", "soft-argmax", "dsnt", "rle")
+#: how :func:`versus_nearest_cost`'s verdicts read for H3R (the claim: H3R's error is lower)
+H3R_READS = {"supported": "H3R better", "contradicted": "H3R worse", "not shown": "within noise",
+             "degenerate": "degenerate"}
+
+
+def resolution_of(cfg: Config) -> float:
+    """Input pixels per cell of what a method's network outputs: the heatmap stride, a SimCC bin's
+    width (1 / split ratio), or NaN for the resolution-free methods (RLE; soft-argmax and DSNT,
+    which read a whole map as one distribution)."""
+    from h3r.codecs import build_codec
+
+    kind = preset(cfg.codec)
+    if kind.head == "simcc":
+        return 1 / build_codec(cfg.codec, cfg.input_size, **cfg.codec_args).split_ratio
+    if kind.head == "regression" or kind.loss in ("l1_coords", "dsnt"):
+        return float("nan")
+    return float(cfg.heatmap_stride)
+
+
+def backbone_macs(cfg: Config) -> int:
+    """MACs of ``cfg``'s backbone alone on one image (:func:`h3r.models.count_flops`): what every
+    method shares; a run's ``macs`` minus this are its head's."""
+    from h3r.models import count_flops
+    from h3r.models.backbones import build_backbone
+
+    return count_flops(build_backbone(cfg.backbone, cfg.width_mult), cfg.input_size)
+
+
+def answers_study(base: Config, strides, seeds, sigma: float | None = None, force: bool = False) -> pd.DataFrame:
+    """Every method of chapter 13 on one resolution axis, every seed of ``seeds``: the heatmap
+    methods of :data:`ANSWER_HEATMAPS` at each stride of ``strides`` (chapter 5's runs, read back),
+    the decoder-only rows of :data:`ANSWER_DECODERS`, :data:`SIMCC_PAIR` with bins ``s`` pixels wide
+    for each stride ``s``, and :data:`ANSWER_FIXED` once (heatmap stride ``base``'s). One row per
+    run (or decoder-only row) with ``method``, ``decoder_only``, ``resolution`` (input pixels per
+    cell or bin, :func:`resolution_of`; NaN: resolution-free) and ``head MACs`` (the run's MACs
+    minus the backbone's)."""
+    heat = resolution_study(base, strides, seeds, ANSWER_HEATMAPS, sigma=sigma, force=force)
+    heat = heat[~heat.decoder_only]
+    configs = [dataclasses.replace(base, codec=codec, codec_args={"split_ratio": 1 / stride}, seed=seed)
+               for codec in SIMCC_PAIR for stride in strides for seed in seeds]
+    configs += [dataclasses.replace(base, codec=codec, codec_args=preset_args(codec, sigma), seed=seed)
+                for codec in ANSWER_FIXED for seed in seeds]
+    others = run_grid(configs, force=force).assign(method=lambda r: r.codec, decoder_only=False)
+    rows = pd.concat([heat, decoder_only_rows(heat, ANSWER_DECODERS, sigma), others], ignore_index=True)
+    shared = backbone_macs(base)
+    return rows.assign(resolution=[resolution_of(c) for c in rows.config], **{"head MACs": rows.macs - shared})
+
+
+def answers_runs(profile: str, force: bool = False, **overrides) -> pd.DataFrame:
+    """Chapter 13's runs as every chapter reads them: :func:`answers_study` with the settings of
+    chapter ``other_answers`` under ``profile`` (with ``overrides``, as :func:`resolution_runs`)."""
+    cfg = chapter("other_answers", profile, **overrides)
+    return answers_study(cfg.base, cfg.strides, cfg.seeds, sigma=cfg.sigma, force=force)
+
+
+def answers_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per method and resolution of :func:`answers_study`'s rows: ``NME`` (mean over
+    seeds), ``sd``, ``seeds``, ``params``, ``MACs`` and ``head MACs`` (per image), ``config`` (one
+    run's) and ``pareto`` (:func:`h3r.stats.pareto_front` over head MACs and NME)."""
+    from h3r.stats import pareto_front
+
+    keys = ["method", "resolution"]
+    summary = (rows.groupby(keys, dropna=False, sort=False)
+               .agg(NME=("NME (%)", "mean"), sd=("NME (%)", "std"), seeds=("seed", "nunique"),
+                    params=("params", "first"), MACs=("macs", "first"), config=("config", "first"),
+                    **{"head MACs": ("head MACs", "first")})
+               .reset_index())
+    return summary.assign(pareto=pareto_front(summary["head MACs"], summary.NME))
+
+
+def _cells(rows: pd.DataFrame, method: str, resolution: float) -> pd.DataFrame:
+    """The rows of ``method`` at ``resolution`` (NaN matches NaN)."""
+    at = rows.resolution.isna() if resolution != resolution else rows.resolution == resolution
+    return rows[(rows.method == method) & at]
+
+
+def simcc_rounding_differences(rows: pd.DataFrame) -> pd.DataFrame:
+    """``simcc-random - simcc-round`` NME, paired by seed, per bin width (``resolution``), with
+    :func:`h3r.stats.verdict` on the claim that randomized rounding lowers the error."""
+    pair = rows[rows.method.isin(SIMCC_PAIR)]
+    if set(pair.method) != set(SIMCC_PAIR):
+        return pd.DataFrame()
+    diff = paired_differences(pair, SIMCC_PAIR[1], SIMCC_PAIR[0], by="resolution")
+    return diff.assign(verdict=[verdict(lo, hi) for lo, hi in zip(diff.low, diff.high)])
+
+
+def versus_nearest_cost(rows: pd.DataFrame, degenerate: dict | None = None, reference: str = "h3r") -> pd.DataFrame:
+    """``reference`` (H3R) minus every other method at every resolution, paired by seed, each
+    against H3R at the stride whose head MACs are nearest (on a log scale) to that method's.
+    Columns ``method, resolution, h3r stride, head MACs, h3r head MACs, mean, low, high, n,
+    verdict`` (on the claim that H3R's error is lower; ``"degenerate"`` where ``degenerate``,
+    method -> resolution -> why, names the cell) and ``reads`` (:data:`H3R_READS`)."""
+    import math
+
+    degenerate = degenerate or {}
+    summary = answers_summary(rows)
+    ours = summary[summary.method == reference].set_index("resolution")["head MACs"]
+    out = []
+    for r in summary[summary.method != reference].to_dict("records"):
+        macs = r["head MACs"]
+        nearest = min(ours.index, key=lambda s: abs(math.log(max(ours[s], 1) / max(macs, 1))))
+        pair = pd.concat([_cells(rows, reference, nearest), _cells(rows, r["method"], r["resolution"])])
+        d = paired_differences(pair.assign(cell=0), reference, r["method"], by="cell").iloc[0]
+        why = degenerate.get(r["method"], {}).get(r["resolution"], "")
+        judged = "degenerate" if why else verdict(d.low, d.high)
+        out.append({"method": r["method"], "resolution": r["resolution"], "h3r stride": nearest, "head MACs": macs,
+                    "h3r head MACs": ours[nearest], "mean": d["mean"], "low": d.low, "high": d.high, "n": d.n,
+                    "verdict": judged, "reads": H3R_READS[judged], "reason": why})
+    return pd.DataFrame(out)
+
+
+def answer_degenerate(rows: pd.DataFrame, sigma: float | None = None) -> dict[str, dict[float, str]]:
+    """method -> resolution -> why, for the cells of :func:`answers_study`'s rows whose decoder is
+    degenerate on their map (:meth:`h3r.codecs.Codec.degenerate`; a local soft-argmax whose window
+    covers the whole map is a full soft-argmax)."""
+    from h3r.codecs import build_codec
+
+    out: dict[str, dict[float, str]] = {}
+    for (method, resolution), cfg in rows.groupby(["method", "resolution"], dropna=False).config.first().items():
+        decoder = decoder_of(method)
+        if preset(decoder).head != "heatmap":
+            continue
+        reason = build_codec(decoder, cfg.input_size, stride=cfg.heatmap_stride,
+                             **preset_args(decoder, sigma)).degenerate()
+        if reason:
+            out.setdefault(method, {})[resolution] = reason
+    return out
+
+
+def decode_microseconds(cfg: Config, method: str | None = None, batch: int = 64, sigma: float | None = None,
+                        min_seconds: float = 0.2) -> float:
+    """Microseconds per image to decode what ``cfg``'s network outputs (its head on a batch of
+    ``batch`` random images; an untrained network has the shapes) with ``method``'s decoder (the
+    run's codec, or ``X`` of a decoder-only ``"X on <codec>"``, with the study's ``sigma``): the
+    median of :class:`torch.utils.benchmark.Timer` over at least ``min_seconds``, one thread."""
+    import torch
+    from torch.utils.benchmark import Timer
+
+    from h3r.train import build_run
+
+    decoder = decoder_of(method or cfg.codec)
+    if decoder != cfg.codec:
+        cfg = dataclasses.replace(cfg, codec=decoder, codec_args=preset_args(decoder, sigma))
+    model, codec = build_run(dataclasses.replace(cfg, device="cpu"))
+    with torch.no_grad():
+        w, h = (cfg.input_size,) * 2 if isinstance(cfg.input_size, int) else cfg.input_size
+        output = model.eval()(torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(0)))
+    timer = Timer("codec.decode(output)", globals={"codec": codec, "output": output}, num_threads=1)
+    return timer.blocked_autorange(min_run_time=min_seconds).median / batch * 1e6
 
 
 # --- findings at a glance ----------------------------------------------------------------------------

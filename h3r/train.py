@@ -264,9 +264,10 @@ _MACS: dict[tuple, int] = {}
 
 def _macs(cfg: Config, model: HeatmapModel) -> int:
     """:func:`~h3r.models.count_flops` of ``model``, counted once per architecture and input size
-    in a process: a count traces the whole network."""
-    key = (cfg.backbone, cfg.width_mult, cfg.head_width, cfg.head, model.num_keypoints, cfg.heatmap_stride,
-           cfg.input_size)
+    in a process: a count traces the whole network. The architecture is its parameters' shapes
+    (which also tell the head's size, e.g. SimCC's bins) and the heatmap stride."""
+    key = (type(model.backbone).__name__, type(model.head).__name__, model.heatmap_stride, cfg.input_size,
+           tuple((name, tuple(p.shape)) for name, p in model.named_parameters()))
     if key not in _MACS:
         _MACS[key] = count_flops(model, cfg.input_size)
     return _MACS[key]

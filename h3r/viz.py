@@ -530,3 +530,29 @@ def cost_figure(runs) -> Figure:
     ax.set(xlabel="multiply-accumulates per image (G)", ylabel="test NME (%)", title="Accuracy against cost")
     ax.legend()
     return fig
+
+
+def answers_figure(summary) -> Figure:
+    """Test NME against the head's MACs per image, each method of ``summary``
+    (:func:`h3r.study.answers_summary`) a line over its resolutions (mean ± s.d. over seeds, each
+    point labelled with its input pixels per cell or bin; a resolution-free method is one point),
+    the Pareto front a dashed grey line through ringed points. The legend sits below the axes."""
+    fig = Figure(figsize=(FIGURE_INCHES, 5.6), layout="constrained")
+    ax = fig.subplots()
+    markers = "osD^v<>pPX*h"
+    for (method, group), marker in zip(summary.groupby("method", sort=False), markers * 2):
+        group = group.sort_values("head MACs")
+        ax.errorbar(group["head MACs"] / 1e6, group.NME, yerr=group.sd.fillna(0), marker=marker, capsize=3,
+                    label=method)
+        for r in group.to_dict("records"):
+            if r["resolution"] == r["resolution"]:  # NaN: resolution-free
+                ax.annotate(f"{r['resolution']:g}", (r["head MACs"] / 1e6, r["NME"]), textcoords="offset points",
+                            xytext=(4, 4), fontsize=7)
+    front = summary[summary.pareto].sort_values("head MACs")
+    ax.plot(front["head MACs"] / 1e6, front.NME, ls="--", color="0.5", zorder=0, label="Pareto front")
+    ax.scatter(front["head MACs"] / 1e6, front.NME, s=160, facecolors="none", edgecolors="0.3", zorder=3)
+    ax.set_xscale("log")
+    ax.set(xlabel="head multiply-accumulates per image (M, log scale)", ylabel="test NME (%)",
+           title="Accuracy against the head's cost")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize=8, frameon=False)
+    return fig

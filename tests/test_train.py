@@ -161,6 +161,19 @@ def test_a_run_counts_the_macs_of_its_architecture_once_per_process(monkeypatch)
     assert T._macs(bigger, T.build_run(bigger)[0]) > first and calls == [32, 64]
 
 
+def test_simcc_runs_with_other_bins_count_their_own_macs(monkeypatch):
+    """The SimCC head's linear layers grow with the bins: a cache keyed by the config's head kind
+    alone gave every split ratio the first one's MACs."""
+    from h3r.models import count_flops
+
+    monkeypatch.setattr(T, "_MACS", {})
+    cfgs = [T.Config(backbone="plain_cnn", width_mult=0.5, input_size=32, device="cpu", codec="simcc-round",
+                     codec_args={"split_ratio": ratio}) for ratio in (0.5, 0.25)]
+    models = [T.build_run(cfg)[0] for cfg in cfgs]
+    fine, coarse = (T._macs(cfg, model) for cfg, model in zip(cfgs, models))
+    assert fine == count_flops(models[0], 32) and coarse == count_flops(models[1], 32) and fine > coarse
+
+
 
 def test_train_options_are_the_config_fields_as_flags():
     options = {o["flag"]: o for o in cli.train_options()}

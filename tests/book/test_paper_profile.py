@@ -20,7 +20,7 @@ STEP_CAP = {"max_steps": 1, "batch_size": 1}
 READ_BACK = ("05_heatmap_resolution", "06_ablations", "00_findings")
 #: per notebook: the parameters that make the paper profile a CPU check
 OVERRIDES = {
-    "00_findings": {**STEP_CAP, "strides": [4], "seeds": [0, 1], "published_seeds": [0],
+    "00_findings": {**STEP_CAP, "strides": [4], "seeds": [0, 1], "published_seeds": [0], "answer_strides": [4],
                     "input_sizes": [128], "cost_seeds": [0]},
     "01_quantization_error": {"strides": [4, 16], "n_points": 500, "cell_budget": 2**20, "draws": 50,
                               "nme_strides": [4, 16], "synthetic_faces": 4},
@@ -35,6 +35,7 @@ OVERRIDES = {
     "09_official": {},
     "10_reproduce": {},
     "11_your_own_loop": {"steps": 2},
+    "13_other_answers": {**STEP_CAP, "strides": [4], "seeds": [0, 1], "decode_batch": 2},
 }
 
 

@@ -1,0 +1,173 @@
+"""Chapter 13, H3R and the other answers: the runs on one resolution axis (h3r.study), the Pareto
+front (h3r.stats), the tables, answer and findings rows (h3r.report) and the figure (h3r.viz)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pandas as pd
+import pytest
+
+from h3r import report, stats, study
+from h3r.config import Config
+
+NAN = float("nan")
+
+
+def answer_rows(nme: dict[tuple[str, float], list[float]], head_macs: dict[tuple[str, float], float]) -> pd.DataFrame:
+    """Rows as :func:`h3r.study.answers_study` gives them: (method, resolution) -> NME per seed."""
+    rows = []
+    for (method, resolution), values in nme.items():
+        for seed, value in enumerate(values):
+            stride = int(resolution) if resolution == resolution and resolution >= 1 else 4
+            cfg = Config(codec=method.split(" on ")[-1], heatmap_stride=stride, input_size=64, seed=seed)
+            rows.append({"method": method, "resolution": resolution, "seed": seed, "NME (%)": value,
+                         "params": 1000, "macs": 10_000 + head_macs[method, resolution],
+                         "head MACs": head_macs[method, resolution], "config": cfg,
+                         "decoder_only": " on " in method})
+    return pd.DataFrame(rows)
+
+
+H3R_MACS = {("h3r", 2.0): 4000.0, ("h3r", 4.0): 1000.0, ("h3r", 8.0): 250.0}
+
+
+def test_pareto_front_keeps_the_points_no_other_beats_in_both():
+    front = stats.pareto_front([1, 2, 3, 3, NAN], [5.0, 4.0, 4.0, 1.0, 0.5])
+    assert front == [True, True, False, True, False]  # (3, 4) is beaten by (2, 4); NaN is never on it
+    assert stats.pareto_front([1, 1], [2.0, 2.0]) == [True, True]  # ties beat nobody
+
+
+def test_stride_verdicts_name_their_unit():
+    assert stats.stride_verdicts({4.0: "supported", 8.0: "supported"}, unit="bin width") == \
+        "supported at every bin width"
+    assert stats.stride_verdicts({4.0: "not shown", 8.0: "supported"}, unit="bin width") == \
+        "within noise at bin width 4; supported at bin width 8"
+
+
+def test_simcc_rounding_differences_pair_the_pair_per_bin_width():
+    rows = answer_rows({("simcc-round", 4.0): [10.0, 11.0, 12.0], ("simcc-random", 4.0): [9.0, 10.1, 10.9],
+                        ("simcc-round", 8.0): [20.0, 21.0, 22.0], ("simcc-random", 8.0): [21.0, 19.0, 23.5]},
+                       {("simcc-round", 4.0): 900.0, ("simcc-random", 4.0): 900.0,
+                        ("simcc-round", 8.0): 450.0, ("simcc-random", 8.0): 450.0})
+    diffs = study.simcc_rounding_differences(rows).set_index("resolution")
+    assert diffs.loc[4.0, "mean"] == pytest.approx(-1.0) and diffs.loc[4.0, "verdict"] == "supported"
+    assert diffs.loc[8.0, "verdict"] == "not shown" and list(diffs.n) == [3, 3]
+    assert study.simcc_rounding_differences(rows[rows.method != "simcc-random"]).empty
+    table = report.simcc_rounding_table(diffs.reset_index())
+    assert list(table["bin width"]) == ["4 px", "8 px"] and list(table.verdict) == ["supported", "within noise"]
+
+
+def test_versus_nearest_cost_pairs_each_method_with_h3r_at_the_nearest_head_macs():
+    nme = {("h3r", 2.0): [5.0, 5.1, 5.2], ("h3r", 4.0): [6.0, 6.1, 6.2], ("h3r", 8.0): [8.0, 8.1, 8.2],
+           ("simcc-round", 4.0): [7.0, 7.2, 7.4],   # costs 1100: h3r at 4 is nearest; H3R better
+           ("rle", NAN): [4.0, 4.1, 4.2],           # costs 20: h3r at 8 is nearest; H3R worse
+           ("local-soft-argmax on dark", 8.0): [9.0, 9.1, 9.2]}
+    macs = {**H3R_MACS, ("simcc-round", 4.0): 1100.0, ("rle", NAN): 20.0, ("local-soft-argmax on dark", 8.0): 250.0}
+    rows = answer_rows(nme, macs)
+    versus = study.versus_nearest_cost(rows, {"local-soft-argmax on dark": {8.0: "a window covers the map"}})
+    by = versus.set_index("method")
+    assert by.loc["simcc-round", "h3r stride"] == 4.0 and by.loc["simcc-round", "mean"] == pytest.approx(-1.1)
+    assert by.loc["simcc-round", "reads"] == "H3R better"
+    assert by.loc["rle", "h3r stride"] == 8.0 and by.loc["rle", "reads"] == "H3R worse"
+    assert math.isnan(by.loc["rle", "resolution"])
+    assert by.loc["local-soft-argmax on dark", "verdict"] == "degenerate"
+    table = report.versus_table(versus)
+    assert list(table["px per cell or bin"]) == ["4 px", "free", "8 px"]
+    assert table.reads.iloc[2] == "degenerate †" and table["head MACs, H3R / it"].iloc[1] == "12.50"
+
+
+def test_answers_summary_marks_the_pareto_front_and_the_answer_names_it():
+    nme = {("h3r", 2.0): [5.0, 5.2], ("h3r", 4.0): [6.0, 6.2], ("h3r", 8.0): [8.0, 8.2],
+           ("simcc-round", 4.0): [7.0, 7.4], ("rle", NAN): [9.0, 9.2]}
+    macs = {**H3R_MACS, ("simcc-round", 4.0): 1100.0, ("rle", NAN): 20.0}
+    rows = answer_rows(nme, macs)
+    summary = study.answers_summary(rows)
+    front = summary[summary.pareto]
+    assert set(zip(front.method, front.resolution.fillna(-1))) == {("h3r", 2.0), ("h3r", 4.0), ("h3r", 8.0),
+                                                                  ("rle", -1)}
+    assert summary.set_index("method").loc["simcc-round", "NME"] == pytest.approx(7.2)
+    table = report.answers_table(summary)
+    assert list(table.Pareto) == ["✓", "✓", "✓", "", "✓"] and table["NME (%)"].iloc[0] == "5.10 ± 0.14"
+    answer = report.answers_answer(pd.DataFrame(), study.versus_nearest_cost(rows), summary)
+    # two seeds: -1.0 and -1.2 against simcc-round leave 0 inside the interval; RLE's -1.0 twice does not
+    assert "H3R better: `rle` (free); within noise: `simcc-round` (4 px)" in answer and "H3R worse" not in answer
+    assert answer.splitlines()[-1].startswith("* **On the Pareto front**") and "`rle` (free, 9.10 %)" in answer
+
+
+def test_answers_findings_grade_h3r_against_the_others_and_leave_chapter_5s_baselines_out():
+    versus = pd.DataFrame({"method": ["argmax-round", "simcc", "rle", "dsnt"], "resolution": [4.0, 0.5, NAN, NAN],
+                           "mean": [-1.0, -0.5, 0.4, -0.2], "low": [-1.5, -0.9, 0.1, -0.6],
+                           "high": [-0.5, -0.1, 0.7, 0.2],
+                           "verdict": ["supported", "supported", "contradicted", "not shown"],
+                           "reads": ["H3R better", "H3R better", "H3R worse", "within noise"]})
+    simcc = pd.DataFrame({"resolution": [4.0, 8.0], "mean": [-0.3, -1.0], "low": [-0.8, -1.5],
+                          "high": [0.2, -0.5], "verdict": ["not shown", "supported"]})
+    rounding, others = report.answers_findings(simcc, versus)
+    assert rounding[3] == "within noise at bin width 4; supported at bin width 8" and "8 px bins: -1.00" in rounding[2]
+    assert others[3] == "mixed: H3R better 1 of 3, H3R worse 1 of 3, within noise 1 of 3"
+    assert "argmax-round" not in others[2]
+    (_, all_better) = report.answers_findings(simcc, versus.assign(verdict="supported", reads="H3R better"))
+    assert all_better[3] == "supported against every one"
+    (_, all_noise) = report.answers_findings(simcc, versus.assign(verdict="not shown", reads="within noise"))
+    assert all_noise[3] == "within noise against every one"
+
+
+def test_findings_carry_chapter_13s_rows():
+    versus = pd.DataFrame({"method": ["rle"], "resolution": [NAN], "mean": [0.4], "low": [0.1], "high": [0.7],
+                           "verdict": ["contradicted"], "reads": ["H3R worse"]})
+    simcc = pd.DataFrame({"resolution": [4.0], "mean": [-1.0], "low": [-1.5], "high": [-0.5],
+                          "verdict": ["supported"]})
+    rows = answer_rows({("h3r", 4.0): [5.0, 5.5], ("onehot-round", 4.0): [6.0, 6.5]},
+                       {("h3r", 4.0): 1.0, ("onehot-round", 4.0): 1.0})
+    rows = rows.assign(heatmap_stride=4, codec=rows.method, decoder_only=False)
+    table = report.findings(rows, None, None, {"round_per_stride": 0.383, "floor_over_round": 2.0, "mean_error": 0.001,
+                                               "noise": 0.01, "lossless": 0.0, "stride": 4, "draws": 64},
+                            answers=(simcc, versus))
+    ours = table[table.evidence.str.contains("13_other_answers")]
+    assert list(ours.verdict) == ["supported at every bin width", "contradicted against every one"]
+
+
+def test_resolution_of_reads_strides_bins_and_resolution_free_methods():
+    cfg = Config(input_size=64)
+    assert study.resolution_of(dataclasses.replace(cfg, codec="h3r", heatmap_stride=8)) == 8.0
+    assert study.resolution_of(dataclasses.replace(cfg, codec="simcc-round", codec_args={"split_ratio": 0.125})) == 8.0
+    assert study.resolution_of(dataclasses.replace(cfg, codec="simcc")) == 0.5
+    for free in ("rle", "soft-argmax", "dsnt"):
+        assert math.isnan(study.resolution_of(dataclasses.replace(cfg, codec=free)))
+
+
+def test_answer_degenerate_flags_dark_on_a_4x4_map_and_skips_other_heads():
+    rows = answer_rows({("dark", 16.0): [1.0], ("dark", 4.0): [1.0], ("rle", NAN): [1.0]},
+                       {("dark", 16.0): 1.0, ("dark", 4.0): 1.0, ("rle", NAN): 1.0})
+    flagged = study.answer_degenerate(rows, sigma=1.0)
+    assert list(flagged) == ["dark"] and list(flagged["dark"]) == [16.0] and "4×4" in flagged["dark"][16.0]
+
+
+def test_decode_microseconds_time_the_decoder_a_row_names():
+    cfg = Config(codec="dark", backbone="plain_cnn", width_mult=0.5, input_size=32, device="cpu")
+    for method in ("dark", "local-soft-argmax on dark"):
+        assert 0 < study.decode_microseconds(cfg, method, batch=2, sigma=1.0, min_seconds=0.01) < 1e6
+
+
+def test_answers_runs_read_chapter_13s_settings(monkeypatch):
+    calls = []
+    monkeypatch.setattr(study, "answers_study", lambda *a, **k: calls.append((a, k)) or "rows")
+    assert study.answers_runs("smoke", seeds=[3]) == "rows"
+    (base, strides, seeds), kwargs = calls[0]
+    assert (strides, seeds, kwargs) == ([4, 8], [3], dict(sigma=1.0, force=False))
+    assert base == study.chapter("heatmap_resolution", "smoke").base  # chapter 5's runs, the same keys
+
+
+def test_answers_figure_draws_each_method_and_the_front_with_the_legend_below():
+    from h3r.viz import answers_figure
+
+    rows = answer_rows({("h3r", 4.0): [5.0, 5.2], ("h3r", 8.0): [8.0, 8.2], ("rle", NAN): [9.0, 9.2]},
+                       {("h3r", 4.0): 1000.0, ("h3r", 8.0): 250.0, ("rle", NAN): 20.0})
+    fig = answers_figure(study.answers_summary(rows))
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(labels) == ["Pareto front", "h3r", "rle"] and ax.get_xscale() == "log"
+    front = [line for line in ax.get_lines() if line.get_label() == "Pareto front"][0]
+    assert list(front.get_xdata()) == [0.00002, 0.00025, 0.001]
+    assert ax.get_legend().get_bbox_to_anchor().y0 < ax.bbox.y0  # below the axes: it covers no data
+    assert sorted(t.get_text() for t in ax.texts) == ["4", "8"]  # resolutions labelled, RLE's free
