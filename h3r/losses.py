@@ -91,20 +91,43 @@ def binary_ce(output: Tensor, target: Target, pos_weight: float = 1.0, prior: fl
         raise ValueError(f"binary_ce needs a binary head's output (N, 2, K, H, W), got "
                          f"{tuple(output.shape)}; build the model with head='binary'")
     heatmaps = _target_heatmaps(target, output.shape[:1] + output.shape[2:], "binary_ce")
-    if not pos_weight > 0:
-        raise ValueError(f"pos_weight must be positive, got {pos_weight}")
+    return _cell_bce(output[:, 1].float() - output[:, 0].float(), heatmaps, target.weights, pos_weight, prior, gamma)
+
+
+def sigmoid_ce(output: Tensor, target: Target, pos_weight: float | str = 1.0, prior: float | str = 0.0,
+               gamma: float = 0.0) -> Tensor:
+    """One logit per cell (N, K, Hh, Wh), a sigmoid each: the per-cell binary cross-entropy of
+    :func:`binary_ce` on a one-channel head, the logit being ``log p / (1 - p)`` itself.
+
+    ``pos_weight`` may be ``"balanced"``: ``Hh * Wh - 1``, the background cells per foreground
+    cell. ``prior`` (default 0: the plain cross-entropy; ``"auto"``: ``-log(Hh Wh)``) and ``gamma``
+    (focal) as in :func:`binary_ce`.
+    """
+    logits, heatmaps = _heatmaps_and_target(output, target, "sigmoid_ce")
+    if pos_weight == "balanced":
+        pos_weight = float(output.shape[-1] * output.shape[-2] - 1)
+    return _cell_bce(logits, heatmaps, target.weights, pos_weight, prior, gamma)
+
+
+def _cell_bce(odds: Tensor, heatmaps: Tensor, weights: Tensor, pos_weight, prior, gamma: float) -> Tensor:
+    """The per-cell binary cross-entropy of logits ``odds + prior`` (N, K, Hh, Wh) against
+    ``heatmaps``, averaged over each map's cells, weighted over keypoints (see :func:`binary_ce`)."""
+    if not (isinstance(pos_weight, (int, float)) and pos_weight > 0):
+        raise ValueError(f"pos_weight must be a positive number, got {pos_weight!r}")
     if not gamma >= 0:
         raise ValueError(f"gamma must be >= 0, got {gamma}")
     if prior == "auto":
-        prior = -math.log(output.shape[-1] * output.shape[-2])
-    odds = output[:, 1].float() - output[:, 0].float() + prior  # log p_fg / p_bg
+        prior = -math.log(odds.shape[-1] * odds.shape[-2])
+    if not isinstance(prior, (int, float)):
+        raise ValueError(f"prior must be a number or 'auto', got {prior!r}")
+    odds = odds + prior  # log p_fg / p_bg
     log_fg, log_bg = F.logsigmoid(odds), F.logsigmoid(-odds)
     fg_term, bg_term = heatmaps * log_fg, (1 - heatmaps) * log_bg
     if gamma:
         fg_term = fg_term * (1 - log_fg.exp()) ** gamma
         bg_term = bg_term * (1 - log_bg.exp()) ** gamma
     per_cell = -(pos_weight * fg_term + bg_term)
-    return weighted_mean(per_cell.mean(dim=(-2, -1)), target.weights)
+    return weighted_mean(per_cell.mean(dim=(-2, -1)), weights)
 
 
 def foreground_ce(output: Tensor, target: Target) -> Tensor:
@@ -278,6 +301,7 @@ def rle(output: Tensor, target: Target, flow: RealNVP | None = None, residual: b
 
 LOSSES: dict[str, Callable[..., Tensor]] = {
     "mse": mse, "spatial_ce": spatial_ce, "binary_ce": binary_ce, "foreground_ce": foreground_ce,
+    "sigmoid_ce": sigmoid_ce,
     "l1_coords": l1_coords, "dsnt": dsnt, "simcc_kl": simcc_kl, "rle": rle,
 }
 

@@ -8,7 +8,8 @@ import torch
 
 from h3r.codecs import H3R, Target, Vanilla
 from h3r.config import BINARY_LOSSES
-from h3r.losses import LOSSES, RealNVP, binary_ce, build_loss, l1_coords, mse, spatial_ce, weighted_mean
+from h3r.losses import (LOSSES, RealNVP, binary_ce, build_loss, l1_coords, mse, sigmoid_ce, spatial_ce,
+                        weighted_mean)
 
 N, K, H, W = 2, 3, 4, 5
 
@@ -84,6 +85,28 @@ def test_binary_ce_at_even_odds_and_with_pos_weight():
     # one foreground cell of H*W carries weight 10 instead of 1
     expected = math.log(2) * (H * W - 1 + 10) / (H * W)
     assert torch.isclose(binary_ce(output, target, pos_weight=10.0, prior=0.0), torch.tensor(expected))
+
+
+def test_sigmoid_ce_is_torchs_binary_cross_entropy_with_logits_per_cell():
+    target = onehot_target()
+    logits = torch.randn(N, K, H, W)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    assert torch.isclose(sigmoid_ce(logits, target), bce(logits, target.heatmaps), atol=1e-6)
+    balanced = bce(logits, target.heatmaps, pos_weight=torch.tensor(H * W - 1.0))
+    assert torch.isclose(sigmoid_ce(logits, target, pos_weight="balanced"), balanced, atol=1e-6)
+    # a two-channel head whose background logit is 0 is a one-channel head
+    two = torch.stack([torch.zeros_like(logits), logits], dim=1)
+    for options in ({}, {"pos_weight": 7.0, "gamma": 2.0}, {"prior": "auto"}):
+        assert torch.isclose(sigmoid_ce(logits, target, **options), binary_ce(two, target, **{"prior": 0.0, **options}))
+
+
+def test_sigmoid_ce_focal_discounts_the_cells_already_right():
+    target = onehot_target()
+    confident = 8 * (2 * target.heatmaps - 1)  # every cell classified right, with margin
+    assert sigmoid_ce(confident, target, gamma=2.0) < 1e-3 * sigmoid_ce(confident, target)
+    for bad in ({"pos_weight": 0.0}, {"pos_weight": "even"}, {"gamma": -1.0}, {"prior": "none"}):
+        with pytest.raises(ValueError):
+            sigmoid_ce(confident, target, **bad)
 
 
 def test_binary_ce_is_the_two_class_cross_entropy_per_cell():

@@ -31,7 +31,7 @@ from h3r.geometry import Size
 
 TARGETS = ("onehot", "gaussian", "bilinear")
 SELECTIONS = ("topk", "window")
-WEIGHTINGS = ("softmax", "normalized")
+WEIGHTINGS = ("softmax", "normalized", "sigmoid")
 CORNERS = ((0, 0), (1, 0), (0, 1), (1, 1))  # the 4 neighbours as offsets from the lower one
 
 
@@ -94,7 +94,8 @@ class H3R(Codec):
         k, radius: size of the selection.
         weighting: ``"softmax"`` over the selected raw values (logits) or ``"normalized"``
             ``h_i / sum h_i`` (probabilities; negative values count as 0, and a selection with
-            no mass decodes to its argmax).
+            no mass decodes to its argmax), or ``"sigmoid"`` ``s_i / sum s_i`` with ``s = sigmoid(h)``
+            (the logits of a one-channel sigmoid head read as the probabilities it trains).
         align: coordinate alignment (default ``"center"``).
 
     Representable: both neighbours on the grid on each axis, ``0 <= u <= Wh - 1``; under the
@@ -168,10 +169,12 @@ class H3R(Codec):
     def scores_from_probabilities(self, heatmaps: Tensor) -> Tensor:
         """What the decoder should be given for heatmaps of probabilities (a target, an average
         of targets): ``log p`` for softmax weighting, since ``softmax(log p) = p / sum p`` over the
-        selected cells (zeros become a very negative logit), and ``p`` itself for normalized."""
+        selected cells (zeros become a very negative logit), ``log p / (1 - p)`` for sigmoid, and
+        ``p`` itself for normalized."""
         if self.weighting == "normalized":
             return heatmaps
-        return heatmaps.float().clamp_min(torch.finfo(torch.float32).tiny).log()
+        p = heatmaps.float().clamp(torch.finfo(torch.float32).tiny, 1 - torch.finfo(torch.float32).eps)
+        return p.log() - (1 - p).log() if self.weighting == "sigmoid" else p.log()
 
     def activation_points(self, heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The selected cells (N, K, S, 2), their values (N, K, S) and validity (N, K, S) bool.
@@ -189,7 +192,7 @@ class H3R(Codec):
         """Weights (N, K, S) summing to 1 over the valid points."""
         if self.weighting == "softmax":
             return values.masked_fill(~valid, float("-inf")).softmax(dim=-1)
-        mass = values.clamp_min(0) * valid
+        mass = (values.sigmoid() if self.weighting == "sigmoid" else values.clamp_min(0)) * valid
         total = mass.sum(-1, keepdim=True)
         argmax_only = torch.zeros_like(mass)
         argmax_only[..., 0] = 1

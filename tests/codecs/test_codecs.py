@@ -206,7 +206,7 @@ def test_soft_argmax_on_a_sharp_target():
     assert err.max() < 1e-3
 
 
-@pytest.mark.parametrize("weighting", ["softmax", "normalized"])
+@pytest.mark.parametrize("weighting", ["softmax", "normalized", "sigmoid"])
 @pytest.mark.parametrize("select", [("topk", 4), ("topk", 9), ("window", 1), ("window", 2)])
 def test_h3r_expected_target_decodes_exactly(select, weighting):
     mode, size = select
@@ -214,7 +214,8 @@ def test_h3r_expected_target_decodes_exactly(select, weighting):
                 radius=size if mode == "window" else 1, weighting=weighting)
     kp = random_keypoints(8, 50)
     t = codec.expected_target(kp)
-    heatmaps = log_with_floor(t.heatmaps) if weighting == "softmax" else t.heatmaps
+    heatmaps = {"softmax": log_with_floor(t.heatmaps), "normalized": t.heatmaps,
+                "sigmoid": codec.scores_from_probabilities(t.heatmaps)}[weighting]  # sigmoid: the logits
     err = (codec.decode(heatmaps)[0] - kp)[t.weights > 0].abs()
     assert t.weights.mean() > 0.9
     assert err.max() < 1e-4
