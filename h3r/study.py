@@ -647,10 +647,21 @@ def decode_microseconds(cfg: Config, method: str | None = None, batch: int = 64,
     ``batch`` random images; an untrained network has the shapes) with ``method``'s decoder (the
     run's codec, or ``X`` of a decoder-only ``"X on <codec>"``, with the study's ``sigma``): the
     median of :class:`torch.utils.benchmark.Timer` over at least ``min_seconds``, one thread."""
+    import logging
+
     import torch
-    from torch.utils.benchmark import Timer
 
     from h3r.train import build_run
+
+    # torch.utils.benchmark imports torch.utils.cpp_extension, which warns at import on a machine
+    # without CUDA; nothing here compiles, and a page should not show the warning
+    extension_log = logging.getLogger("torch.utils.cpp_extension")
+    level = extension_log.level
+    extension_log.setLevel(logging.ERROR)
+    try:
+        from torch.utils.benchmark import Timer
+    finally:
+        extension_log.setLevel(level)
 
     decoder = decoder_of(method or cfg.codec)
     if decoder != cfg.codec:
