@@ -173,8 +173,11 @@ class H3R(Codec):
         ``p`` itself for normalized."""
         if self.weighting == "normalized":
             return heatmaps
-        p = heatmaps.float().clamp(torch.finfo(torch.float32).tiny, 1 - torch.finfo(torch.float32).eps)
-        return p.log() - (1 - p).log() if self.weighting == "sigmoid" else p.log()
+        p = heatmaps.float().clamp_min(torch.finfo(torch.float32).tiny)
+        if self.weighting == "sigmoid":
+            p = p.clamp_max(1 - torch.finfo(torch.float32).eps)  # a certain cell: a large finite logit
+            return p.log() - (1 - p).log()
+        return p.log()
 
     def activation_points(self, heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The selected cells (N, K, S, 2), their values (N, K, S) and validity (N, K, S) bool.
