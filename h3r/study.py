@@ -569,13 +569,13 @@ def answers_runs(profile: str, force: bool = False, **overrides) -> pd.DataFrame
 
 def answers_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per method and resolution of :func:`answers_study`'s rows: ``NME`` (mean over
-    seeds), ``sd``, ``seeds``, ``params``, ``MACs`` and ``head MACs`` (per image), ``config`` (one
+    seeds), ``sd``, ``params``, ``MACs`` and ``head MACs`` (per image), ``config`` (one
     run's) and ``pareto`` (:func:`h3r.stats.pareto_front` over head MACs and NME)."""
     from h3r.stats import pareto_front
 
     keys = ["method", "resolution"]
     summary = (rows.groupby(keys, dropna=False, sort=False)
-               .agg(NME=("NME (%)", "mean"), sd=("NME (%)", "std"), seeds=("seed", "nunique"),
+               .agg(NME=("NME (%)", "mean"), sd=("NME (%)", "std"),
                     params=("params", "first"), MACs=("macs", "first"), config=("config", "first"),
                     **{"head MACs": ("head MACs", "first")})
                .reset_index())
@@ -598,15 +598,16 @@ def simcc_rounding_differences(rows: pd.DataFrame) -> pd.DataFrame:
     return diff.assign(verdict=[verdict(lo, hi) for lo, hi in zip(diff.low, diff.high)])
 
 
-def versus_nearest_cost(rows: pd.DataFrame, degenerate: dict | None = None, reference: str = "h3r") -> pd.DataFrame:
+def versus_nearest_cost(rows: pd.DataFrame, degenerate: pd.DataFrame | None = None,
+                        reference: str = "h3r") -> pd.DataFrame:
     """``reference`` (H3R) minus every other method at every resolution, paired by seed, each
     against H3R at the stride whose head MACs are nearest (on a log scale) to that method's.
     Columns ``method, resolution, h3r stride, head MACs, h3r head MACs, mean, low, high, n,
-    verdict`` (on the claim that H3R's error is lower; ``"degenerate"`` where ``degenerate``,
-    method -> resolution -> why, names the cell) and ``reads`` (:data:`H3R_READS`)."""
+    verdict`` (on the claim that H3R's error is lower; ``"degenerate"`` where either cell is,
+    ``degenerate``: :func:`degenerate_cells`), ``reads`` (:data:`H3R_READS`) and ``reason``."""
     import math
 
-    degenerate = degenerate or {}
+    reasons = degenerate_reasons(degenerate)
     summary = answers_summary(rows)
     ours = summary[summary.method == reference].set_index("resolution")["head MACs"]
     out = []
@@ -615,30 +616,12 @@ def versus_nearest_cost(rows: pd.DataFrame, degenerate: dict | None = None, refe
         nearest = min(ours.index, key=lambda s: abs(math.log(max(ours[s], 1) / max(macs, 1))))
         pair = pd.concat([_cells(rows, reference, nearest), _cells(rows, r["method"], r["resolution"])])
         d = paired_differences(pair.assign(cell=0), reference, r["method"], by="cell").iloc[0]
-        why = degenerate.get(r["method"], {}).get(r["resolution"], "")
+        why = reasons.get((r["method"], r["resolution"])) or reasons.get((reference, nearest), "")
         judged = "degenerate" if why else verdict(d.low, d.high)
         out.append({"method": r["method"], "resolution": r["resolution"], "h3r stride": nearest, "head MACs": macs,
                     "h3r head MACs": ours[nearest], "mean": d["mean"], "low": d.low, "high": d.high, "n": d.n,
                     "verdict": judged, "reads": H3R_READS[judged], "reason": why})
     return pd.DataFrame(out)
-
-
-def answer_degenerate(rows: pd.DataFrame, sigma: float | None = None) -> dict[str, dict[float, str]]:
-    """method -> resolution -> why, for the cells of :func:`answers_study`'s rows whose decoder is
-    degenerate on their map (:meth:`h3r.codecs.Codec.degenerate`; a local soft-argmax whose window
-    covers the whole map is a full soft-argmax)."""
-    from h3r.codecs import build_codec
-
-    out: dict[str, dict[float, str]] = {}
-    for (method, resolution), cfg in rows.groupby(["method", "resolution"], dropna=False).config.first().items():
-        decoder = decoder_of(method)
-        if preset(decoder).head != "heatmap":
-            continue
-        reason = build_codec(decoder, cfg.input_size, stride=cfg.heatmap_stride,
-                             **preset_args(decoder, sigma)).degenerate()
-        if reason:
-            out.setdefault(method, {})[resolution] = reason
-    return out
 
 
 def decode_microseconds(cfg: Config, method: str | None = None, batch: int = 64, sigma: float | None = None,

@@ -6,6 +6,8 @@ convention of :mod:`h3r.geometry`, so keypoints in input pixels are plotted as t
 """
 from __future__ import annotations
 
+import itertools
+
 from h3r._extras import require
 
 require("data", "h3r.viz")
@@ -539,8 +541,7 @@ def answers_figure(summary) -> Figure:
     the Pareto front a dashed grey line through ringed points. The legend sits below the axes."""
     fig = Figure(figsize=(FIGURE_INCHES, 5.6), layout="constrained")
     ax = fig.subplots()
-    markers = "osD^v<>pPX*h"
-    for (method, group), marker in zip(summary.groupby("method", sort=False), markers * 2):
+    for (method, group), marker in zip(summary.groupby("method", sort=False), itertools.cycle("osD^v<>pPX*h")):
         group = group.sort_values("head MACs")
         ax.errorbar(group["head MACs"] / 1e6, group.NME, yerr=group.sd.fillna(0), marker=marker, capsize=3,
                     label=method)

@@ -64,7 +64,9 @@ def test_versus_nearest_cost_pairs_each_method_with_h3r_at_the_nearest_head_macs
            ("local-soft-argmax on dark", 8.0): [9.0, 9.1, 9.2]}
     macs = {**H3R_MACS, ("simcc-round", 4.0): 1100.0, ("rle", NAN): 20.0, ("local-soft-argmax on dark", 8.0): 250.0}
     rows = answer_rows(nme, macs)
-    versus = study.versus_nearest_cost(rows, {"local-soft-argmax on dark": {8.0: "a window covers the map"}})
+    degenerate = pd.DataFrame({"method": ["local-soft-argmax on dark"], "heatmap_stride": [8],
+                               "reason": ["a window covers the map"]})
+    versus = study.versus_nearest_cost(rows, degenerate)
     by = versus.set_index("method")
     assert by.loc["simcc-round", "h3r stride"] == 4.0 and by.loc["simcc-round", "mean"] == pytest.approx(-1.1)
     assert by.loc["simcc-round", "reads"] == "H3R better"
@@ -136,11 +138,11 @@ def test_resolution_of_reads_strides_bins_and_resolution_free_methods():
         assert math.isnan(study.resolution_of(dataclasses.replace(cfg, codec=free)))
 
 
-def test_answer_degenerate_flags_dark_on_a_4x4_map_and_skips_other_heads():
-    rows = answer_rows({("dark", 16.0): [1.0], ("dark", 4.0): [1.0], ("rle", NAN): [1.0]},
-                       {("dark", 16.0): 1.0, ("dark", 4.0): 1.0, ("rle", NAN): 1.0})
-    flagged = study.answer_degenerate(rows, sigma=1.0)
-    assert list(flagged) == ["dark"] and list(flagged["dark"]) == [16.0] and "4×4" in flagged["dark"][16.0]
+def test_degenerate_cells_flag_dark_on_a_4x4_map_and_no_other_head():
+    methods = ["dark", "local-soft-argmax on dark", "simcc-round", "simcc", "rle", "soft-argmax", "dsnt"]
+    flagged = study.degenerate_cells(methods, [4, 16], 64, sigma=1.0)
+    assert list(flagged.method) == ["dark"] and list(flagged.heatmap_stride) == [16]
+    assert "4×4" in flagged.reason.iloc[0]
 
 
 def test_decode_microseconds_time_the_decoder_a_row_names():
