@@ -164,6 +164,7 @@ class Config:
     test_split: str = "test"  # the split evaluated at the end
     train_samples: int = 4000  # length of the synthetic training set (ignored by real datasets)
     test_samples: int = 500  # length of the synthetic test set
+    fresh_samples: bool = True  # synthetic training data: new samples every epoch (False: one set, seen every epoch)
     input_size: int = 128  # input side in pixels
     box: str = "P2"  # face crops: "P1" (ground-truth landmark box) or "P2" (dataset box)
     augment: bool = True  # real datasets: random rotation, scale, shift, flip, colour
@@ -178,6 +179,7 @@ class Config:
     heatmap_stride: int = 4  # input pixels per heatmap cell: 1, 2, 4, 8, 16 or 32
     loss: str = "auto"  # "auto": the preset's loss
     loss_args: dict = field(default_factory=dict)  # options of the loss, e.g. {"pos_weight": 10}
+    draw: str = "fresh"  # randomized rounding: "fresh" every time a sample is seen, or "fixed" once per sample
     # optimisation
     optimizer: str = "adam"  # "adam" or "adamw"
     lr: float = 1e-3  # initial learning rate

@@ -274,7 +274,8 @@ def _render_tasks(cfg: Config) -> list[tuple]:
         return []
     cache, cap = str(Path(cfg.out_dir) / ".render-cache"), cfg.max_steps * cfg.batch_size or None
     train, test = (min(n, cap or n) for n in (cfg.train_samples, cfg.test_samples))
-    tasks = [(cfg.dataset, cfg.train_split, cfg.seed, epoch, train, cfg.input_size, cache) for epoch in range(cfg.epochs)]
+    epochs = range(cfg.epochs) if cfg.fresh_samples else [0]
+    tasks = [(cfg.dataset, cfg.train_split, cfg.seed, epoch, train, cfg.input_size, cache) for epoch in epochs]
     return tasks + [(cfg.dataset, cfg.test_split, cfg.seed, 0, test, cfg.input_size, cache)]
 
 

@@ -19,6 +19,7 @@ from h3r._extras import require
 require("train", "h3r.train")
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 from tqdm import tqdm
 
@@ -41,8 +42,8 @@ from h3r.provenance import atomic_path, pick_device, provenance, write_json_atom
 # --- building blocks ---------------------------------------------------------------------------
 
 def build_data(cfg: Config, split: str, train: bool) -> Dataset:
-    """The synthetic benchmarks render fresh samples every training epoch (``train_samples`` each);
-    real datasets get the crop augmentation of :class:`h3r.data.transforms.Augment` when training.
+    """The synthetic benchmarks render fresh samples every training epoch (``train_samples`` each;
+    with ``fresh_samples=False`` the same ones every epoch); real datasets get the crop augmentation of :class:`h3r.data.transforms.Augment` when training.
     With ``max_steps`` every split is cut to ``max_steps`` batches."""
     from torch.utils.data import Subset
 
@@ -54,6 +55,7 @@ def build_data(cfg: Config, split: str, train: bool) -> Dataset:
         length = cfg.train_samples if train else cfg.test_samples
         dataset = build_dataset(cfg.dataset, split=split, input_size=cfg.input_size, seed=cfg.seed,
                                 length=min(length, cap or length))
+        dataset.fresh = cfg.fresh_samples
         return dataset.enable_cache(Path(cfg.out_dir) / ".render-cache") if cfg.render_cache else dataset
     dataset = build_dataset(cfg.dataset, split=split, data_root=cfg.data_root, input_size=cfg.input_size,
                             augment=Augment() if cfg.augment and train else None, box=cfg.box, seed=cfg.seed)
@@ -119,7 +121,9 @@ def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
     kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
     if cfg.optimizer not in kinds:
         raise ValueError(f"optimizer must be one of {sorted(kinds)}, got {cfg.optimizer!r}")
-    return kinds[cfg.optimizer](model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # one fused kernel per step instead of a dozen ops per tensor, where torch has one
+    fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
+    return kinds[cfg.optimizer](model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
 
 
 def keep_freed_memory(mmap_threshold: int = 32 << 20) -> bool:
@@ -146,6 +150,17 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20) -> bool:
 def epoch_seed(cfg: Config, epoch: int, stream: int) -> int:
     """Seeds of the random streams of one epoch: 0 data order, 1 randomized rounding."""
     return (cfg.seed * 1_000_003 + epoch * 101 + stream) % (2**63)
+
+
+DRAWS = ("fresh", "fixed")
+
+
+def fixed_uniforms(cfg: Config, samples: int, keypoints: int, device: torch.device) -> Tensor:
+    """The uniforms (samples, K, 2) of ``draw="fixed"``: randomized rounding's draw of sample ``i``
+    compares ``uniforms[i]`` with the fractional parts, so a sample seen again (not moved by
+    augmentation) gets the same neighbours, as if drawn once when the dataset was built."""
+    generator = torch.Generator().manual_seed(epoch_seed(cfg, 0, 2))
+    return torch.rand((samples, keypoints, 2), generator=generator).to(device)
 
 
 # --- distributed ---------------------------------------------------------------------------------
@@ -307,6 +322,12 @@ def train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, dataset, epo
     else:
         loader = _loader(cfg, dataset, sampler, epoch_seed(cfg, epoch, 0), device)
     rounding = torch.Generator(device).manual_seed(epoch_seed(cfg, epoch, 1) + rank)
+    if cfg.draw not in DRAWS:
+        raise ValueError(f"draw must be one of {DRAWS}, got {cfg.draw!r}")
+    if cfg.draw == "fixed" and "uniforms" not in inspect.signature(codec.encode).parameters:
+        raise ValueError(f"draw='fixed' keeps a randomized-rounding draw per sample, and codec {cfg.codec!r} "
+                         f"draws nothing; use a codec that draws (h3r, gauss-random, simcc-random)")
+    uniforms = None
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     last_step = cfg.max_steps - epoch * (len(dataset) // (min(cfg.batch_size, len(dataset)) * world)) \
         if cfg.max_steps else None
@@ -319,7 +340,13 @@ def train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, dataset, epo
             break
         images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
         keypoints = batch["keypoints"].to(device, non_blocking=True)
-        target = codec.encode(keypoints, batch["visible"].to(device), generator=rounding)
+        if cfg.draw == "fixed":
+            if uniforms is None:
+                uniforms = fixed_uniforms(cfg, len(dataset), keypoints.shape[1], device)
+            draw = dict(uniforms=uniforms[batch["index"].to(device)])
+        else:
+            draw = dict(generator=rounding)
+        target = codec.encode(keypoints, batch["visible"].to(device), **draw)
         with autocast:
             output = net(images)
         loss = loss_fn(to_float(output), target)

@@ -184,3 +184,38 @@ def test_train_options_are_the_config_fields_as_flags():
     runtime = {flag for flag, o in options.items() if o["runtime"] == "runtime"}
     assert runtime == {"--" + name.replace("_", "-") for name in cli.Config.RUNTIME_FIELDS}
     assert options["--device"]["runtime"] == "runtime" and options["--codec"]["runtime"] == ""
+
+
+@pytest.mark.parametrize("render_cache", [True, False])
+def test_a_fixed_draw_is_kept_for_every_epoch_of_a_fixed_set(tmp_path, monkeypatch, render_cache):
+    """fresh_samples=False trains on one set in every epoch; draw="fixed" then activates the same
+    neighbours for a sample each time it is seen, draw="fresh" draws them again."""
+    import h3r.codecs.h3r as h3r_codec
+
+    seen: list[dict] = []
+
+    def recording(uv, size, generator=None, uniforms=None):
+        cells = randomized_cells(uv, size, generator, uniforms)
+        seen.append({bytes(point.numpy()): bytes(cell.numpy()) for point, cell in zip(uv[:, 0], cells[:, 0])})
+        return cells
+
+    randomized_cells = h3r_codec.randomized_cells
+    monkeypatch.setattr(h3r_codec, "randomized_cells", recording)
+    epochs = {}
+    for draw in ("fixed", "fresh"):
+        seen.clear()
+        run(tiny(tmp_path / draw, fresh_samples=False, draw=draw, epochs=2, batch_size=8, test_samples=8,
+                 render_cache=render_cache, flip_test=False))
+        first, second = ({k: v for batch in seen[i * 4:(i + 1) * 4] for k, v in batch.items()} for i in (0, 1))
+        assert len(first) == 32 and first.keys() == second.keys()  # the same 32 samples in both epochs
+        epochs[draw] = sum(first[k] != second[k] for k in first)
+    assert epochs["fixed"] == 0 and epochs["fresh"] > 0
+
+
+def test_draw_settings_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="draws nothing"):
+        run(tiny(tmp_path, codec="argmax-round", draw="fixed", epochs=1))
+    with pytest.raises(ValueError, match="draw must be one of"):
+        run(tiny(tmp_path, draw="sometimes", epochs=1))
+    cfg = tiny(tmp_path)
+    assert torch.equal(T.fixed_uniforms(cfg, 4, 3, torch.device("cpu")), T.fixed_uniforms(cfg, 4, 3, torch.device("cpu")))

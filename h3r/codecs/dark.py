@@ -170,12 +170,13 @@ class DARK(Codec):
     def randomized(self) -> bool:
         return self.center == "randomized"
 
-    def encode(self, keypoints, visible=None, *, generator=None) -> Target:
+    def encode(self, keypoints, visible=None, *, generator=None, uniforms=None) -> Target:
         """A Gaussian at the exact point, or (``center="randomized"``) at one randomized-rounding
-        draw of it (:func:`h3r.codecs.h3r.randomized_cells`; ``generator`` makes it reproducible)."""
+        draw of it (:func:`h3r.codecs.h3r.randomized_cells`; ``generator`` makes it reproducible,
+        ``uniforms`` fixes it)."""
         uv, weights, centers = self._centers(keypoints, visible)
         if self.center == "randomized":
-            centers = randomized_cells(centers, self.heatmap_size, generator)
+            centers = randomized_cells(centers, self.heatmap_size, generator, uniforms)
         return Target(gaussian_heatmaps(centers, self.heatmap_size, self.sigma, weights), uv, weights)
 
     def expected_target(self, keypoints, visible=None) -> Target:

@@ -55,14 +55,20 @@ def lower_and_fraction(uv: Tensor, heatmap_size: Size) -> tuple[Tensor, Tensor]:
     return lower, uv - lower
 
 
-def randomized_cells(uv: Tensor, heatmap_size: Size, generator: torch.Generator | None = None) -> Tensor:
+def randomized_cells(uv: Tensor, heatmap_size: Size, generator: torch.Generator | None = None,
+                     uniforms: Tensor | None = None) -> Tensor:
     """One randomized-rounding draw per keypoint: the cell ``l + B`` (N, K, 2), ``B ~ Bernoulli(f)``
-    per axis, for ``uv`` (N, K, 2) with ``0 <= u <= Wh - 1``. ``generator`` (on ``uv``'s device)
-    makes the draws reproducible."""
+    per axis, for ``uv`` (N, K, 2) with ``0 <= u <= Wh - 1``, ``B = [U < f]``. ``generator`` (on
+    ``uv``'s device) makes the draws reproducible; ``uniforms`` (N, K, 2) in [0, 1) are the ``U``
+    themselves (the same ``U`` for a sample seen again: one draw kept for every epoch)."""
+    lower, frac = lower_and_fraction(uv, heatmap_size)
+    if uniforms is not None:
+        if uniforms.shape != uv.shape:
+            raise ValueError(f"uniforms must have the keypoints' shape {tuple(uv.shape)}, got {tuple(uniforms.shape)}")
+        return lower + (uniforms.to(uv.device) < frac)
     if generator is not None and generator.device.type != uv.device.type:
         raise ValueError(f"the generator lives on {generator.device} but the keypoints on "
                          f"{uv.device}; create it with torch.Generator(device={str(uv.device)!r})")
-    lower, frac = lower_and_fraction(uv, heatmap_size)
     return lower + (torch.rand(uv.shape, generator=generator, device=uv.device) < frac)
 
 
@@ -144,13 +150,15 @@ class H3R(Codec):
         xs, ys = cell_coordinates(self.heatmap_size, cells.device)
         return (xs == cells[..., 0:1]).float(), (ys == cells[..., 1:2]).float()
 
-    def encode(self, keypoints, visible=None, *, generator: torch.Generator | None = None) -> Target:
+    def encode(self, keypoints, visible=None, *, generator: torch.Generator | None = None,
+               uniforms: Tensor | None = None) -> Target:
         """One randomized-rounding draw per keypoint; ``generator`` (on the keypoints' device)
-        makes it reproducible. ``target="bilinear"`` gives the expectation instead, with no draw."""
+        makes it reproducible, ``uniforms`` fixes it (:func:`randomized_cells`). ``target="bilinear"``
+        gives the expectation instead, with no draw."""
         if self.target == "bilinear":
             return self.expected_target(keypoints, visible)
         uv, safe, weights = self._prepare(keypoints, visible)
-        px, py = self._profiles(randomized_cells(safe, self.heatmap_size, generator))
+        px, py = self._profiles(randomized_cells(safe, self.heatmap_size, generator, uniforms))
         return Target(outer(px * weights[..., None], py), uv, weights)
 
     def expected_target(self, keypoints: Tensor, visible: Tensor | None = None) -> Target:

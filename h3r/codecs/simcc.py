@@ -122,11 +122,13 @@ class SimCC(Codec):
         return (scale * torch.exp(-((xs - bins[..., 0:1]) ** 2) / (2 * self.sigma**2)),
                 scale * torch.exp(-((ys - bins[..., 1:2]) ** 2) / (2 * self.sigma**2)))
 
-    def encode(self, keypoints, visible=None, *, generator: torch.Generator | None = None) -> Target:
+    def encode(self, keypoints, visible=None, *, generator: torch.Generator | None = None,
+               uniforms: Tensor | None = None) -> Target:
         """Labels on the rounded bin, or on one randomized-rounding draw (``generator``, on the
-        keypoints' device, makes it reproducible)."""
+        keypoints' device, makes it reproducible; ``uniforms`` fixes it)."""
         uv, safe, weights = self._prepare(keypoints, visible)
-        bins = randomized_cells(safe, self.heatmap_size, generator) if self.randomized else torch.floor(safe + 0.5)
+        bins = (randomized_cells(safe, self.heatmap_size, generator, uniforms) if self.randomized
+                else torch.floor(safe + 0.5))
         px, py = self._profiles(bins)
         w = weights[..., None]
         return Target(None, uv, weights, px * w, py * w)

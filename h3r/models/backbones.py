@@ -32,8 +32,28 @@ from torch import Tensor, nn
 def fuse_to_stride4(features: Sequence[Tensor]) -> Tensor:
     """Resize maps (N, C_i, H_i, W_i) to the first one's size and concatenate: (N, sum C_i, H_0, W_0)."""
     size = features[0].shape[-2:]
-    resized = [F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in features[1:]]
+    resized = [dense_grad(F.interpolate(f, size=size, mode="bilinear", align_corners=False)) for f in features[1:]]
     return torch.cat([features[0], *resized], dim=1)
+
+
+class _DenseGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return grad.contiguous(memory_format=torch.channels_last if ctx.channels_last else torch.contiguous_format)
+
+
+def dense_grad(x: Tensor) -> Tensor:
+    """``x`` itself, whose gradient is made dense in ``x``'s memory format on the way back.
+
+    ``torch.cat``'s backward hands each input a strided slice of the output's gradient, and the
+    CPU backward of bilinear resizing takes its vectorised kernel only for a dense gradient in the
+    format of its output; the values are unchanged."""
+    return _DenseGrad.apply(x)
 
 
 class HRNet(nn.Module):

@@ -595,3 +595,20 @@ def test_onehot_rounding_is_the_deterministic_control_of_h3r():
     decoded, _ = codec.decode(target.heatmaps)
     uv = codec.to_heatmap(keypoints)
     torch.testing.assert_close(codec.to_heatmap(decoded), torch.floor(uv + 0.5))
+
+
+def test_given_uniforms_fix_the_randomized_rounding_draw():
+    """B = [U < f] per axis: the same uniforms give the same cells, whatever the generator."""
+    from h3r.codecs import randomized_cells
+
+    uv = torch.tensor([[[2.25, 5.75], [0.5, 3.0]]])
+    uniforms = torch.tensor([[[0.2, 0.8], [0.6, 0.1]]])
+    cells = randomized_cells(uv, (8, 8), uniforms=uniforms)
+    assert cells.tolist() == [[[3.0, 5.0], [0.0, 3.0]]]
+    codec = build_codec("h3r", 32, stride=4)
+    keypoints = torch.rand(3, 5, 2) * 28 + 2
+    fixed = torch.rand(3, 5, 2)
+    a, b = (codec.encode(keypoints, uniforms=fixed).heatmaps for _ in range(2))
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="uniforms must have"):
+        randomized_cells(uv, (8, 8), uniforms=torch.rand(1, 3, 2))

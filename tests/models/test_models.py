@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 import torchvision
 
 from h3r.models import HEATMAP_STRIDES, binary_scores, build_model, count_flops, count_params
@@ -99,6 +100,29 @@ def test_fusion_resizes_bilinearly_to_the_first_map():
     assert torch.equal(fused[:, :2], a)
     # bilinear upsampling by 2 (align_corners=False) keeps a constant map constant
     assert torch.allclose(fuse_to_stride4([a, torch.full((1, 1, 4, 4), 3.0)])[:, 2], torch.tensor(3.0))
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_fusion_gradients_equal_plain_resizing_and_reach_it_dense(memory_format):
+    """dense_grad changes the layout of the gradient that bilinear resizing's backward receives,
+    never its values."""
+    from h3r.models.backbones import dense_grad
+
+    maps = [torch.randn(2, c, s, s).contiguous(memory_format=memory_format).requires_grad_()
+            for c, s in ((4, 8), (3, 4), (5, 2))]
+    upstream = torch.randn(2, 12, 8, 8)
+    ours = torch.autograd.grad(fuse_to_stride4(maps), maps, upstream)
+    plain = torch.cat([maps[0], *(F.interpolate(m, size=(8, 8), mode="bilinear", align_corners=False)
+                                  for m in maps[1:])], dim=1)
+    for got, want in zip(ours, torch.autograd.grad(plain, maps, upstream)):
+        assert torch.allclose(got, want, atol=1e-6)
+    seen = []
+    x = torch.randn(2, 3, 4, 4).contiguous(memory_format=memory_format).requires_grad_()
+    y = dense_grad(x)
+    y.register_hook(lambda g: seen.append(g))  # what cat's backward hands over: a strided slice
+    torch.cat([y, torch.zeros(2, 1, 4, 4)], dim=1).backward(torch.randn(2, 4, 4, 4))
+    assert torch.equal(y, x) and seen[0].shape == x.shape
+    assert x.grad.is_contiguous(memory_format=memory_format)
 
 
 # --- the stride adapter respects the "center" alignment ------------------------------------------

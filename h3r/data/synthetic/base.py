@@ -95,11 +95,15 @@ class SyntheticDataset(torch.utils.data.Dataset):
                 f"input_size={self.input_size}, seed={self.seed})")
 
     epoch = 0
+    #: training draws new samples every epoch; False: epoch 0's samples in every epoch, a finite
+    #: training set as a real dataset is (:attr:`h3r.config.Config.fresh_samples`)
+    fresh = True
 
     def set_epoch(self, epoch: int) -> None:
         """Training draws fresh samples every epoch (stream ``epoch * length + index``), so the
-        synthetic training set never repeats; the test splits are fixed and ignore the epoch."""
-        self.epoch = epoch if self.split == "train" else 0
+        synthetic training set never repeats, unless :attr:`fresh` is off; the test splits are
+        fixed and ignore the epoch."""
+        self.epoch = epoch if self.split == "train" and self.fresh else 0
 
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, SPLITS[self.split], self.epoch * self.length + index])
@@ -160,13 +164,13 @@ class SyntheticDataset(torch.utils.data.Dataset):
     def cached_batch(self, indices: torch.Tensor) -> dict:
         """Samples ``indices`` (B,) of the current epoch, read from the render cache and collated in
         one piece: ``image`` (B, 3, H, W) (channels_last), ``keypoints`` (B, K, 2), ``visible``
-        (B, K); equal to what a DataLoader collates of ``self[i]`` for these fields, which are all
+        (B, K), ``index`` (B,); equal to what a DataLoader collates of ``self[i]`` for these fields, which are all
         training reads, without the per-sample work."""
         self._cached_scene(0)  # loads the epoch's block
         block, index = self._block[1], indices.numpy()
         keypoints = torch.from_numpy(block["keypoints"][index]).float()
         return {"image": normalize_images(torch.from_numpy(block["image"][index])), "keypoints": keypoints,
-                "visible": torch.ones(keypoints.shape[:2])}
+                "visible": torch.ones(keypoints.shape[:2]), "index": indices}
 
     def scene(self, index: int) -> Scene:
         """Render sample ``index`` (uint8 image, exact float64 keypoints, drawn parameters)."""
