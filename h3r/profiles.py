@@ -73,6 +73,8 @@ COST_SEEDS = _by_profile([0, 1], [0, 1, 2], [0, 1, 2])
 #: seed at strides 4 and 8, for time: they enter no paired comparison)
 PUBLISHED_SEEDS = _by_profile([0], [0], [0, 1, 2])
 PUBLISHED_STRIDES = _by_profile([4, 8], [4, 8], [2, 4, 8, 16])
+#: chapter 6's seeds of its target and head ablations, whose two-channel runs chapter 14 reads back
+ABLATION_SEEDS = _by_profile([0], [0], [0, 1, 2])
 #: chapter 13's strides (heatmap strides, and SimCC bin widths in pixels): chapter 5's, whose runs it
 #: reads back; the paper profile's are the paper's stride 4 and one coarser (SimCC's default joins them)
 ANSWER_STRIDES = _by_profile([4, 8], [2, 4, 8, 16], [4, 8])
@@ -106,7 +108,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         ks=_by_profile([1, 4, 9], [1, 2, 4, 9, 16, 25], [1, 2, 4, 9, 16, 25]),
         windows=_by_profile([1], [1, 2], [1, 2]),
         study_strides=CHAPTER_STRIDES, study_seeds=CHAPTER_SEEDS,  # chapter 5's H3R networks
-        ablation_stride=4, ablation_seeds=_by_profile([0], [0], [0, 1, 2]), sigma=1.0, max_steps=0,
+        ablation_stride=4, ablation_seeds=ABLATION_SEEDS, sigma=1.0, max_steps=0,
         batch_size=BATCH, device="auto"),
     "cost": _per_profile(
         input_sizes=COST_INPUT_SIZES, seeds=COST_SEEDS,
@@ -124,6 +126,10 @@ CHAPTERS: dict[str, dict[str, dict]] = {
     "other_answers": _per_profile(
         strides=ANSWER_STRIDES, seeds=CHAPTER_SEEDS, sigma=CHAPTER_SIGMA, decode_batch=_by_profile(8, 64, 64),
         max_steps=0, batch_size=BATCH, device="auto"),
+    # the ablation stride of chapter 6, chapter 5's seeds and sigma (its runs are read back); smoke
+    # takes one seed: its verdicts then never move with the machine's last digits
+    "questions": _per_profile(stride=4, seeds=_by_profile([0], [0, 1, 2], [0, 1, 2]), sigma=CHAPTER_SIGMA,
+                              two_channel_seeds=ABLATION_SEEDS, max_steps=0, batch_size=BATCH, device="auto"),
     "findings": _per_profile(strides=CHAPTER_STRIDES, seeds=CHAPTER_SEEDS, published_seeds=PUBLISHED_SEEDS,
                              answer_strides=ANSWER_STRIDES,
                              published_strides=PUBLISHED_STRIDES, input_sizes=COST_INPUT_SIZES,

@@ -36,6 +36,7 @@ OVERRIDES = {
     "10_reproduce": {},
     "11_your_own_loop": {"steps": 2},
     "13_other_answers": {**STEP_CAP, "strides": [4], "seeds": [0], "decode_batch": 2},
+    "14_questions": {**STEP_CAP, "seeds": [0], "two_channel_seeds": [0]},
 }
 
 

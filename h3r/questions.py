@@ -1,0 +1,184 @@
+"""The questions people ask about H3R (chapter 14), each answered by runs of this code.
+
+The official repository (baoshengyu/H3R) releases inference code only, and its issue tracker asks
+how H3R is trained. Every answer here is a paired comparison at the ablation stride over the
+chapter's seeds, against the paper's choice (its *control*): chapter 5's and 6's runs read back,
+and three designs of this page's own:
+
+- **when to draw** (:func:`draw_variants`): on a finite training set (``fresh_samples=False``, the
+  same faces every epoch, as a real dataset), a fresh draw every time a sample is seen (the
+  paper), one draw fixed per sample (``draw="fixed"``), and the expected target with no draw;
+- **a one-channel sigmoid head** (:func:`sigmoid_variants`): binary cross-entropy plain, with
+  ``pos_weight = H·W - 1``, and focal, against the paper's spatial softmax;
+- **the train/test softmax** (:func:`decoding_variants`): the paper's networks decoded with their
+  top-9 softmax, a softmax over the whole map, and sigmoid weights over the top 9 (no retraining).
+
+    cfg = open_chapter("questions", profile)
+    rows = questions_runs(profile)        # question -> the rows that answer it (runs, decodings)
+    table = answers_table(rows)           # one row per comparison: difference, interval, verdict
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+
+from h3r.config import Config
+from h3r.profiles import chapter
+from h3r.stats import interval_text, paired_differences, verdict
+
+#: how a comparison reads: the claim tested is that the alternative's error is lower than the
+#: paper's choice's (its NME minus the control's, paired by seed)
+READS = {"supported": "lower error than the paper's choice", "contradicted": "higher error than the paper's choice",
+         "not shown": "within noise"}
+VERDICT_RULE = ("Each row is an alternative's NME minus the paper's choice's, paired by seed (the same data, "
+                "initialisation and schedule), with its 95 % Student-t interval over seeds. It reads *lower "
+                "error* where the whole interval lies below 0, *higher error* where it lies above, and *within "
+                "noise* where it contains 0; a single seed gives no interval and reads within noise.")
+
+PAPER_DRAW = "a fresh draw each time (the paper)"
+PAPER_LOSS = "spatial softmax CE (the paper)"
+PAPER_DECODER = "top-9 softmax (the paper)"
+PAPER_TARGET = "one-hot draw, spatial CE (the paper)"
+
+
+def draw_variants() -> dict[str, dict]:
+    """When to draw, on a finite training set (label -> the config fields each changes): a fresh
+    draw every time a sample is seen, one draw fixed per sample, the expected target."""
+    finite = dict(codec="h3r", fresh_samples=False)
+    return {PAPER_DRAW: finite,
+            "one draw, fixed per sample": {**finite, "draw": "fixed"},
+            "expected target, no draw": {**finite, "codec_args": {"target": "bilinear"}}}
+
+
+def sigmoid_variants(cells: int) -> dict[str, dict]:
+    """The one-channel sigmoid head on a ``cells``-cell heatmap (label -> config fields), beside the
+    paper's spatial softmax: binary CE plain, with ``pos_weight = H·W - 1`` (the background cells
+    per foreground cell), and focal (gamma 2). Each decodes with sigmoid weights over its top 9."""
+    sigmoid = dict(codec="h3r", codec_args={"weighting": "sigmoid"}, loss="sigmoid_ce")
+    return {PAPER_LOSS: dict(codec="h3r"),
+            "sigmoid BCE": sigmoid,
+            f"sigmoid BCE, pos_weight {cells - 1} (H·W − 1)": {**sigmoid, "loss_args": {"pos_weight": "balanced"}},
+            "sigmoid focal (gamma 2)": {**sigmoid, "loss_args": {"gamma": 2.0}}}
+
+
+def decoding_variants(cells: int) -> dict[str, dict]:
+    """The paper's networks decoded otherwise (label -> the H3R decoder's arguments): the top-9
+    softmax it is published with, a softmax over all ``cells`` cells, sigmoid weights on the top 9."""
+    return {PAPER_DECODER: {}, "softmax over the whole map": {"k": cells},
+            "top-9 sigmoid weights": {"weighting": "sigmoid"}}
+
+
+def decodings(runs: pd.DataFrame, variants: dict[str, dict]) -> pd.DataFrame:
+    """Every run of ``runs`` decoded with each of ``variants`` (label -> H3R decoder arguments; one
+    network pass per run, :func:`h3r.runs.reevaluate_decoders`). Columns ``variant``, ``seed``,
+    ``heatmap_stride``, ``NME (%)``, ``commit``."""
+    from h3r.runs import reevaluate_decoders
+
+    rows = []
+    for run in runs.itertuples():
+        evaluations = reevaluate_decoders(run.config, [("h3r", args) for args in variants.values()])
+        rows += [dict(variant=label, seed=run.seed, heatmap_stride=run.heatmap_stride, commit=run.commit,
+                      **{"NME (%)": e["summary"]["all"]["NME (%)"]}) for label, e in zip(variants, evaluations)]
+    return pd.DataFrame(rows)
+
+
+def questions_study(base: Config, stride: int, seeds, sigma: float | None, profile: str, two_channel_seeds,
+                    force: bool = False) -> dict[str, pd.DataFrame]:
+    """Every row the page reads, by question, at heatmap stride ``stride`` over ``seeds``:
+    ``draw``, ``imbalance`` and ``decoding`` (this page's designs, one row per run or decoding with
+    a ``variant`` column); ``shape`` (chapter 5's one-hot and Gaussian draws, read back); and
+    ``two_channel`` (chapter 6's two-channel head over ``two_channel_seeds``, read back)."""
+    from h3r.runs import run_variants
+    from h3r.study import head_variants, resolution_runs
+
+    at_stride = dataclasses.replace(base, heatmap_stride=stride)
+    cells = (base.input_size // stride) ** 2
+    imbalance = run_variants(at_stride, sigmoid_variants(cells), seeds, force=force)
+    paper = imbalance[imbalance.variant == PAPER_LOSS]
+    target = resolution_runs(profile, codecs=["h3r", "gauss-random"], strides=[stride], seeds=list(seeds),
+                             sigma=sigma, max_steps=base.max_steps, batch_size=base.batch_size, force=force)
+    shape = target[~target.decoder_only].assign(
+        variant=lambda r: r.codec.map({"h3r": PAPER_TARGET, "gauss-random": "Gaussian draw, MSE (chapter 5)"}))
+    two_channel = run_variants(dataclasses.replace(at_stride, codec="h3r"), head_variants(cells, base.lr),
+                               two_channel_seeds, force=force)
+    return {"draw": run_variants(at_stride, draw_variants(), seeds, force=force), "shape": shape,
+            "imbalance": imbalance, "decoding": decodings(paper, decoding_variants(cells)),
+            "two_channel": two_channel}
+
+
+def questions_runs(profile: str, force: bool = False, **overrides) -> dict[str, pd.DataFrame]:
+    """The page's rows as every chapter reads them: :func:`questions_study` with the settings of
+    chapter ``questions`` under ``profile`` (with ``overrides``: ``None`` is the profile's value)."""
+    cfg = chapter("questions", profile, **overrides)
+    return questions_study(cfg.base, cfg.stride, cfg.seeds, cfg.sigma, profile, cfg.two_channel_seeds, force=force)
+
+
+#: the questions the runs answer (the keys of :func:`questions_study`'s rows)
+QUESTIONS = {
+    "draw": "Four neighbours' probabilities or one random neighbour, and when to draw it?",
+    "shape": "Binary (one-hot) or Gaussian heatmap?",
+    "imbalance": "One foreground cell against H·W − 1 background cells: how is the imbalance handled?",
+    "decoding": "Training takes a softmax over the whole map, decoding one over the top 9: does that matter?",
+}
+#: the questions' short titles, for tables
+TITLES = {"draw": "when to draw", "shape": "binary or Gaussian", "imbalance": "imbalance",
+          "decoding": "train/test softmax"}
+#: question -> the paper's choice, every alternative's control
+CONTROLS = {"draw": PAPER_DRAW, "shape": PAPER_TARGET, "imbalance": PAPER_LOSS, "decoding": PAPER_DECODER}
+
+
+def differences(rows: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every alternative minus its question's control (:data:`CONTROLS`), paired by seed, with its
+    95 % interval and how it reads (:data:`READS`). Columns ``question``, ``alternative``,
+    ``mean``, ``low``, ``high``, ``n``, ``differences``, ``reads``."""
+    out = []
+    for question, control in CONTROLS.items():
+        frame = rows[question]
+        for alternative in dict.fromkeys(frame.variant):
+            if alternative == control:
+                continue
+            diff = paired_differences(frame, alternative, control, label="variant")
+            out.append(diff.assign(question=question, alternative=alternative,
+                                   reads=[READS[verdict(lo, hi)] for lo, hi in zip(diff.low, diff.high)]))
+    return pd.concat(out, ignore_index=True)[["question", "alternative", "mean", "low", "high", "n", "differences",
+                                               "reads"]]
+
+
+def numbers(diffs: pd.DataFrame, question: str, alternatives=None) -> str:
+    """The numbers that settle ``question`` (or only its ``alternatives``), in one Markdown
+    sentence: each alternative's NME minus the paper's choice's (95 % interval) and how it reads."""
+    rows = diffs[(diffs.question == question) & (diffs.alternative.isin(alternatives) if alternatives else True)]
+    return "; ".join(f"*{a}*: {interval_text(m, lo, hi)} NME points ({reads})"
+                     for a, m, lo, hi, reads in zip(rows.alternative, rows["mean"], rows.low, rows.high, rows.reads))
+
+
+def conclusion(diffs: pd.DataFrame, question: str) -> str:
+    """How ``question``'s alternatives read against the paper's choice, grouped: ``"within noise:
+    A, B; higher error than the paper's choice: C"``."""
+    rows = diffs[diffs.question == question]
+    groups = {reads: [a for a, r in zip(rows.alternative, rows.reads) if r == reads] for reads in READS.values()}
+    return "; ".join(f"{reads}: {', '.join(f'*{a}*' for a in names)}" for reads, names in groups.items() if names)
+
+
+def summary(diffs: pd.DataFrame) -> str:
+    """The page's answer: one Markdown bullet per question of :data:`QUESTIONS`, its conclusion."""
+    return "\n".join(f"* **{QUESTIONS[q]}** Against *{CONTROLS[q]}*: {conclusion(diffs, q)}."
+                     for q in QUESTIONS if (diffs.question == q).any())
+
+
+def answers_table(diffs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`differences` for display: one row per alternative, indexed by the question's short
+    title (:data:`TITLES`) and the alternative; its difference from the paper's choice, seeds and
+    how it reads (the controls and the chapters of the full evidence are the page's text)."""
+    table = diffs.assign(**{"question": [TITLES[q] for q in diffs.question],
+                            "difference [95 % interval]": [interval_text(m, lo, hi) for m, lo, hi in
+                                                           zip(diffs["mean"], diffs.low, diffs.high)],
+                            "seeds": diffs.n})
+    return table.set_index(["question", "alternative"])[["difference [95 % interval]", "seeds", "reads"]]
+
+
+def two_channel_table(two_channel: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 6's two-channel head runs by loss: NME mean and s.d. over its seeds."""
+    return (two_channel.groupby("variant", sort=False)["NME (%)"].agg(["mean", "std", "count"])
+            .rename(columns={"mean": "NME (%)", "std": "s.d.", "count": "seeds"}))
