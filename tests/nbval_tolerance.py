@@ -45,13 +45,39 @@ def tolerance(stored: str) -> float:
     return RELATIVE * abs(_value(stored)) + ULPS * unit_in_last_place(stored)
 
 
+# a Markdown table pads its columns to the widest cell, with spaces and with the dashes of the
+# rule under its header, so a number one character shorter moves the layout of a whole column
+PADDING = re.compile(r"[ \t]+|-{3,}")
+
+
+def _layout_free(text: str) -> str:
+    return PADDING.sub(lambda m: "-" * 3 if m.group().startswith("-") else " ", text)
+
+
 def within_tolerance(stored: str, new: str) -> bool:
-    """Whether two output texts agree: the same text between their decimal numbers, and each
-    number of ``new`` within :func:`tolerance` of the stored one."""
-    if NUMBER.split(stored) != NUMBER.split(new):
+    """Whether two output texts agree: the same text between their decimal numbers (runs of
+    padding, :data:`PADDING`, count as one), and each number of ``new`` within :func:`tolerance`
+    of the stored one."""
+    texts = NUMBER.split(stored)
+    if [_layout_free(t) for t in texts] != [_layout_free(t) for t in NUMBER.split(new)]:
         return False
-    pairs = zip(NUMBER.findall(stored), NUMBER.findall(new))
-    return all(math.isclose(_value(a), _value(b), rel_tol=0, abs_tol=tolerance(a)) for a, b in pairs)
+    numbers = NUMBER.findall(stored)
+    tolerances = [tolerance(a) for a in numbers]
+    for k in interval_means(texts):
+        # a bound is mean ± half-width, each with its own last digits: a bound near 0 moves with
+        # both, however small it is itself
+        mean, low, high = (_value(a) for a in numbers[k:k + 3])
+        for bound in (k + 1, k + 2):
+            tolerances[bound] = RELATIVE * (abs(mean) + abs(high - low) / 2) + ULPS * unit_in_last_place(numbers[bound])
+    return all(math.isclose(_value(a), _value(b), rel_tol=0, abs_tol=t)
+               for a, b, t in zip(numbers, NUMBER.findall(new), tolerances))
+
+
+def interval_means(texts: list[str]) -> list[int]:
+    """The indices of the numbers that open an interval ``mean [low, high]``, given the texts
+    around the numbers (``NUMBER.split``: ``texts[k]`` precedes number ``k``)."""
+    return [k for k in range(len(texts) - 3)
+            if texts[k + 1].strip() == "[" and texts[k + 2].strip() == "," and texts[k + 3].lstrip().startswith("]")]
 
 
 def snap(stored, new, sanitize=lambda s: s):

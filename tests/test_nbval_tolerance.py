@@ -36,6 +36,26 @@ def test_material_change_fails(new):
     assert not within_tolerance("NME 35.0 % after 20 steps", new)
 
 
+def test_a_padded_table_whose_column_narrows_still_agrees_but_a_verdict_does_not():
+    stored = ("| claim | numbers       | verdict      |\n|:------|:--------------|:-------------|\n"
+              "| flat  | -22.21 [+13.24] | within noise |")
+    narrower = ("| claim | numbers      | verdict      |\n|:------|:-------------|:-------------|\n"
+                "| flat  | -22.23 [+9.99] | within noise |")
+    assert not within_tolerance(stored, narrower)  # 9.99 is no last digit of 13.24
+    assert within_tolerance(stored, narrower.replace("+9.99", "+13.1"))
+    assert not within_tolerance(stored, narrower.replace("+9.99", "+13.1").replace("within noise", "supported   "))
+
+
+def test_an_interval_bound_moves_with_its_mean_and_half_width():
+    """-19.41 [-32.12, -6.69] over two seeds: a mean and a half-width of 12.7 that each changed in
+    their last digits move the upper bound by 0.33, 5 % of itself; the mean may not move so."""
+    stored = "stride 4: -19.41 [-32.12, -6.69]; stride 8: -20.07 [-59.00, +18.87]"
+    assert within_tolerance(stored, "stride 4: -19.44 [-32.53, -6.36]; stride 8: -20.07 [-59.00, +18.87]")
+    assert not within_tolerance(stored, "stride 4: -19.41 [-32.12, -5.69]; stride 8: -20.07 [-59.00, +18.87]")
+    assert not within_tolerance(stored, "stride 4: -20.41 [-32.12, -6.69]; stride 8: -20.07 [-59.00, +18.87]")
+    assert not within_tolerance("NME 35.0 [see -6.69]", "NME 35.0 [see -6.36]")  # no interval: its own tolerance
+
+
 def test_sign_and_interval_bounds():
     stored = "-3.07 [-3.50, -2.65], supported"
     assert within_tolerance(stored, "-3.08 [-3.52, -2.64], supported")
