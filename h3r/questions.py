@@ -176,9 +176,3 @@ def answers_table(diffs: pd.DataFrame) -> pd.DataFrame:
                                                            zip(diffs["mean"], diffs.low, diffs.high)],
                             "seeds": diffs.n})
     return table.set_index(["question", "alternative"])[["difference [95 % interval]", "seeds", "reads"]]
-
-
-def two_channel_table(two_channel: pd.DataFrame) -> pd.DataFrame:
-    """Chapter 6's two-channel head runs by loss: NME mean and s.d. over its seeds."""
-    return (two_channel.groupby("variant", sort=False)["NME (%)"].agg(["mean", "std", "count"])
-            .rename(columns={"mean": "NME (%)", "std": "s.d.", "count": "seeds"}))

@@ -43,8 +43,9 @@ from h3r.provenance import atomic_path, pick_device, provenance, write_json_atom
 
 def build_data(cfg: Config, split: str, train: bool) -> Dataset:
     """The synthetic benchmarks render fresh samples every training epoch (``train_samples`` each;
-    with ``fresh_samples=False`` the same ones every epoch); real datasets get the crop augmentation of :class:`h3r.data.transforms.Augment` when training.
-    With ``max_steps`` every split is cut to ``max_steps`` batches."""
+    with ``fresh_samples=False`` the same ones every epoch); real datasets get the crop
+    augmentation of :class:`h3r.data.transforms.Augment` when training. With ``max_steps`` every
+    split is cut to ``max_steps`` batches."""
     from torch.utils.data import Subset
 
     from h3r.data.registry import SYNTHETIC, build_dataset
@@ -155,6 +156,16 @@ def epoch_seed(cfg: Config, epoch: int, stream: int) -> int:
 DRAWS = ("fresh", "fixed")
 
 
+def check_draw(cfg: Config, codec: Codec) -> None:
+    """A clear error, before any training, where ``cfg.draw`` is unknown or fixes the draw of a
+    codec that draws nothing."""
+    if cfg.draw not in DRAWS:
+        raise ValueError(f"draw must be one of {DRAWS}, got {cfg.draw!r}")
+    if cfg.draw == "fixed" and "uniforms" not in inspect.signature(codec.encode).parameters:
+        raise ValueError(f"draw='fixed' keeps a randomized-rounding draw per sample, and codec {cfg.codec!r} "
+                         f"draws nothing; use a codec that draws (h3r, gauss-random, simcc-random)")
+
+
 def fixed_uniforms(cfg: Config, samples: int, keypoints: int, device: torch.device) -> Tensor:
     """The uniforms (samples, K, 2) of ``draw="fixed"``: randomized rounding's draw of sample ``i``
     compares ``uniforms[i]`` with the fractional parts, so a sample seen again (not moved by
@@ -215,6 +226,7 @@ def train(cfg: Config) -> dict:
 
     train_set, test_set = build_data(cfg, cfg.train_split, True), build_data(cfg, cfg.test_split, False)
     model, codec = build_run(cfg)
+    check_draw(cfg, codec)
     model.to(device)
     loss_fn = build_loss(cfg.resolved_loss, **cfg.loss_args, **model.loss_modules)
     optimizer = build_optimizer(cfg, model)
@@ -322,11 +334,6 @@ def train_one_epoch(cfg, net, codec, loss_fn, optimizer, scheduler, dataset, epo
     else:
         loader = _loader(cfg, dataset, sampler, epoch_seed(cfg, epoch, 0), device)
     rounding = torch.Generator(device).manual_seed(epoch_seed(cfg, epoch, 1) + rank)
-    if cfg.draw not in DRAWS:
-        raise ValueError(f"draw must be one of {DRAWS}, got {cfg.draw!r}")
-    if cfg.draw == "fixed" and "uniforms" not in inspect.signature(codec.encode).parameters:
-        raise ValueError(f"draw='fixed' keeps a randomized-rounding draw per sample, and codec {cfg.codec!r} "
-                         f"draws nothing; use a codec that draws (h3r, gauss-random, simcc-random)")
     uniforms = None
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     last_step = cfg.max_steps - epoch * (len(dataset) // (min(cfg.batch_size, len(dataset)) * world)) \

@@ -164,8 +164,8 @@ class SyntheticDataset(torch.utils.data.Dataset):
     def cached_batch(self, indices: torch.Tensor) -> dict:
         """Samples ``indices`` (B,) of the current epoch, read from the render cache and collated in
         one piece: ``image`` (B, 3, H, W) (channels_last), ``keypoints`` (B, K, 2), ``visible``
-        (B, K), ``index`` (B,); equal to what a DataLoader collates of ``self[i]`` for these fields, which are all
-        training reads, without the per-sample work."""
+        (B, K), ``index`` (B,); equal to what a DataLoader collates of ``self[i]`` for these
+        fields, which are all training reads, without the per-sample work."""
         self._cached_scene(0)  # loads the epoch's block
         block, index = self._block[1], indices.numpy()
         keypoints = torch.from_numpy(block["keypoints"][index]).float()
