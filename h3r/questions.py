@@ -25,7 +25,7 @@ import pandas as pd
 
 from h3r.config import Config
 from h3r.profiles import chapter
-from h3r.stats import interval_text, paired_differences, verdict
+from h3r.stats import bounds_text, interval_text, paired_differences, verdict
 
 #: how a comparison reads: the claim tested is that the alternative's error is lower than the
 #: paper's choice's (its NME minus the control's, paired by seed)
@@ -149,8 +149,10 @@ def numbers(diffs: pd.DataFrame, question: str, alternatives=None) -> str:
     """The numbers that settle ``question`` (or only its ``alternatives``), in one Markdown
     sentence: each alternative's NME minus the paper's choice's (95 % interval) and how it reads."""
     rows = diffs[(diffs.question == question) & (diffs.alternative.isin(alternatives) if alternatives else True)]
-    return "; ".join(f"*{a}*: {interval_text(m, lo, hi)} NME points ({reads})"
-                     for a, m, lo, hi, reads in zip(rows.alternative, rows["mean"], rows.low, rows.high, rows.reads))
+    return "; ".join(f"*{a}*: {m:+.2f} {bounds_text(lo, hi)} NME points ({reads})" if n > 1 else
+                     f"*{a}*: {m:+.2f} NME points (one seed: {reads})"
+                     for a, m, lo, hi, n, reads in zip(rows.alternative, rows["mean"], rows.low, rows.high, rows.n,
+                                                       rows.reads))
 
 
 def conclusion(diffs: pd.DataFrame, question: str) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pandas as pd
 
 from h3r.analysis import CORNER_MEAN
-from h3r.stats import (MECHANISM_RULE, SAID, growth_verdict, interval_text, mean_spread, mechanism_verdict,
-                       stride_verdicts, strides_text)
+from h3r.stats import (MECHANISM_RULE, SAID, bounds_text, growth_verdict, interval_text, mean_spread,
+                       mechanism_verdict, stride_verdicts, strides_text)
 from h3r.study import FAMILIES, degenerate_reasons, matched_differences, versus_differences, why_degenerate
 
 
@@ -107,7 +107,7 @@ def difference_tables(diffs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     treatment, control and stride, the difference in NME points and its 95 % interval as signed
     text, the number of seeds and the verdict."""
     shown = diffs.assign(**{"difference (NME points)": diffs["mean"].map("{:+.2f}".format),
-                            "95 % interval": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(diffs.low, diffs.high)]})
+                            "95 % interval": [bounds_text(lo, hi) for lo, hi in zip(diffs.low, diffs.high)]})
     shown = shown.rename(columns={"heatmap_stride": "stride", "n": "seeds"})
     columns = ["difference (NME points)", "95 % interval", "seeds", "verdict"]
     return {family: table.set_index(["treatment", "control", "stride"])[columns]
@@ -115,12 +115,34 @@ def difference_tables(diffs: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def mechanism_table(learned: pd.DataFrame) -> pd.DataFrame:
-    """:func:`h3r.study.mechanism`'s rows as a table by stride: mean and s.d. over seeds of the
-    mass on the 4 neighbours, the error to the bilinear weights and the uniform baseline, in
-    columns ``"<measure> (mean)"``, ``"<measure> (std)"``, rounded to 3 decimals."""
-    summary = learned.groupby("heatmap_stride")[["mass", "error", "uniform"]].agg(["mean", "std"]).round(3)
-    summary.columns = [f"{a} ({b})" for a, b in summary.columns]
-    return summary
+    """:func:`h3r.study.mechanism`'s rows as a table by stride: the mass on the 4 neighbours, the
+    error to the bilinear weights and the uniform baseline, each ``mean ± s.d.`` over seeds to 3
+    decimals (:func:`h3r.stats.mean_spread`: one seed shows its value alone)."""
+    return pd.concat([mean_spread(learned, "heatmap_stride", value=v, digits=3) for v in ("mass", "error", "uniform")],
+                     axis=1)
+
+
+def cost_pairs_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`h3r.study.cross_resolution` as the book shows it: per pair of input sizes, H3R minus
+    argmax-round in NME points, its 95 % interval as text, the seeds, the verdict and H3R's share
+    of argmax-round's MACs."""
+    return pd.DataFrame({
+        "h3r input": pairs["h3r input"], "argmax-round input": pairs["argmax-round input"],
+        "difference (NME points)": pairs["mean"].map("{:+.2f}".format),
+        "95 % interval": [bounds_text(lo, hi) for lo, hi in zip(pairs.low, pairs.high)], "seeds": pairs.n,
+        "verdict": pairs.verdict.map(lambda v: SAID.get(v, v)), "MACs ratio": pairs["MACs ratio"].map("{:.2f}".format)})
+
+
+def cost_answer(pairs: pd.DataFrame) -> str:
+    """Chapter 7's answer: one Markdown bullet per pair of :func:`h3r.study.cross_resolution` where
+    H3R has the smaller input, with its paired difference, verdict and share of the MACs."""
+    below = pairs[pairs["h3r input"] < pairs["argmax-round input"]]
+    lines = [f"* H3R at {r['h3r input']} px minus argmax-round at {r['argmax-round input']} px: "
+             + (f"{r['mean']:+.2f} points {bounds_text(r['low'], r['high'])} ({r['n']} seeds)" if r["n"] > 1
+                else f"{r['mean']:+.2f} points (one seed)")
+             + f", **{SAID.get(r['verdict'], r['verdict'])}**, at {r['MACs ratio']:.2f} of the MACs"
+             for _, r in below.iterrows()]
+    return "\n".join(lines) or "One input size only: no smaller-against-larger pair."
 
 
 def training_setup(base, params: int, macs: int) -> pd.Series:
@@ -255,8 +277,7 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
         d = diffs[(diffs.family == family) & (diffs.rounding == "randomized")] if len(diffs) else diffs
         if d.empty:
             continue
-        numbers = "; ".join(f"stride {s}{' (degenerate)' if v == 'degenerate' else ''}: {m:+.2f} "
-                            f"[{lo:+.2f}, {hi:+.2f}]"
+        numbers = "; ".join(f"stride {s}{' (degenerate)' if v == 'degenerate' else ''}: {interval_text(m, lo, hi)}"
                             for s, v, m, lo, hi in zip(d.heatmap_stride, d.verdict, d["mean"], d.low, d.high))
         result = stride_verdicts(dict(zip(d.heatmap_stride, d.verdict)),
                                  {s: r for s, r in zip(d.heatmap_stride, d.reason) if r})
@@ -290,8 +311,7 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
         if d.empty:
             continue
         numbers = "; ".join(f"stride {s}{' (degenerate)' if v == 'degenerate' else ''}: {interval_text(m, lo, hi)}"
-                            f"{' (one seed)' if n < 2 else ''}"
-                            for s, v, m, lo, hi, n in zip(d.heatmap_stride, d.verdict, d["mean"], d.low, d.high, d.n))
+                            for s, v, m, lo, hi in zip(d.heatmap_stride, d.verdict, d["mean"], d.low, d.high))
         add(claim, "[5](05_heatmap_resolution.ipynb)",
             f"paired NME difference, {d.treatment.iloc[0]} minus {control}, mean [95 % interval]: {numbers}",
             stride_verdicts(dict(zip(d.heatmap_stride, d.verdict)),
@@ -358,7 +378,7 @@ def simcc_rounding_table(diffs: pd.DataFrame) -> pd.DataFrame:
     """:func:`h3r.study.simcc_rounding_differences` as the book shows it, one row per bin width."""
     return pd.DataFrame({
         "bin width": diffs.resolution.map(resolution_text), "difference (NME points)": diffs["mean"].map("{:+.2f}".format),
-        "95 % interval": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(diffs.low, diffs.high)], "seeds": diffs.n,
+        "95 % interval": [bounds_text(lo, hi) for lo, hi in zip(diffs.low, diffs.high)], "seeds": diffs.n,
         "verdict": diffs.verdict.map(lambda v: SAID.get(v, v))})
 
 

@@ -113,11 +113,14 @@ def growth_verdict(h3r_growth: float, vanilla_growth: float) -> str:
 MOSTLY_MASS = 0.9
 #: the largest error to the bilinear weights, as a share of an even split's, that reads as "mostly"
 MOSTLY_ERROR_SHARE = 0.5
+#: the largest such share that reads as "partly": clearly below an even split, since a network that
+#: learned nothing sub-cell has the even split's error but for rounding, on either side of it
+PARTLY_ERROR_SHARE = 0.8
 MECHANISM_RULE = (f"Per stride, from the share of the predicted mass on the 4 rounding neighbours (mass) and the mean "
                   f"absolute difference between the renormalised predicted weights and the bilinear ones (error), "
                   f"against the error of an even split (uniform): mostly if the mass is at least {MOSTLY_MASS:g} and "
-                  f"the error at most {MOSTLY_ERROR_SHARE:g} × uniform; partly if the error is below uniform; "
-                  f"not supported otherwise.")
+                  f"the error at most {MOSTLY_ERROR_SHARE:g} × uniform; partly if the error is at most "
+                  f"{PARTLY_ERROR_SHARE:g} × uniform; not supported otherwise.")
 
 
 def mechanism_verdict(mass: float, error: float, uniform: float) -> str:
@@ -126,14 +129,19 @@ def mechanism_verdict(mass: float, error: float, uniform: float) -> str:
     ``"mostly"``, ``"partly"`` or ``"not supported"``."""
     if mass >= MOSTLY_MASS and error <= MOSTLY_ERROR_SHARE * uniform:
         return "mostly"
-    if error < uniform:
+    if error <= PARTLY_ERROR_SHARE * uniform:
         return "partly"
     return "not supported"
 
 
 def interval_text(mean: float, low: float, high: float) -> str:
-    """``"+1.23 [+0.50, +1.96]"``, or the mean alone where there is no interval (one pair)."""
-    return f"{mean:+.2f}" if low != low else f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+    """``"+1.23 [+0.50, +1.96]"``, or ``"+1.23 (one seed)"`` where there is no interval (one pair)."""
+    return f"{mean:+.2f} {bounds_text(low, high)}" if low == low else f"{mean:+.2f} (one seed)"
+
+
+def bounds_text(low: float, high: float) -> str:
+    """``"[+0.50, +1.96]"``, or ``"none (one seed)"`` where there is no interval (one pair)."""
+    return f"[{low:+.2f}, {high:+.2f}]" if low == low else "none (one seed)"
 
 
 #: how a verdict reads in :func:`stride_verdicts`' phrase, where it reads otherwise than itself

@@ -53,12 +53,13 @@ def test_numbers_conclusion_and_summary_say_what_the_differences_show():
     assert table.index[0] == ("when to draw", "one draw, fixed per sample")
 
 
-def test_one_seed_reads_within_noise_and_shows_its_mean_alone():
+def test_one_seed_reads_within_noise_and_says_it_has_one_seed():
     rows = {name: frame[frame.seed == 0] for name, frame in made_up_rows().items()}
     diffs = questions.differences(rows)
     assert set(diffs.reads) == {"within noise"}
     assert questions.numbers(diffs, "draw", ["one draw, fixed per sample"]) == (
-        "*one draw, fixed per sample*: +1.00 NME points (within noise)")
+        "*one draw, fixed per sample*: +1.00 NME points (one seed: within noise)")
+    assert questions.answers_table(diffs)["difference [95 % interval]"].str.endswith("(one seed)").all()
 
 
 def test_the_designs_change_only_what_their_question_asks():

@@ -51,9 +51,9 @@ def test_mechanism_table_has_mean_and_spread_per_stride():
     learned = pd.DataFrame({"heatmap_stride": [4, 4, 8], "mass": [0.9, 0.8, 0.5], "error": [0.1, 0.2, 0.3],
                             "uniform": [0.2, 0.2, 0.2]})
     table = report.mechanism_table(learned)
-    assert table.columns.tolist() == ["mass (mean)", "mass (std)", "error (mean)", "error (std)",
-                                      "uniform (mean)", "uniform (std)"]
-    assert table.loc[4, "mass (mean)"] == pytest.approx(0.85) and table.loc[4, "mass (std)"] == pytest.approx(0.071)
+    assert table.columns.tolist() == ["mass", "error", "uniform"]
+    assert table.loc[4, "mass"] == "0.850 ± 0.071" and table.loc[4, "uniform"] == "0.200 ± 0.000"
+    assert table.loc[8, "error"] == "0.300"  # one seed: no spread, never "nan"
 
 
 def test_training_setup_states_the_network_and_schedule():

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from h3r.stats import (metrics_table, GROWTH_RULE, MECHANISM_RULE, growth_verdict, mean_spread, mechanism_verdict, paired_differences,
-                       verdict)
+from h3r.stats import (GROWTH_RULE, MECHANISM_RULE, bounds_text, growth_verdict, interval_text, mean_spread,
+                       mechanism_verdict, metrics_table, paired_differences, verdict)
 
 
 def test_mean_spread_formats_mean_and_sd_over_seeds():
@@ -48,7 +48,12 @@ def test_mechanism_verdict_grades_how_close_the_network_comes_to_the_expected_ta
     verdicts = [mechanism_verdict(r.mass, r.error, r.uniform) for r in learned.itertuples()]
     assert verdicts == ["partly", "mostly", "not supported"]
     assert mechanism_verdict(0.85, 0.01, 0.18) == "partly"  # too little mass on the neighbours for "mostly"
+    # an untrained network splits the mass evenly: its error is the even split's but for rounding,
+    # on either side of it from one machine to the next, and is never graded "partly"
+    assert mechanism_verdict(0.0625, 0.174910, 0.174912) == "not supported"
+    assert mechanism_verdict(0.3, 0.15, 0.18) == "not supported"  # 0.83 of an even split
     assert "at least 0.9" in MECHANISM_RULE and "0.5 × uniform" in MECHANISM_RULE
+    assert "partly if the error is at most 0.8 × uniform" in MECHANISM_RULE
 
 
 def test_metrics_table_puts_each_metric_over_the_columns_side_by_side():
@@ -62,3 +67,9 @@ def test_metrics_table_puts_each_metric_over_the_columns_side_by_side():
     assert table.loc["argmax", ("AUC@0.1", "pose")] == "0.30"
     assert pd.isna(table.loc["h3r", ("NME (%)", "pose")])
     assert list(metrics_table(rows, "codec", "subset", metrics=("AUC@0.1",)).columns.levels[0]) == ["AUC@0.1"]
+
+
+def test_an_interval_of_one_seed_says_there_is_none():
+    assert interval_text(-1.5, -2.0, -1.0) == "-1.50 [-2.00, -1.00]"
+    assert interval_text(-1.5, float("nan"), float("nan")) == "-1.50 (one seed)"
+    assert bounds_text(float("nan"), float("nan")) == "none (one seed)"

@@ -334,7 +334,7 @@ def test_resolution_runs_read_chapter_5s_settings(monkeypatch):
     monkeypatch.setattr(study, "resolution_study", lambda *a, **k: calls.append((a, k)) or "rows")
     assert study.resolution_runs("smoke") == "rows"
     (base, strides, seeds, codecs), kwargs = calls[0]
-    assert (strides, seeds, codecs) == ([4, 8], [0, 1], study.study_codecs(True))
+    assert (strides, seeds, codecs) == ([4, 8], [0], study.study_codecs(True))
     assert kwargs == dict(sigma=1.0, force=False, published_seeds=[0], published_strides=[4, 8])
     # chapter 4 reads a part of them: the same base config, hence the same run keys
     study.resolution_runs("smoke", codecs=["h3r"], strides=[4], seeds=[0], force=True, max_steps=2)
@@ -459,3 +459,20 @@ def test_training_speed_runs_the_benchmark_script_and_reads_its_json(monkeypatch
     args = calls[0]
     assert args[args.index("--input") + 1] == "32" and args[args.index("--steps") + 1] == "3"
     assert args[args.index("--device") + 1] == "cpu" and args[args.index("--batch") + 1] == "4"
+
+
+def test_chapter_7_states_each_smaller_against_larger_pair_with_its_interval_or_one_seed():
+    from h3r.report import cost_answer, cost_pairs_table
+    from h3r.study import cross_resolution
+
+    cost = cross_resolution(_cost_runs())
+    answer = cost_answer(cost)
+    assert answer.count("\n") == 2  # three pairs where H3R's input is the smaller
+    assert "* H3R at 48 px minus argmax-round at 64 px: -0.33 points [" in answer
+    assert "(3 seeds), **supported**" in answer
+    assert "at 0.55 of the MACs" in answer
+    one = cross_resolution(_cost_runs().query("seed == 0"))
+    assert "48 px minus argmax-round at 64 px: -0.33 points (one seed), **within noise**" in cost_answer(one)
+    table = cost_pairs_table(one)
+    assert (table["95 % interval"] == "none (one seed)").all() and set(table.verdict) == {"within noise"}
+    assert cost_answer(cost.iloc[:0]) == "One input size only: no smaller-against-larger pair."
