@@ -16,8 +16,9 @@ from tests.fixtures import write_300w, write_aflw, write_cofw, write_coco, write
 #: one optimizer step of one image per run, evaluated on one batch: the least work that still runs
 #: every code path of a run (a larger batch only repeats them)
 STEP_CAP = {"max_steps": 1, "batch_size": 1}
-#: chapter 5 and the notebooks that read its runs back (run in this order, in one worker)
-READ_BACK = ("05_heatmap_resolution", "06_ablations", "00_findings")
+#: chapter 5 and the notebooks that read its runs back, and chapter 7's, which the findings read
+#: back too (run in this order, in one worker)
+READ_BACK = ("05_heatmap_resolution", "06_ablations", "07_cost", "13_other_answers", "14_questions", "00_findings")
 #: per notebook: the parameters that make the paper profile a CPU check
 OVERRIDES = {
     "00_findings": {**STEP_CAP, "strides": [4], "seeds": [0, 1], "published_seeds": [0], "answer_strides": [4],
