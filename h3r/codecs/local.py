@@ -17,8 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import Codec, Target, argmax_2d, gather_2d, gaussian_heatmaps, map_label, on_grid
-from h3r.codecs.h3r import window_offsets
+from h3r.codecs.base import Codec, Target, argmax_2d, gaussian_heatmaps, map_label, on_grid, windows
 
 
 class LocalSoftArgmax(Codec):
@@ -55,13 +54,21 @@ class LocalSoftArgmax(Codec):
 
     def decode_heatmap_units(self, heatmaps: Tensor) -> tuple[Tensor, Tensor]:
         peaks, scores = argmax_2d(heatmaps)
-        offsets = window_offsets(self.radius, heatmaps.device)  # (S, 2), (0, 0) first
-        cells = peaks[..., None, :] + offsets  # (N, K, S, 2)
-        values = gather_2d(heatmaps, cells)  # (N, K, S)
-        inside = on_grid(cells, self.heatmap_size)
-        # shifted by the maximum, which the argmax (the first offset) holds: exp never overflows
-        logits = (self.beta * (values - scores[..., None])).masked_fill(~inside, float("-inf"))
-        return peaks + (logits.softmax(-1)[..., None] * offsets).sum(-2), scores
+        # the window, moved onto the grid at a border (one strided copy per keypoint), and the
+        # cells of it within `radius` of the peak on both axes: the window's cells on the grid
+        wh, hh = self.heatmap_size
+        side = torch.tensor([min(2 * self.radius + 1, wh), min(2 * self.radius + 1, hh)], device=heatmaps.device)
+        last_corner = torch.tensor([wh, hh], device=heatmaps.device) - side
+        corners = torch.minimum((peaks - self.radius).clamp(min=0), last_corner)
+        values = windows(heatmaps, corners, tuple(side.tolist()))  # (N, K, h, w)
+        dx = corners[..., 0:1] - peaks[..., 0:1] + torch.arange(side[0], device=heatmaps.device)  # (N, K, w)
+        dy = corners[..., 1:2] - peaks[..., 1:2] + torch.arange(side[1], device=heatmaps.device)  # (N, K, h)
+        inside = (dy.abs() <= self.radius)[..., :, None] & (dx.abs() <= self.radius)[..., None, :]
+        # shifted by the maximum, which the window holds: exp never overflows
+        logits = (self.beta * (values - scores[..., None, None])).masked_fill(~inside, float("-inf"))
+        weights = logits.flatten(-2).softmax(-1).view_as(logits)
+        offset = torch.stack([(weights.sum(-2) * dx).sum(-1), (weights.sum(-1) * dy).sum(-1)], dim=-1)
+        return peaks + offset, scores
 
     def degenerate(self) -> str | None:
         """Degenerate where every window is the whole map: a soft-argmax over all of it."""

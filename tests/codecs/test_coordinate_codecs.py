@@ -188,6 +188,29 @@ def test_local_soft_argmax_is_a_window_softmax_and_radius_0_is_argmax():
             torch.testing.assert_close(uv[n, k], expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("size, radius", [((16, 12), 2), ((4, 4), 2), ((3, 5), 3)])
+def test_local_soft_argmax_reads_only_the_windows_cells_on_the_grid(size, radius):
+    """Peaks in corners, on edges and inside, and windows larger than the map, against a softmax
+    over the window's cells on the grid taken one keypoint at a time."""
+    heatmaps = torch.randn(3, 8, size[1], size[0])
+    corners = [(0, 0), (size[0] - 1, 0), (0, size[1] - 1), (size[0] - 1, size[1] - 1), (size[0] // 2, 0),
+               (0, size[1] // 2)]
+    for k, (x, y) in enumerate(corners):
+        heatmaps[:, k, y, x] = 10.0
+    codec = LocalSoftArgmax(4 * size[0], size, radius=radius, beta=3.0)
+    uv, scores = codec.decode_heatmap_units(heatmaps)
+    for n in range(3):
+        for k in range(8):
+            m = heatmaps[n, k]
+            y, x = divmod(int(m.argmax()), size[0])
+            ys, xs = torch.meshgrid(torch.arange(max(y - radius, 0), min(y + radius + 1, size[1])),
+                                    torch.arange(max(x - radius, 0), min(x + radius + 1, size[0])), indexing="ij")
+            w = (3.0 * m[ys, xs]).flatten().softmax(0)
+            expected = torch.stack([(w * xs.flatten()).sum(), (w * ys.flatten()).sum()])
+            torch.testing.assert_close(uv[n, k], expected, atol=1e-5, rtol=0)
+            assert scores[n, k] == m.max()
+
+
 def test_local_soft_argmax_arguments_and_degeneracy():
     for kwargs, match in (({"radius": -1}, "radius must be a non-negative integer"), ({"radius": 1.5}, "radius"),
                           ({"sigma": 0}, "sigma must be positive"), ({"beta": 0}, "beta must be positive")):
