@@ -63,12 +63,13 @@ class LocalSoftArgmax(Codec):
         values = windows(heatmaps, corners, tuple(side.tolist()))  # (N, K, h, w)
         dx = corners[..., 0:1] - peaks[..., 0:1] + torch.arange(side[0], device=heatmaps.device)  # (N, K, w)
         dy = corners[..., 1:2] - peaks[..., 1:2] + torch.arange(side[1], device=heatmaps.device)  # (N, K, h)
-        inside = (dy.abs() <= self.radius)[..., :, None] & (dx.abs() <= self.radius)[..., None, :]
-        # shifted by the maximum, which the window holds: exp never overflows
-        logits = (self.beta * (values - scores[..., None, None])).masked_fill(~inside, float("-inf"))
-        weights = logits.flatten(-2).softmax(-1).view_as(logits)
-        offset = torch.stack([(weights.sum(-2) * dx).sum(-1), (weights.sum(-1) * dy).sum(-1)], dim=-1)
-        return peaks + offset, scores
+        # exp(beta (h - max)) <= 1 on the cells within the radius (the peak's among them), 0 elsewhere
+        within_x, within_y = (dx.abs() <= self.radius).float(), (dy.abs() <= self.radius).float()
+        weights = values.sub(scores[..., None, None]).mul_(self.beta).exp_()
+        along_x = (weights * within_y[..., :, None]).sum(-2) * within_x  # (N, K, w)
+        along_y = (weights * within_x[..., None, :]).sum(-1) * within_y  # (N, K, h)
+        offset = torch.stack([(along_x * dx).sum(-1), (along_y * dy).sum(-1)], dim=-1)
+        return peaks + offset / along_x.sum(-1, keepdim=True), scores
 
     def degenerate(self) -> str | None:
         """Degenerate where every window is the whole map: a soft-argmax over all of it."""
