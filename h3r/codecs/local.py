@@ -56,13 +56,12 @@ class LocalSoftArgmax(Codec):
         peaks, scores = argmax_2d(heatmaps)
         # the window, moved onto the grid at a border (one strided copy per keypoint), and the
         # cells of it within `radius` of the peak on both axes: the window's cells on the grid
-        wh, hh = self.heatmap_size
-        side = torch.tensor([min(2 * self.radius + 1, wh), min(2 * self.radius + 1, hh)], device=heatmaps.device)
-        last_corner = torch.tensor([wh, hh], device=heatmaps.device) - side
-        corners = torch.minimum((peaks - self.radius).clamp(min=0), last_corner)
-        values = windows(heatmaps, corners, tuple(side.tolist()))  # (N, K, h, w)
-        dx = corners[..., 0:1] - peaks[..., 0:1] + torch.arange(side[0], device=heatmaps.device)  # (N, K, w)
-        dy = corners[..., 1:2] - peaks[..., 1:2] + torch.arange(side[1], device=heatmaps.device)  # (N, K, h)
+        (wh, hh), device = self.heatmap_size, heatmaps.device
+        w, h = min(2 * self.radius + 1, wh), min(2 * self.radius + 1, hh)
+        corners = torch.minimum((peaks - self.radius).clamp(min=0), torch.tensor([wh - w, hh - h], device=device))
+        values = windows(heatmaps, corners, (w, h))  # (N, K, h, w)
+        dx = corners[..., 0:1] - peaks[..., 0:1] + torch.arange(w, device=device)  # (N, K, w)
+        dy = corners[..., 1:2] - peaks[..., 1:2] + torch.arange(h, device=device)  # (N, K, h)
         # exp(beta (h - max)) <= 1 on the cells within the radius (the peak's among them), 0 elsewhere
         within_x, within_y = (dx.abs() <= self.radius).float(), (dy.abs() <= self.radius).float()
         weights = values.sub(scores[..., None, None]).mul_(self.beta).exp_()

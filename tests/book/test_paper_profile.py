@@ -1,7 +1,8 @@
 """The paper profile stays runnable: every notebook of the book executes under ``paper`` on the
 CPU with a step cap, against datasets in the official formats, so that a GPU run cannot discover
-a broken notebook hours in. The grids are narrowed (chapter 5 at stride 4 with two seeds,
-whose runs chapters 6, 7 and the findings read back; one seed and codec elsewhere), every run is one
+a broken notebook hours in. The grids are narrowed (chapter 5 at stride 4 with two seeds, so
+that the paired intervals the smoke profile's one seed never forms are computed, whose runs
+chapters 6, 13, 14 and the findings read back; one seed and codec elsewhere), every run is one
 step of one image, and the Monte Carlo sizes are cut (the smoke profile covers two strides); every
 code path of the profile still runs: HRNet-W18 at 256 px, the paper's strides and codecs, the
 real-dataset chapter with data."""
