@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from h3r.book.check import check_book
-from h3r.book.runner import BUILD, NOTEBOOKS, NotebookFailed, build, execute, execute_in_place, toc_notebooks
+from h3r.book.runner import (BUILD, NOTEBOOKS, NotebookFailed, build, execute, execute_in_place, execution_order,
+                             toc_notebooks)
+from h3r.book.spread import SETTINGS, measure
 from h3r.profiles import DEFAULT_PROFILE, PROFILE_NAMES, ParameterError
 
 
@@ -31,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--profile", default="smoke", choices=PROFILE_NAMES)
     e.add_argument("--in-place", action="store_true", help="store outputs in notebooks/ (as nbval checks them)")
     e.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    e.add_argument("--out", type=Path, default=BUILD / "executed", help="folder of the executed copies")
+    s = sub.add_parser("spread", help="re-execute the learned notebooks under several kernel settings and "
+                                      "record how far their numbers move (tests/nbval_tolerance.py reads it)")
+    s.add_argument("--json", type=Path, required=True, help="write the measurement here")
+    s.add_argument("--setting", action="append", choices=list(SETTINGS), help="only these settings (default: all)")
+    s.add_argument("stems", nargs="*", help="notebook stems (default: every notebook with learned numbers)")
     c = sub.add_parser("check", help="look at the built book: typeset formulas, images, errors, screenshots")
     c.add_argument("--html", type=Path, default=BUILD / "html")
     c.add_argument("--screenshots", type=Path, default=BUILD / "screenshots")
@@ -46,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
                 for problem in r.problems:
                     print(f"         - {problem}")
             return 0 if reports and all(r.ok for r in reports) else 1
+        if args.command == "spread":
+            settings = {name: SETTINGS[name] for name in args.setting or SETTINGS}
+            measure(args.json, settings, args.stems or None)
+            print(f"[h3r] wrote {args.json}")
+            return 0
         if args.command == "build":
             build(args.profile, _parse_params(args.parameter), not args.no_execute, args.only, args.out)
         else:
@@ -53,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.in_place:
                 execute_in_place(args.profile, stems)
             else:
-                for stem in stems:
-                    execute(NOTEBOOKS / f"{stem}.ipynb", BUILD / "executed" / f"{stem}.ipynb",
+                for stem in execution_order(stems):
+                    execute(NOTEBOOKS / f"{stem}.ipynb", args.out / f"{stem}.ipynb",
                             {"profile": args.profile, **_parse_params(args.parameter)})
-    except (NotebookFailed, ParameterError, FileNotFoundError, ModuleNotFoundError) as err:
+    except (NotebookFailed, ParameterError, FileNotFoundError, ModuleNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as err:
