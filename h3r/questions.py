@@ -25,7 +25,7 @@ import pandas as pd
 
 from h3r.config import Config
 from h3r.profiles import chapter
-from h3r.stats import bounds_text, interval_text, paired_differences, verdict
+from h3r.stats import difference_text, interval_text, paired_differences, verdict
 
 #: how a comparison reads: the claim tested is that the alternative's error is lower than the
 #: paper's choice's (its NME minus the control's, paired by seed)
@@ -131,7 +131,7 @@ CONTROLS = {"draw": PAPER_DRAW, "shape": PAPER_TARGET, "imbalance": PAPER_LOSS, 
 def differences(rows: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Every alternative minus its question's control (:data:`CONTROLS`), paired by seed, with its
     95 % interval and how it reads (:data:`READS`). Columns ``question``, ``alternative``,
-    ``mean``, ``low``, ``high``, ``n``, ``differences``, ``reads``."""
+    ``mean``, ``low``, ``high``, ``n``, ``differences``, ``treatment_mean``, ``control_mean``, ``reads``."""
     out = []
     for question, control in CONTROLS.items():
         frame = rows[question]
@@ -142,17 +142,16 @@ def differences(rows: dict[str, pd.DataFrame]) -> pd.DataFrame:
             out.append(diff.assign(question=question, alternative=alternative,
                                    reads=[READS[verdict(lo, hi)] for lo, hi in zip(diff.low, diff.high)]))
     return pd.concat(out, ignore_index=True)[["question", "alternative", "mean", "low", "high", "n", "differences",
-                                               "reads"]]
+                                               "treatment_mean", "control_mean", "reads"]]
 
 
 def numbers(diffs: pd.DataFrame, question: str, alternatives=None) -> str:
     """The numbers that settle ``question`` (or only its ``alternatives``), in one Markdown
     sentence: each alternative's NME minus the paper's choice's (95 % interval) and how it reads."""
     rows = diffs[(diffs.question == question) & (diffs.alternative.isin(alternatives) if alternatives else True)]
-    return "; ".join(f"*{a}*: {m:+.2f} {bounds_text(lo, hi)} NME points ({reads})" if n > 1 else
-                     f"*{a}*: {m:+.2f} NME points (one seed: {reads})"
-                     for a, m, lo, hi, n, reads in zip(rows.alternative, rows["mean"], rows.low, rows.high, rows.n,
-                                                       rows.reads))
+    return "; ".join(f"*{r.alternative}*: {interval_text(r)} NME points ({r.reads})" if r.n > 1 else
+                     f"*{r.alternative}*: {difference_text(r['mean'], r.treatment_mean, r.control_mean)} NME points "
+                     f"(one seed: {r.reads})" for _, r in rows.iterrows())
 
 
 def conclusion(diffs: pd.DataFrame, question: str) -> str:
@@ -174,7 +173,6 @@ def answers_table(diffs: pd.DataFrame) -> pd.DataFrame:
     title (:data:`TITLES`) and the alternative; its difference from the paper's choice, seeds and
     how it reads (the controls and the chapters of the full evidence are the page's text)."""
     table = diffs.assign(**{"question": [TITLES[q] for q in diffs.question],
-                            "difference [95 % interval]": [interval_text(m, lo, hi) for m, lo, hi in
-                                                           zip(diffs["mean"], diffs.low, diffs.high)],
+                            "difference [95 % interval]": [interval_text(r) for _, r in diffs.iterrows()],
                             "seeds": diffs.n})
     return table.set_index(["question", "alternative"])[["difference [95 % interval]", "seeds", "reads"]]

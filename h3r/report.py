@@ -8,8 +8,8 @@ from __future__ import annotations
 import pandas as pd
 
 from h3r.analysis import CORNER_MEAN
-from h3r.stats import (MECHANISM_RULE, SAID, bounds_text, growth_verdict, interval_text, mean_spread,
-                       mechanism_verdict, stride_verdicts, strides_text)
+from h3r.stats import (MECHANISM_RULE, SAID, apart, bounds_text, difference_text, growth_verdict, interval_text,
+                       lowest_text, mean_spread, mechanism_verdict, ratio_text, stride_verdicts, strides_text)
 from h3r.study import FAMILIES, degenerate_reasons, matched_differences, versus_differences, why_degenerate
 
 
@@ -60,21 +60,19 @@ def resolution_answer(rows: pd.DataFrame, degenerate: pd.DataFrame | None = None
             continue
         verdicts = stride_verdicts(dict(zip(d.heatmap_stride, d.verdict)),
                                    {s: r for s, r in zip(d.heatmap_stride, d.reason) if r})
-        numbers = "; ".join(f"stride {s}: {interval_text(m, lo, hi)}"
-                            for s, m, lo, hi in zip(d.heatmap_stride, d["mean"], d.low, d.high))
+        numbers = "; ".join(f"stride {r.heatmap_stride}: {interval_text(r)}" for _, r in d.iterrows())
         line = (f"* **{family}**: `{codec}` minus `{control}`, NME points (95 % interval over seeds): {numbers}. "
                 f"Randomized rounding lowers the error: **{verdicts}**.")
         if len(strides) > 1:
             growth = {m: mean[m, strides[-1]] / mean[m, strides[0]] for m in (codec, control)}
-            line += (f" From stride {strides[0]} to {strides[-1]} the error of `{codec}` grows ×{growth[codec]:.2f}, "
-                     f"that of `{control}` ×{growth[control]:.2f}: nearly flat? "
+            grows = {m: ratio_text(mean[m, strides[-1]], mean[m, strides[0]]) for m in (codec, control)}
+            line += (f" From stride {strides[0]} to {strides[-1]} the error of `{codec}` grows {grows[codec]}, "
+                     f"that of `{control}` {grows[control]}: nearly flat? "
                      f"**{growth_verdict(growth[codec], growth[control])}**.")
         lines.append(line)
     near_4 = min(strides, key=lambda s: abs(s - 4))
     at_4 = trained[trained.heatmap_stride == near_4].groupby("method")[["NME (%)", "FR@0.1 (%)"]].mean()
-    best = at_4["NME (%)"].idxmin()
-    lines.append(f"* The lowest error at stride {near_4}: `{best}`, {at_4.loc[best, 'NME (%)']:.2f} % NME "
-                 f"(FR@0.1 {at_4.loc[best, 'FR@0.1 (%)']:.1f} %).")
+    lines.append(f"* The lowest error at stride {near_4}: {lowest_text(at_4['NME (%)'], unit=' % NME')}.")
     return "\n".join(lines)
 
 
@@ -106,7 +104,8 @@ def difference_tables(diffs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Per family, :func:`h3r.study.matched_differences` as the book shows them: indexed by
     treatment, control and stride, the difference in NME points and its 95 % interval as signed
     text, the number of seeds and the verdict."""
-    shown = diffs.assign(**{"difference (NME points)": diffs["mean"].map("{:+.2f}".format),
+    shown = diffs.assign(**{"difference (NME points)": [difference_text(*r) for r in
+                                                        zip(diffs["mean"], diffs.treatment_mean, diffs.control_mean)],
                             "95 % interval": [bounds_text(lo, hi) for lo, hi in zip(diffs.low, diffs.high)]})
     shown = shown.rename(columns={"heatmap_stride": "stride", "n": "seeds"})
     columns = ["difference (NME points)", "95 % interval", "seeds", "verdict"]
@@ -128,7 +127,8 @@ def cost_pairs_table(pairs: pd.DataFrame) -> pd.DataFrame:
     of argmax-round's MACs."""
     return pd.DataFrame({
         "h3r input": pairs["h3r input"], "argmax-round input": pairs["argmax-round input"],
-        "difference (NME points)": pairs["mean"].map("{:+.2f}".format),
+        "difference (NME points)": [difference_text(*r) for r in
+                                    zip(pairs["mean"], pairs.treatment_mean, pairs.control_mean)],
         "95 % interval": [bounds_text(lo, hi) for lo, hi in zip(pairs.low, pairs.high)], "seeds": pairs.n,
         "verdict": pairs.verdict.map(lambda v: SAID.get(v, v)), "MACs ratio": pairs["MACs ratio"].map("{:.2f}".format)})
 
@@ -138,8 +138,8 @@ def cost_answer(pairs: pd.DataFrame) -> str:
     H3R has the smaller input, with its paired difference, verdict and share of the MACs."""
     below = pairs[pairs["h3r input"] < pairs["argmax-round input"]]
     lines = [f"* H3R at {r['h3r input']} px minus argmax-round at {r['argmax-round input']} px: "
-             + (f"{r['mean']:+.2f} points {bounds_text(r['low'], r['high'])} ({r['n']} seeds)" if r["n"] > 1
-                else f"{r['mean']:+.2f} points (one seed)")
+             + f"{difference_text(r['mean'], r.treatment_mean, r.control_mean)} points "
+             + (f"{bounds_text(r['low'], r['high'])} ({r['n']} seeds)" if r["n"] > 1 else "(one seed)")
              + f", **{SAID.get(r['verdict'], r['verdict'])}**, at {r['MACs ratio']:.2f} of the MACs"
              for _, r in below.iterrows()]
     return "\n".join(lines) or "One input size only: no smaller-against-larger pair."
@@ -196,9 +196,8 @@ def official_head_line(head: pd.DataFrame, trains_with: str) -> str:
     lowest error with the official decoder (mean over seeds), against the plain binary CE, and
     what ``h3r-official`` trains with (``trains_with``: its preset's loss)."""
     official = head.groupby("variant", sort=False)["foreground (official)"].mean()
-    best = official.idxmin()
-    return (f"The lowest error with the official decoder (top-9 foreground logits): **{best}**, "
-            f"{official[best]:.2f} % NME, against {official['binary CE']:.2f} % for the plain binary "
+    return (f"The lowest error with the official decoder (top-9 foreground logits): {lowest_text(official, name='**{}**')} NME, "
+            f"against {official['binary CE']:.2f} % for the plain binary "
             f"cross-entropy. The two-channel head (`h3r-official`, and `loss='binary_ce'`) trains with "
             f"`{trains_with}` and its default prior, the variant marked *the default*.")
 
@@ -214,12 +213,11 @@ def ablations_answer(activation: pd.DataFrame, target_rows: pd.DataFrame, head: 
     targets = "; ".join(f"{v} {n:.2f} %" for v, n in
                         target_rows.groupby("variant", sort=False)["NME (%)"].mean().items())
     official = head.groupby("variant", sort=False)["foreground (official)"].mean()
-    best = official.idxmin()
     m = learned.groupby("heatmap_stride")[["mass", "error", "uniform"]].mean()
     grades = {s: mechanism_verdict(r.mass, r.error, r.uniform) for s, r in m.iterrows()}
     return (f"* **Activation points**, stride {stride}: top-1 {at['top-1']:.2f} % NME, top-9 {at['top-9']:.2f} %.\n"
             f"* **Target shape** (spatial-softmax CE, top-9): {targets}.\n"
-            f"* **Two-channel head**, official decoder: best `{best}` at {official[best]:.2f} %, plain binary CE "
+            f"* **Two-channel head**, official decoder: lowest {lowest_text(official)}; plain binary CE "
             f"{official['binary CE']:.2f} %.\n"
             f"* **The network learns the expected target**: {stride_verdicts(grades)}. *Rule:* {MECHANISM_RULE}")
 
@@ -277,8 +275,8 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
         d = diffs[(diffs.family == family) & (diffs.rounding == "randomized")] if len(diffs) else diffs
         if d.empty:
             continue
-        numbers = "; ".join(f"stride {s}{' (degenerate)' if v == 'degenerate' else ''}: {interval_text(m, lo, hi)}"
-                            for s, v, m, lo, hi in zip(d.heatmap_stride, d.verdict, d["mean"], d.low, d.high))
+        numbers = "; ".join(f"stride {r.heatmap_stride}{' (degenerate)' if r.verdict == 'degenerate' else ''}: "
+                            f"{interval_text(r)}" for _, r in d.iterrows())
         result = stride_verdicts(dict(zip(d.heatmap_stride, d.verdict)),
                                  {s: r for s, r in zip(d.heatmap_stride, d.reason) if r})
         add(f"With everything else equal, randomized rounding localises better than deterministic rounding "
@@ -294,7 +292,8 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
 
     if {"h3r", "onehot-round"} <= set(trained.method) and len(strides) > 1:
         grown = {m: growth(m) for m in ("h3r", "onehot-round", "argmax-round") if m in set(trained.method)}
-        numbers = ", ".join(f"{m} ×{r:.2f} ({fine:.2f} → {coarse:.2f} %)" for m, (r, fine, coarse) in grown.items())
+        numbers = ", ".join(f"{m} {ratio_text(coarse, fine)} ({fine:.2f} → {coarse:.2f} %)"
+                            for m, (r, fine, coarse) in grown.items())
         why = why_degenerate(reasons, ("h3r", "onehot-round"), (strides[0], strides[-1]))
         add(f"H3R's error stays nearly flat from fine to coarse heatmaps while vanilla's grows (strides "
             f"{strides[0]} to {strides[-1]})", "[5](05_heatmap_resolution.ipynb)",
@@ -310,8 +309,8 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
         d = versus[versus.control == control] if len(versus) else versus
         if d.empty:
             continue
-        numbers = "; ".join(f"stride {s}{' (degenerate)' if v == 'degenerate' else ''}: {interval_text(m, lo, hi)}"
-                            for s, v, m, lo, hi in zip(d.heatmap_stride, d.verdict, d["mean"], d.low, d.high))
+        numbers = "; ".join(f"stride {r.heatmap_stride}{' (degenerate)' if r.verdict == 'degenerate' else ''}: "
+                            f"{interval_text(r)}" for _, r in d.iterrows())
         add(claim, "[5](05_heatmap_resolution.ipynb)",
             f"paired NME difference, {d.treatment.iloc[0]} minus {control}, mean [95 % interval]: {numbers}",
             stride_verdicts(dict(zip(d.heatmap_stride, d.verdict)),
@@ -319,7 +318,7 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
     below = cost[cost["h3r input"] < cost["argmax-round input"]] if cost is not None and len(cost) else None
     if below is not None and len(below):
         numbers = "; ".join(f"h3r at {r['h3r input']} px minus argmax-round at {r['argmax-round input']} px: "
-                            f"{interval_text(r['mean'], r['low'], r['high'])} ({r['MACs ratio']:.2f} of its MACs), "
+                            f"{interval_text(r)} ({r['MACs ratio']:.2f} of its MACs), "
                             f"{SAID.get(r['verdict'], r['verdict'])}" for _, r in below.iterrows())
         judged = set(below.verdict)
         result = ("supported at every pair of sizes" if judged == {"supported"} else
@@ -335,7 +334,8 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
         add("The decoder needs several activation points: the argmax alone loses the fraction",
             "[6](06_ablations.ipynb)",
             f"H3R NME at stride 4: top-1 {activation['top-1']:.2f} %, top-9 {activation['top-9']:.2f} %",
-            "supported" if activation["top-1"] > activation["top-9"] else "not supported", CAVEATS_TAG)
+            "supported" if activation["top-1"] > activation["top-9"] and apart(activation["top-1"], activation["top-9"])
+            else "not supported", CAVEATS_TAG)
     if mechanism_rows is not None and len(mechanism_rows):
         m = mechanism_rows.groupby("heatmap_stride")[["mass", "error", "uniform"]].mean()
         numbers = "; ".join(f"stride {s}: mass {r.mass:.2f}, mean absolute error to bilinear {r.error:.3f} "
@@ -377,7 +377,9 @@ def answers_table(summary: pd.DataFrame) -> pd.DataFrame:
 def simcc_rounding_table(diffs: pd.DataFrame) -> pd.DataFrame:
     """:func:`h3r.study.simcc_rounding_differences` as the book shows it, one row per bin width."""
     return pd.DataFrame({
-        "bin width": diffs.resolution.map(resolution_text), "difference (NME points)": diffs["mean"].map("{:+.2f}".format),
+        "bin width": diffs.resolution.map(resolution_text),
+        "difference (NME points)": [difference_text(*r) for r in zip(diffs["mean"], diffs.treatment_mean,
+                                                                      diffs.control_mean)],
         "95 % interval": [bounds_text(lo, hi) for lo, hi in zip(diffs.low, diffs.high)], "seeds": diffs.n,
         "verdict": diffs.verdict.map(lambda v: SAID.get(v, v))})
 
@@ -390,8 +392,7 @@ def versus_table(versus: pd.DataFrame) -> pd.DataFrame:
         "method": versus.method, "px per cell or bin": versus.resolution.map(resolution_text),
         "H3R stride": versus["h3r stride"].map("{:g}".format),
         "head MACs, H3R / it": (versus["h3r head MACs"] / versus["head MACs"]).map("{:.2f}".format),
-        "H3R minus it (NME points)": [interval_text(m, lo, hi) for m, lo, hi in zip(versus["mean"], versus.low,
-                                                                                   versus.high)],
+        "H3R minus it (NME points)": [interval_text(r) for _, r in versus.iterrows()],
         "reads": [f"{r} †" if why else r for r, why in zip(versus.reads, versus.reason)]})
 
 
@@ -401,8 +402,7 @@ def answers_answer(simcc: pd.DataFrame, versus: pd.DataFrame, summary: pd.DataFr
     head cost (grouped by how it reads), and the methods on the Pareto front."""
     lines = []
     if len(simcc):
-        numbers = "; ".join(f"{resolution_text(r)} bins: {interval_text(m, lo, hi)}"
-                            for r, m, lo, hi in zip(simcc.resolution, simcc["mean"], simcc.low, simcc.high))
+        numbers = "; ".join(f"{resolution_text(r.resolution)} bins: {interval_text(r)}" for _, r in simcc.iterrows())
         lines.append(f"* **Randomized rounding on SimCC's bins** (`simcc-random` minus `simcc-round`, NME points, "
                      f"95 % interval over seeds): {numbers}. It lowers the error: "
                      f"**{stride_verdicts(dict(zip(simcc.resolution, simcc.verdict)), unit='bin width')}**.")
@@ -445,17 +445,15 @@ def answers_findings(simcc: pd.DataFrame, versus: pd.DataFrame) -> list[tuple[st
     every one where every judged one reads so, else ``mixed`` with how many read each way."""
     link, rows = "[13](13_other_answers.ipynb)", []
     if len(simcc):
-        numbers = "; ".join(f"{resolution_text(r)} bins: {interval_text(m, lo, hi)}"
-                            for r, m, lo, hi in zip(simcc.resolution, simcc["mean"], simcc.low, simcc.high))
+        numbers = "; ".join(f"{resolution_text(r.resolution)} bins: {interval_text(r)}" for _, r in simcc.iterrows())
         rows.append(("(beyond the paper) Randomized rounding helps coordinate classification (SimCC's bins) as it "
                      "helps heatmaps", link,
                      f"paired NME difference, simcc-random minus simcc-round, mean [95 % interval]: {numbers}",
                      stride_verdicts(dict(zip(simcc.resolution, simcc.verdict)), unit="bin width")))
     others = versus[~versus.method.isin(OTHER_ANSWERS_EXCLUDE)] if len(versus) else versus
     if len(others):
-        numbers = "; ".join(f"{m} ({resolution_text(r)}): {interval_text(mean, lo, hi)}"
-                            for m, r, mean, lo, hi in zip(others.method, others.resolution, others["mean"],
-                                                          others.low, others.high))
+        numbers = "; ".join(f"{r.method} ({resolution_text(r.resolution)}): {interval_text(r)}"
+                            for _, r in others.iterrows())
         judged = others[others.verdict != "degenerate"].reads.value_counts()
         overall = {"H3R better": "supported", "H3R worse": "contradicted", "within noise": "within noise"}
         result = ("degenerate" if judged.empty else f"{overall[judged.index[0]]} against every one"

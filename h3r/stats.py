@@ -7,6 +7,8 @@ claim at several strides into one phrase.
 """
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 from scipy import stats
 
@@ -43,8 +45,10 @@ def paired_differences(rows: pd.DataFrame, treatment: str, control: str, by="hea
 
     ``rows`` hold one row per run with a ``label`` column naming its method. Returns, per group,
     ``mean`` of the paired differences, the two-sided Student-t ``confidence`` interval
-    ``low``/``high`` over pairs (``n - 1`` degrees of freedom; NaN for a single pair), ``n``, and
-    the per-pair ``differences``. A pair missing one side is left out and not counted.
+    ``low``/``high`` over pairs (``n - 1`` degrees of freedom; NaN for a single pair), ``n``, the
+    per-pair ``differences``, and the difference's terms, ``treatment_mean`` and ``control_mean``
+    over the same pairs (:func:`difference_text` shows them). A pair missing one side is left out
+    and not counted.
     """
     keys = [by] if isinstance(by, str) else list(by)
     wide = rows[rows[label].isin([treatment, control])].pivot_table(
@@ -60,7 +64,9 @@ def paired_differences(rows: pd.DataFrame, treatment: str, control: str, by="hea
                 else float("nan"))
         group = group if isinstance(group, tuple) else (group,)
         out.append({**dict(zip(keys, group)), "treatment": treatment, "control": control, "mean": mean,
-                    "low": mean - half, "high": mean + half, "n": n, "differences": d.round(4).tolist()})
+                    "low": mean - half, "high": mean + half, "n": n, "differences": d.round(4).tolist(),
+                    "treatment_mean": float(wide.loc[d.index, treatment].mean()),
+                    "control_mean": float(wide.loc[d.index, control].mean())})
     return pd.DataFrame(out)
 
 
@@ -134,9 +140,77 @@ def mechanism_verdict(mass: float, error: float, uniform: float) -> str:
     return "not supported"
 
 
-def interval_text(mean: float, low: float, high: float) -> str:
-    """``"+1.23 [+0.50, +1.96]"``, or ``"+1.23 (one seed)"`` where there is no interval (one pair)."""
-    return f"{mean:+.2f} {bounds_text(low, high)}" if low == low else f"{mean:+.2f} (one seed)"
+# --- words that learned numbers decide ------------------------------------------------------------
+
+#: how far, relative to the size of its terms, a learned number may lie from the stored one on
+#: another machine: at least the tolerance the stored outputs are checked with, which
+#: tests/nbval_tolerance.py derives from book/measurements/kernel_spread.json (a test holds this
+#: to it). A word that ranks learned numbers (lowest, on the front) is decided only by a wider margin.
+MACHINE_SPREAD = 0.01
+
+
+def apart(a: float, b: float, spread: float = MACHINE_SPREAD) -> bool:
+    """Whether two learned numbers differ by more than their terms can move between machines:
+    ``|a − b| > spread × (|a| + |b|)``."""
+    return abs(a - b) > spread * (abs(a) + abs(b))
+
+
+def lowest(values: pd.Series, spread: float = MACHINE_SPREAD) -> list:
+    """The labels of ``values`` that none is :func:`apart` below: the minimum's, and those of the
+    values too close to it to rank on every machine, lowest first."""
+    low = values.min()
+    return list(values[[not apart(v, low, spread) for v in values]].sort_values().index)
+
+
+def lowest_text(values: pd.Series, digits: int = 2, unit: str = " %", name: str = "`{}`") -> str:
+    """:func:`lowest` in words, each label written as ``name`` formats it: ``"`a`, 64.64 %"``, or
+    ``"`a` (64.64 %) and `b` (64.90 %), too close to rank"`` where the margin is within
+    :data:`MACHINE_SPREAD`."""
+    labels = lowest(values)
+    if len(labels) == 1:
+        return f"{name.format(labels[0])}, {values[labels[0]]:.{digits}f}{unit}"
+    listed = [f"{name.format(n)} ({values[n]:.{digits}f}{unit})" for n in labels]
+    return f"{', '.join(listed[:-1])} and {listed[-1]}, too close to rank"
+
+
+# --- derived numbers as text -------------------------------------------------------------------------
+# A difference or a ratio of two learned numbers moves with its terms, however small it is itself:
+# -0.41 NME points between two networks of 64 % moves as 64 % does. So the book prints it with its
+# terms on hover, and the check of the stored outputs (tests/nbval_tolerance.py) reads them there.
+
+def terms_text(shown: str, first: float, second: float, operator: str) -> str:
+    """``shown`` (a number as text) as HTML naming the terms it was computed from, which a reader
+    sees on hover: ``<span title="64.22 − 64.63">-0.41</span>`` (``operator`` "−" or "/")."""
+    if operator not in ("−", "/"):
+        raise ValueError(f"operator must be '−' (a difference) or '/' (a ratio), got {operator!r}")
+    return f'<span title="{first:.2f} {operator} {second:.2f}">{shown}</span>'
+
+
+TERMS = re.compile(r'<span title="[^"]*">([^<]*)</span>')
+
+
+def without_terms(text: str) -> str:
+    """``text`` with the terms of its derived numbers dropped (:func:`terms_text`): plain text, as
+    a log line or a terminal shows it."""
+    return TERMS.sub(r"\1", text)
+
+
+def difference_text(mean: float, treatment: float, control: float) -> str:
+    """A paired difference ``"+1.23"`` (2 decimals, signed) with its terms, the treatment's and the
+    control's means (:func:`terms_text`)."""
+    return terms_text(f"{mean:+.2f}", treatment, control, "−")
+
+
+def ratio_text(numerator: float, denominator: float) -> str:
+    """``"×1.23"``, the ratio of two learned numbers, with its terms (:func:`terms_text`)."""
+    return terms_text(f"×{numerator / denominator:.2f}", numerator, denominator, "/")
+
+
+def interval_text(row) -> str:
+    """A row of :func:`paired_differences` as ``"+1.23 [+0.50, +1.96]"``, or ``"+1.23 (one seed)"``
+    where there is no interval (one pair); the mean with its terms (:func:`difference_text`)."""
+    mean = difference_text(row["mean"], row["treatment_mean"], row["control_mean"])
+    return f"{mean} {bounds_text(row['low'], row['high'])}" if row["low"] == row["low"] else f"{mean} (one seed)"
 
 
 def bounds_text(low: float, high: float) -> str:
@@ -177,12 +251,15 @@ def stride_verdicts(verdicts: dict, reasons: dict | None = None, unit: str = "st
 
 # --- accuracy against cost ----------------------------------------------------------------------------
 
-def pareto_front(cost, value) -> list[bool]:
+def pareto_front(cost, value, spread: float = 0.0) -> list[bool]:
     """Whether each point ``(cost[i], value[i])`` lies on the Pareto front, lower being better in
-    both: no other point is at least as good in both and better in one. NaN points are never on it."""
+    both: no other point is at least as good in both and better in one. Values that are not
+    :func:`apart` by ``spread`` count as equal (the front of learned values is then the same on
+    every machine). NaN points are never on it."""
     points = list(zip(cost, value))
 
     def dominated(c, v) -> bool:
-        return any(c2 <= c and v2 <= v and (c2 < c or v2 < v) for c2, v2 in points)
+        return any(c2 <= c and (v2 < v and apart(v2, v, spread) or not apart(v2, v, spread) and c2 < c)
+                   for c2, v2 in points)
 
     return [c == c and v == v and not dominated(c, v) for c, v in points]

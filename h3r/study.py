@@ -381,7 +381,8 @@ def cross_resolution(runs: pd.DataFrame) -> pd.DataFrame:
             continue
         d = paired_differences(labelled, treatment, control, by="pair").iloc[0]
         out.append({"h3r input": small, "argmax-round input": large, "mean": d["mean"], "low": d["low"],
-                    "high": d["high"], "n": d["n"], "verdict": verdict(d["low"], d["high"]),
+                    "high": d["high"], "n": d["n"], "treatment_mean": d.treatment_mean,
+                    "control_mean": d.control_mean, "verdict": verdict(d["low"], d["high"]),
                     "MACs ratio": macs["h3r", small] / macs["argmax-round", large]})
     return pd.DataFrame(out)
 
@@ -571,7 +572,7 @@ def answers_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per method and resolution of :func:`answers_study`'s rows: ``NME`` (mean over
     seeds), ``sd``, ``params``, ``MACs`` and ``head MACs`` (per image), ``config`` (one
     run's) and ``pareto`` (:func:`h3r.stats.pareto_front` over head MACs and NME)."""
-    from h3r.stats import pareto_front
+    from h3r.stats import MACHINE_SPREAD, pareto_front
 
     keys = ["method", "resolution"]
     summary = (rows.groupby(keys, dropna=False, sort=False)
@@ -579,7 +580,7 @@ def answers_summary(rows: pd.DataFrame) -> pd.DataFrame:
                     params=("params", "first"), MACs=("macs", "first"), config=("config", "first"),
                     **{"head MACs": ("head MACs", "first")})
                .reset_index())
-    return summary.assign(pareto=pareto_front(summary["head MACs"], summary.NME))
+    return summary.assign(pareto=pareto_front(summary["head MACs"], summary.NME, MACHINE_SPREAD))
 
 
 def _cells(rows: pd.DataFrame, method: str, resolution: float) -> pd.DataFrame:
@@ -620,7 +621,7 @@ def versus_nearest_cost(rows: pd.DataFrame, degenerate: pd.DataFrame | None = No
         judged = "degenerate" if why else verdict(d.low, d.high)
         out.append({"method": r["method"], "resolution": r["resolution"], "h3r stride": nearest, "head MACs": macs,
                     "h3r head MACs": ours[nearest], "mean": d["mean"], "low": d.low, "high": d.high, "n": d.n,
-                    "verdict": judged, "reads": H3R_READS[judged], "reason": why})
+                    "treatment_mean": d.treatment_mean, "control_mean": d.control_mean, "verdict": judged, "reads": H3R_READS[judged], "reason": why})
     return pd.DataFrame(out)
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from h3r import report, stats, study
+from h3r.stats import without_terms
 from h3r.config import Config
 
 NAN = float("nan")
@@ -35,6 +36,18 @@ def test_pareto_front_keeps_the_points_no_other_beats_in_both():
     front = stats.pareto_front([1, 2, 3, 3, NAN], [5.0, 4.0, 4.0, 1.0, 0.5])
     assert front == [True, True, False, True, False]  # (3, 4) is beaten by (2, 4); NaN is never on it
     assert stats.pareto_front([1, 1], [2.0, 2.0]) == [True, True]  # ties beat nobody
+    # within the machines' spread two values are a tie: the cheaper point wins, whichever is lower
+    assert stats.pareto_front([1, 2], [10.00, 9.95], spread=0.01) == [True, False]
+    assert stats.pareto_front([1, 2], [9.95, 10.00], spread=0.01) == [True, False]
+    assert stats.pareto_front([1, 2], [10.0, 9.0], spread=0.01) == [True, True]
+
+
+def test_a_ranking_word_needs_a_margin_wider_than_the_machines_spread():
+    values = pd.Series({"a": 64.64, "b": 64.90, "c": 70.0})
+    assert stats.apart(64.64, 70.0) and not stats.apart(64.64, 64.90)
+    assert stats.lowest(values) == ["a", "b"] and stats.lowest(values, spread=0.001) == ["a"]
+    assert stats.lowest_text(values) == "`a` (64.64 %) and `b` (64.90 %), too close to rank"
+    assert stats.lowest_text(values.drop("b"), name="**{}**") == "**a**, 64.64 %"
 
 
 def test_stride_verdicts_name_their_unit():
@@ -101,11 +114,14 @@ def test_answers_findings_grade_h3r_against_the_others_and_leave_chapter_5s_base
                            "mean": [-1.0, -0.5, 0.4, -0.2], "low": [-1.5, -0.9, 0.1, -0.6],
                            "high": [-0.5, -0.1, 0.7, 0.2],
                            "verdict": ["supported", "supported", "contradicted", "not shown"],
-                           "reads": ["H3R better", "H3R better", "H3R worse", "within noise"]})
+                           "reads": ["H3R better", "H3R better", "H3R worse", "within noise"],
+                           "treatment_mean": 9.0, "control_mean": [10.0, 9.5, 8.6, 9.2]})
     simcc = pd.DataFrame({"resolution": [4.0, 8.0], "mean": [-0.3, -1.0], "low": [-0.8, -1.5],
-                          "high": [0.2, -0.5], "verdict": ["not shown", "supported"]})
+                          "high": [0.2, -0.5], "verdict": ["not shown", "supported"], "treatment_mean": 9.0,
+                          "control_mean": [9.3, 10.0]})
     rounding, others = report.answers_findings(simcc, versus)
-    assert rounding[3] == "within noise at bin width 4; supported at bin width 8" and "8 px bins: -1.00" in rounding[2]
+    assert rounding[3] == "within noise at bin width 4; supported at bin width 8"
+    assert "8 px bins: -1.00" in without_terms(rounding[2])
     assert others[3] == "mixed: H3R better 1 of 3, H3R worse 1 of 3, within noise 1 of 3"
     assert "argmax-round" not in others[2]
     (_, all_better) = report.answers_findings(simcc, versus.assign(verdict="supported", reads="H3R better"))
@@ -116,9 +132,10 @@ def test_answers_findings_grade_h3r_against_the_others_and_leave_chapter_5s_base
 
 def test_findings_carry_chapter_13s_rows():
     versus = pd.DataFrame({"method": ["rle"], "resolution": [NAN], "mean": [0.4], "low": [0.1], "high": [0.7],
-                           "verdict": ["contradicted"], "reads": ["H3R worse"]})
+                           "verdict": ["contradicted"], "reads": ["H3R worse"], "treatment_mean": [9.0],
+                           "control_mean": [8.6]})
     simcc = pd.DataFrame({"resolution": [4.0], "mean": [-1.0], "low": [-1.5], "high": [-0.5],
-                          "verdict": ["supported"]})
+                          "verdict": ["supported"], "treatment_mean": [9.0], "control_mean": [10.0]})
     rows = answer_rows({("h3r", 4.0): [5.0, 5.5], ("onehot-round", 4.0): [6.0, 6.5]},
                        {("h3r", 4.0): 1.0, ("onehot-round", 4.0): 1.0})
     rows = rows.assign(heatmap_stride=4, codec=rows.method, decoder_only=False)

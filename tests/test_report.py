@@ -37,13 +37,15 @@ def test_family_tables_list_each_familys_methods_in_its_order():
 def test_difference_tables_show_signed_differences_by_family():
     diffs = pd.DataFrame({"family": ["A", "A", "B"], "treatment": ["t", "t", "u"], "control": "c",
                           "heatmap_stride": [4, 8, 4], "mean": [-0.5, 0.25, 1.0], "low": [-1.0, -0.1, 0.5],
-                          "high": [-0.1, 0.6, 1.5], "n": 3, "verdict": ["supported", "not shown", "contradicted"]})
+                          "high": [-0.1, 0.6, 1.5], "n": 3, "verdict": ["supported", "not shown", "contradicted"],
+                          "treatment_mean": [5.0, 6.0, 7.0], "control_mean": [5.5, 5.75, 6.0]})
     tables = report.difference_tables(diffs)
     assert list(tables) == ["A", "B"]
     a = tables["A"]
     assert a.index.names == ["treatment", "control", "stride"]
     assert a.columns.tolist() == ["difference (NME points)", "95 % interval", "seeds", "verdict"]
-    assert a["difference (NME points)"].tolist() == ["-0.50", "+0.25"]
+    assert a["difference (NME points)"].tolist() == ['<span title="5.00 − 5.50">-0.50</span>',
+                                                     '<span title="6.00 − 5.75">+0.25</span>']
     assert a["95 % interval"].tolist() == ["[-1.00, -0.10]", "[-0.10, +0.60]"]
 
 
@@ -104,4 +106,7 @@ def test_official_head_line_and_ablations_answer_name_the_best_loss():
     assert len(lines) == 4
     assert lines[0] == "* **Activation points**, stride 4: top-1 6.00 % NME, top-9 5.00 %."
     assert "one-hot 5.00 %; bilinear 4.50 %" in lines[1]
-    assert "best `focal` at 5.00 %, plain binary CE 7.00 %" in lines[2]
+    assert "lowest `focal`, 5.00 %; plain binary CE 7.00 %" in lines[2]
+    close = head_rows().replace({"foreground (official)": {5.0: 6.95}})  # within the machines' spread
+    assert "**focal** (6.95 %) and **binary CE** (7.00 %), too close to rank" in \
+        report.official_head_line(close, "binary_ce")

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from h3r.stats import (GROWTH_RULE, MECHANISM_RULE, bounds_text, growth_verdict, interval_text, mean_spread,
-                       mechanism_verdict, metrics_table, paired_differences, verdict)
+from h3r.stats import (GROWTH_RULE, MECHANISM_RULE, bounds_text, difference_text, growth_verdict, interval_text,
+                       mean_spread, mechanism_verdict, metrics_table, paired_differences, ratio_text, terms_text,
+                       verdict, without_terms)
 
 
 def test_mean_spread_formats_mean_and_sd_over_seeds():
@@ -22,6 +23,8 @@ def test_paired_differences_pair_by_seed_and_give_a_t_interval():
     table = paired_differences(rows, "a", "b").set_index("heatmap_stride")
     assert table.loc[4, "differences"] == [-1.0, -0.9, -1.2] and table.loc[4, "n"] == 3
     assert table.loc[4, "mean"] == pytest.approx(-31 / 30)
+    assert table.loc[4, "treatment_mean"] == pytest.approx(15.4 / 3)
+    assert table.loc[4, "control_mean"] == pytest.approx(18.5 / 3)
     # t(0.975, 2 dof) = 4.3027, s.d. of (-1, -0.9, -1.2) = 0.1528
     assert table.loc[4, "high"] - table.loc[4, "mean"] == pytest.approx(4.3027 * 0.15275 / 3**0.5, rel=1e-3)
     assert verdict(table.loc[4, "low"], table.loc[4, "high"]) == "supported"
@@ -70,6 +73,19 @@ def test_metrics_table_puts_each_metric_over_the_columns_side_by_side():
 
 
 def test_an_interval_of_one_seed_says_there_is_none():
-    assert interval_text(-1.5, -2.0, -1.0) == "-1.50 [-2.00, -1.00]"
-    assert interval_text(-1.5, float("nan"), float("nan")) == "-1.50 (one seed)"
+    row = {"mean": -1.5, "low": -2.0, "high": -1.0, "treatment_mean": 62.25, "control_mean": 63.75}
+    assert interval_text(row) == '<span title="62.25 − 63.75">-1.50</span> [-2.00, -1.00]'
+    assert interval_text({**row, "low": float("nan"), "high": float("nan")}) == \
+        '<span title="62.25 − 63.75">-1.50</span> (one seed)'
     assert bounds_text(float("nan"), float("nan")) == "none (one seed)"
+
+
+def test_a_derived_number_names_its_terms_on_hover():
+    """A difference or a ratio of learned numbers moves with its terms, so its text carries them
+    (tests/nbval_tolerance.py gives it their tolerance)."""
+    assert difference_text(-0.41, 64.22, 64.63) == '<span title="64.22 − 64.63">-0.41</span>'
+    assert ratio_text(6.0, 4.0) == '<span title="6.00 / 4.00">×1.50</span>'
+    with pytest.raises(ValueError, match="operator"):
+        terms_text("1.00", 1.0, 2.0, "+")
+    assert without_terms(f"grows {ratio_text(6.0, 4.0)}, {difference_text(-0.41, 64.22, 64.63)} [-1, 0]") == \
+        "grows ×1.50, -0.41 [-1, 0]"

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from h3r import report, stats, study
+from h3r.stats import without_terms
 from h3r.config import PRESETS, Config
 
 
@@ -132,10 +133,10 @@ def test_findings_give_a_verdict_per_claim_from_the_rows():
     assert list(table.columns) == ["evidence", "key numbers", "verdict", "caveats"]
     rounding = table[table.index.str.startswith("With everything else equal")]
     assert list(rounding.verdict) == ["supported at every stride", "within noise at strides 4, 8"]
-    assert "stride 4: -" in rounding["key numbers"].iloc[0]
+    assert "stride 4: -" in without_terms(rounding["key numbers"].iloc[0])
     flat = table.loc[table.index.str.startswith("H3R's error stays nearly flat")].iloc[0]
     assert flat.verdict == "supported"
-    assert "h3r ×1.00 (5.40 → 5.40 %), onehot-round ×1.38 (10.43 → 14.43 %)" in flat["key numbers"]
+    assert "h3r ×1.00 (5.40 → 5.40 %), onehot-round ×1.38 (10.43 → 14.43 %)" in without_terms(flat["key numbers"])
     assert table.loc[table.index.str.startswith("The decoder needs several")].iloc[0].verdict == "supported"
     assert table.iloc[-1].verdict == "not tested here"
     # the build's caveats are a constant the page prints once, not a cell repeated in every row
@@ -163,12 +164,12 @@ def test_findings_grade_the_growth_and_keep_degenerate_strides_out():
     table = report.findings(runs_table(grows), None, None, theory, degenerate=degenerate).set_index("claim")
     flat = table.loc[table.index.str.startswith("H3R's error stays nearly flat")].iloc[0]
     assert flat.verdict == "partly"
-    assert "h3r ×2.51 (4.45 → 11.18 %), onehot-round ×4.80 (2.30 → 11.04 %)" in flat["key numbers"]
+    assert "h3r ×2.51 (4.45 → 11.18 %), onehot-round ×4.80 (2.30 → 11.04 %)" in without_terms(flat["key numbers"])
     gaussian = table.loc["With everything else equal, randomized rounding localises better than deterministic "
                          "rounding (Gaussian target, MSE)"]
     assert gaussian.verdict == ("supported at stride 2; stride 16 degenerate (4×4 map: DARK's Taylor step needs the "
                                 "peak 2 cells from the border, which no cell is, so it decodes the argmax)")
-    assert "stride 16 (degenerate): -1.00" in gaussian["key numbers"]
+    assert "stride 16 (degenerate): -1.00" in without_terms(gaussian["key numbers"])
 
 
 def test_resolution_answer_states_each_family_with_its_verdicts_and_growth():
@@ -178,7 +179,7 @@ def test_resolution_answer_states_each_family_with_its_verdicts_and_growth():
     grows |= {("gauss-random", s): [4.0, 4.1, 4.2] for s in (2, 16)}
     rows = runs_table(grows).assign(**{"FR@0.1 (%)": 1.0})
     degenerate = study.degenerate_cells(["argmax-round", "gauss-random", "h3r", "onehot-round"], [2, 16], 64, 1.0)
-    one_hot, gaussian, best = report.resolution_answer(rows, degenerate).split("\n")
+    one_hot, gaussian, best = without_terms(report.resolution_answer(rows, degenerate)).split("\n")
     assert "`h3r` minus `onehot-round`" in one_hot and "stride 2: +2.15 [" in one_hot
     assert "**contradicted at stride 2; within noise at stride 16**" in one_hot
     assert "grows ×2.51, that of `onehot-round` ×4.80: nearly flat? **partly**" in one_hot
@@ -193,12 +194,12 @@ def test_findings_compare_h3r_with_dark_and_udp_and_its_decoder_alone():
     theory = study.theory_checks(points=16, draws=16)
     table = report.findings(rows, None, None, theory).set_index("claim")
     dark = table.loc["H3R localises better than DARK (each as published)"]
-    assert dark.verdict == "supported at every stride" and "stride 4: -1.03 [" in dark["key numbers"]
+    assert dark.verdict == "supported at every stride" and "stride 4: -1.03 [" in without_terms(dark["key numbers"])
     udp = table.loc["H3R localises better than UDP (each as published)"]
-    assert udp.verdict == "within noise at stride 4" and "stride 4: -0.50 (one seed)" in udp["key numbers"]
+    assert udp.verdict == "within noise at stride 4" and "stride 4: -0.50 (one seed)" in without_terms(udp["key numbers"])
     alone = table.loc[table.index.str.contains("its decoder alone")].iloc[0]
     assert alone.verdict == "supported at every stride" and "h3r on onehot-round minus onehot-round" in \
-        alone["key numbers"]
+        without_terms(alone["key numbers"])
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +321,7 @@ def test_findings_state_the_cost_claim_from_the_cross_resolution_pairs():
     table = findings(rows, None, None, theory, cost=cross_resolution(_cost_runs()))
     row = table[table.evidence.str.contains("07_cost")].iloc[0]
     assert row.verdict == "mixed: see the key numbers"
-    assert "h3r at 48 px minus argmax-round at 64 px: -0.33" in row["key numbers"]
+    assert "h3r at 48 px minus argmax-round at 64 px: -0.33" in without_terms(row["key numbers"])
     flat = findings(rows, None, None, theory, cost=cross_resolution(_cost_runs(h3r_scale=5.0)))
     assert flat[flat.evidence.str.contains("07_cost")].iloc[0].verdict == "supported at every pair of sizes"
 
@@ -466,13 +467,13 @@ def test_chapter_7_states_each_smaller_against_larger_pair_with_its_interval_or_
     from h3r.study import cross_resolution
 
     cost = cross_resolution(_cost_runs())
-    answer = cost_answer(cost)
+    answer = without_terms(cost_answer(cost))
     assert answer.count("\n") == 2  # three pairs where H3R's input is the smaller
     assert "* H3R at 48 px minus argmax-round at 64 px: -0.33 points [" in answer
     assert "(3 seeds), **supported**" in answer
     assert "at 0.55 of the MACs" in answer
     one = cross_resolution(_cost_runs().query("seed == 0"))
-    assert "48 px minus argmax-round at 64 px: -0.33 points (one seed), **within noise**" in cost_answer(one)
+    assert "48 px minus argmax-round at 64 px: -0.33 points (one seed), **within noise**" in without_terms(cost_answer(one))
     table = cost_pairs_table(one)
     assert (table["95 % interval"] == "none (one seed)").all() and set(table.verdict) == {"within noise"}
     assert cost_answer(cost.iloc[:0]) == "One input size only: no smaller-against-larger pair."
