@@ -64,6 +64,18 @@ def train_options() -> list[dict]:
             for f in dataclasses.fields(Config)]
 
 
+def presets_help() -> str:
+    """The codec presets ``--codec`` takes, one line each with what it trains with, as ``timm``
+    lists its models."""
+    from h3r.config import PRESETS
+
+    width = max(map(len, PRESETS))
+    lines = [f"  {name:<{width}}  {p.codec}({', '.join(f'{k}={v}' for k, v in p.args.items())}), loss {p.loss}, "
+             f"head {p.head}" + (", Gaussian (its sigma: --codec-args)" if p.sigma else "")
+             for name, p in PRESETS.items()]
+    return "codec presets (--codec NAME):\n" + "\n".join(lines)
+
+
 def _config(args: argparse.Namespace) -> Config:
     return Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)})
 
@@ -133,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="h3r", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train and evaluate a model (every field of h3r.config.Config)")
+    t = sub.add_parser("train", help="train and evaluate a model (every field of h3r.config.Config)",
+                       epilog=presets_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config_arguments(t)
     t.add_argument("--force", action="store_true", help="retrain even if this config already has results")
     e = sub.add_parser("eval", help="evaluate an h3r run or official H3R weights", description=EVAL_HELP,

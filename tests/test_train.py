@@ -102,7 +102,14 @@ def test_the_heads_of_other_codecs_train_end_to_end(tmp_path, capsys):
 def test_cli_help_and_train(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
-    assert "--heatmap-stride" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "--heatmap-stride" in shown
+    # every preset is listed with what it trains with, as timm lists its models
+    from h3r.config import PRESETS
+
+    listed = [line for line in shown.partition("codec presets (--codec NAME):")[2].splitlines() if line.strip()]
+    assert [line.split()[0] for line in listed] == list(PRESETS)
+    assert any(line.split()[0] == "h3r-official" and "loss binary_ce, head binary" in line for line in listed)
     out = tmp_path / "runs"
     assert cli.main(["train", "--input-size", "32", "--train-samples", "16", "--test-samples", "8",
                      "--batch-size", "8", "--epochs", "1", "--width-mult", "0.5", "--workers", "0",
