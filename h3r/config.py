@@ -144,10 +144,6 @@ class RunFolder:
         except RunFolderError:
             return False
 
-    def read_metrics(self) -> list[dict]:
-        """The per-epoch log, one dict per epoch (``[]`` before the first epoch ends)."""
-        return [json.loads(line) for line in self.metrics.read_text().splitlines()] if self.metrics.exists() else []
-
 
 class RunFolderError(RuntimeError):
     """A file of a run folder cannot be read."""

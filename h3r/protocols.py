@@ -15,9 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-METRICS = ("nme", "pckh", "ap")
-
-
 @dataclass(frozen=True)
 class Protocol:
     """How one benchmark is trained and reported.

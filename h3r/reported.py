@@ -21,7 +21,6 @@ import pandas as pd
 
 from h3r.models.official import OFFICIAL_STRIDE
 
-PAPER_URL = "https://arxiv.org/abs/2009.00225v2"
 OFFICIAL_REPO = "baoshengyu/H3R"
 OFFICIAL_COMMIT = "52a8bde"  # HEAD of the snapshot read, 52a8bde2efd4d77ce3ca76dd248610736245b29e
 README = f"official README ({OFFICIAL_REPO}@{OFFICIAL_COMMIT}), README.md"

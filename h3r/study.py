@@ -234,14 +234,6 @@ def per_face_nme(runs: pd.DataFrame) -> dict:
             for row in runs.itertuples()}
 
 
-def configs_of(rows: pd.DataFrame, **where) -> list[Config]:
-    """The configs of the trained runs among ``rows`` whose columns equal ``where``."""
-    keep = ~rows.get("decoder_only", pd.Series(False, index=rows.index))
-    for column, value in where.items():
-        keep &= rows[column] == value
-    return [dataclasses.replace(c) for c in rows[keep].config]
-
-
 # --- other comparisons the findings read -----------------------------------------------------------
 
 #: (treatment, control) pairs of chapter 5's runs beyond the families: H3R against the refined

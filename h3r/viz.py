@@ -18,7 +18,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from h3r.data.sample import denormalize_image
-from h3r.geometry import heatmap_to_input
 
 #: the width of the book's text column in inches at the book's 100 dpi (688 px in the default
 #: sphinx-book-theme in the 1280-px window ``python -m h3r.book check`` measures in): a figure at
@@ -149,52 +148,6 @@ def sample_grid(dataset, n: int = 12, cols: int = 6, seed: int = 0, indices=None
         flags = [k for k, v in sample.get("subsets", {}).items() if bool(v)]
         ax.set_title(f"#{index} " + " ".join(flags), fontsize=7)
     for ax in axes[len(indices):]:
-        fig.delaxes(ax)
-    return fig
-
-
-def overlay_heatmap(ax: Axes, image, heatmap, align: str = "center", alpha: float = 0.6,
-                    cmap: str = "magma") -> Axes:
-    """Draw ``heatmap`` (Hh, Wh) over ``image`` (H, W); cell ``i`` is placed where the codec's
-    alignment (:mod:`h3r.geometry`) puts it, so a peak lies under the keypoint it encodes."""
-    image = _as_uint8(image)
-    h, w = image.shape[:2]
-    heatmap = _numpy(heatmap).astype(np.float32)
-    hh, wh = heatmap.shape
-    corners = heatmap_to_input(torch.tensor([[-0.5, -0.5], [wh - 0.5, hh - 0.5]]), (w, h), (wh, hh), align)
-    (x0, y0), (x1, y1) = corners.tolist()
-    ax.imshow(image)
-    ax.imshow(heatmap, extent=(x0, x1, y1, y0), cmap=cmap, alpha=alpha, interpolation="nearest")
-    ax.set_xlim(-0.5, w - 0.5)
-    ax.set_ylim(h - 0.5, -0.5)
-    ax.set_axis_off()
-    return ax
-
-
-def show_heatmaps(image, heatmaps, keypoints=None, cols: int = 4, titles=None, align: str = "center",
-                  size: float = 1.65, alpha: float = 0.6, cmap: str = "magma") -> Figure:
-    """One panel per channel of ``heatmaps`` ((K, Hh, Wh) or (Hh, Wh)) over ``image``, with
-    keypoint ``k`` (``keypoints`` (K, 2) in input pixels) marked on panel ``k``; panels of
-    ``size`` inches, at most ``cols`` a row and as many as fit the text column (:func:`fit_columns`)."""
-    heatmaps = _numpy(heatmaps)
-    heatmaps = heatmaps[None] if heatmaps.ndim == 2 else heatmaps
-    if heatmaps.ndim != 3:
-        raise ValueError(f"heatmaps must have shape (K, Hh, Wh) or (Hh, Wh), got {heatmaps.shape}")
-    k = len(heatmaps)
-    xy = None if keypoints is None else _numpy(keypoints).reshape(-1, 2)
-    if xy is not None and len(xy) != k:
-        raise ValueError(f"got {len(xy)} keypoints for {k} heatmaps")
-    cols = fit_columns(min(cols, k), size)
-    rows = -(-k // cols)
-    fig = Figure(figsize=(size * cols, size * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for i, ax in enumerate(axes[:k]):
-        overlay_heatmap(ax, image, heatmaps[i], align, alpha, cmap)
-        if xy is not None:
-            ax.scatter(*xy[i], s=30, marker="+", c="cyan", linewidths=1.0)
-        if titles is not None:
-            ax.set_title(str(titles[i]), fontsize=8)
-    for ax in axes[k:]:
         fig.delaxes(ax)
     return fig
 

@@ -63,12 +63,11 @@ def test_a_synthetic_dataset_reads_no_data_root():
 def test_the_run_folder_names_its_files_and_knows_when_the_run_finished(tmp_path):
     folder = Config(out_dir=str(tmp_path), name="run").folder
     assert folder == RunFolder(tmp_path / "run") and folder.checkpoint.name == "checkpoint.pt"
-    assert folder.read_results() is None and not folder.finished("abc") and folder.read_metrics() == []
+    assert folder.read_results() is None and not folder.finished("abc")
     folder.path.mkdir()
     folder.results.write_text(json.dumps({"key": "abc"}))
     folder.metrics.write_text('{"epoch": 1}\n{"epoch": 2}\n')
     assert folder.finished("abc") and not folder.finished("other")
-    assert [m["epoch"] for m in folder.read_metrics()] == [1, 2]
     assert folder.evaluation("k1").name == "eval-k1.json"
     folder.results.write_text("{not json")
     with pytest.raises(RunFolderError, match=r"results.json is damaged .*delete it"):

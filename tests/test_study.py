@@ -235,7 +235,7 @@ def test_learning_curves_read_every_epochs_evaluation(trained):
     curves = study.learning_curves(rows)
     assert len(curves) == 5  # five runs, one epoch each
     assert set(curves.epoch) == {1} and curves["NME (%)"].gt(0).all()
-    assert study.configs_of(rows, method="udp")[0].codec == "udp"
+    assert rows[rows.method == "udp"].config.iloc[0].codec == "udp"
 
 
 @pytest.mark.slow
@@ -259,7 +259,8 @@ def test_mechanism_measures_the_mass_on_the_four_neighbours(trained):
     assert list(learned.seed) == [0, 1] and (learned.keypoints > 0).all()
     assert learned["mass"].between(0, 1).all() and learned["error"].between(0, 1).all()
     assert learned["uniform"].between(0, 0.75).all()
-    logits, keypoints, visible, codec = study.predicted_logits(study.configs_of(rows, method="h3r")[0], samples=3)
+    logits, keypoints, visible, codec = study.predicted_logits(
+        rows[(rows.method == "h3r") & ~rows.decoder_only].config.iloc[0], samples=3)
     assert logits.shape == (3, keypoints.shape[1], *codec.heatmap_size[::-1]) and visible.shape == keypoints.shape[:2]
 
 

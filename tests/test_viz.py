@@ -9,8 +9,7 @@ from matplotlib.figure import Figure
 from h3r.data.layouts import IBUG68, MPII16
 from h3r.data.synthetic import SyntheticFaces, SyntheticPose
 from h3r.viz import (
-    COLUMN_INCHES, FIGSIZE, FIGURE_INCHES, SKELETONS, book_style, draw_keypoints, fit_columns, overlay_heatmap,
-    sample_grid, show_heatmaps, skeleton,
+    COLUMN_INCHES, FIGSIZE, FIGURE_INCHES, SKELETONS, book_style, draw_keypoints, fit_columns, sample_grid, skeleton,
 )
 
 
@@ -65,27 +64,6 @@ def test_sample_grid_has_one_axes_per_sample(cls, tmp_path):
     assert len(sample_grid(ds, indices=[0, 3]).axes) == 2
 
 
-@pytest.mark.parametrize("align", ["center", "corner"])
-def test_show_heatmaps_places_cells_by_the_alignment(align):
-    image = np.zeros((64, 48, 3), np.uint8)  # W=48, H=64, stride 4
-    heatmaps = torch.rand(3, 16, 12)
-    fig = show_heatmaps(image, heatmaps, keypoints=torch.rand(3, 2) * 40, titles="abc", cols=2, align=align)
-    assert isinstance(fig, Figure) and len(fig.axes) == 3
-    extent = fig.axes[0].images[1].get_extent()
-    expected = [-0.5, 47.5, 63.5, -0.5] if align == "center" else [-2.0, 46.0, 62.0, -2.0]
-    np.testing.assert_allclose(extent, expected)
-    assert fig.axes[2].get_title() == "c"
-
-
-def test_overlay_heatmap_takes_a_normalised_tensor_and_a_single_map():
-    ds = SyntheticFaces("test", 2, 64)
-    ax = overlay_heatmap(_axes(), ds[0]["image"], np.ones((16, 16)))
-    assert ax.images[0].get_array().shape == (64, 64, 3)
-    assert len(show_heatmaps(ds[0]["image"], np.ones((16, 16))).axes) == 1
-    with pytest.raises(ValueError, match="3 heatmaps"):
-        show_heatmaps(ds[0]["image"], np.ones((3, 16, 16)), keypoints=np.zeros((2, 2)))
-
-
 def _shown_width_px(fig) -> int:
     """The width of ``fig`` as Jupyter renders it into the book (``bbox_inches="tight"``)."""
     import io
@@ -129,9 +107,6 @@ def test_grids_fit_the_text_column():
     assert len(grid.axes) == 12 and grid.get_figwidth() <= FIGURE_INCHES
     assert grid.axes[0].get_subplotspec().get_gridspec().get_geometry() == (3, 4)
     assert _shown_width_px(grid) <= COLUMN_INCHES * 100
-    maps = show_heatmaps(np.zeros((64, 64, 3), np.uint8), np.random.rand(17, 16, 16), cols=6)
-    assert len(maps.axes) == 17 and maps.get_figwidth() <= FIGURE_INCHES
-    assert _shown_width_px(maps) <= COLUMN_INCHES * 100
 
 
 # --- learned chapters (0, 4-7) ---
