@@ -142,15 +142,40 @@ def test_ddp_with_torchrun_on_two_cpu_processes(tmp_path):
     assert len(log) == 1  # written once, by rank 0
 
 
+MAPPED_BYTES = """
+import ctypes, ctypes.util, sys
+from h3r.train import keep_freed_memory
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc.mallinfo2.restype, libc.malloc.restype = MallInfo2, ctypes.c_void_p
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+before = libc.mallinfo2().hblkhd
+block = libc.malloc(8 << 20)
+print(libc.mallinfo2().hblkhd - before)
+libc.free(ctypes.c_void_p(block))
+"""
+
+
 def test_cpu_training_keeps_freed_memory_for_reuse():
-    """glibc's malloc is told to keep freed blocks (a tenth of a stride-2 step); elsewhere it is a no-op."""
+    """glibc maps a block of 8 MB afresh (and unmaps it on free) by default; after
+    keep_freed_memory it serves it from the heap it keeps, as a training step's activations."""
     import ctypes.util
     import platform
+    import subprocess
+    import sys
 
-    kept = T.keep_freed_memory()
-    assert isinstance(kept, bool)
-    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and ctypes.util.find_library("c"):
-        assert kept
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or \
+            not hasattr(ctypes.CDLL(ctypes.util.find_library("c")), "mallinfo2"):
+        pytest.skip("glibc 2.33 or later only (elsewhere keep_freed_memory is a no-op)")
+
+    def mapped(mode: str) -> int:
+        return int(subprocess.run([sys.executable, "-c", MAPPED_BYTES, mode], capture_output=True, text=True,
+                                  check=True).stdout)
+
+    assert mapped("default") >= 8 << 20 and mapped("keep") == 0
 
 
 def test_a_run_counts_the_macs_of_its_architecture_once_per_process(monkeypatch):

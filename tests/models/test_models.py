@@ -295,6 +295,18 @@ def test_simcc_head_outputs_per_axis_logits_and_learns(stride):
     simcc_kl((x, y), target).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in (head.x.weight, head.y.weight))
     assert next(model.backbone.parameters()).grad.abs().sum() > 0  # through the maps into the backbone
+    # and it learns: Adam on one batch of targets drives its loss down
+    torch.manual_seed(0)
+    images, target = torch.randn(4, 3, 32, 64), codec.encode(torch.rand(4, 3, 2) * torch.tensor([63.0, 31.0]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss = simcc_kl(model(images), target)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
     with pytest.raises(ValueError, match="built for 64x32 inputs"):
         model(torch.randn(1, 3, 64, 64))
     with pytest.raises(ValueError, match="pass input_size"):
