@@ -325,37 +325,23 @@ def macs_by_stride(base: Config, strides=(1, 2, 4, 8, 16), keypoints: int = 98) 
     return pd.DataFrame(rows)
 
 
-def training_speed(*arguments: str) -> dict:
-    """The JSON record of ``scripts/benchmark_training.py`` run with ``arguments`` in a fresh
-    process (a process of its own, so that the notebook's threads and imports do not enter the
-    timing): ``{"results": [...], "provenance": {...}}``."""
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
-
-    from h3r.book.runner import REPO
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "train.json"
-        subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_training.py"), *arguments,
-                        "--json", str(out)], check=True, capture_output=True, text=True)
-        return json.loads(out.read_text())
-
-
 def network_speed(base: Config, device, steps: int, warmup: int, keypoints: int = 68) -> dict:
-    """:func:`training_speed` of ``base``'s network alone (full training steps on random data at
-    its input size and batch, ``steps`` timed after ``warmup``) on ``device``."""
-    return training_speed("--backbone", base.backbone, "--width-mult", str(base.width_mult), "--input",
-                          str(base.input_size), "--batch", str(base.batch_size), "--keypoints", str(keypoints),
-                          "--steps", str(steps), "--warmup", str(warmup), "--device", str(device),
-                          "--threads", str(base.threads or 0))
+    """The training throughput of ``base``'s network alone (full training steps on random data at
+    its input size and batch, ``steps`` timed after ``warmup``) on ``device``, in a fresh process
+    (:func:`h3r.benchmarks.in_fresh_process`): ``{"results": [...], "provenance": {...}}``."""
+    from h3r.benchmarks import in_fresh_process
+
+    return in_fresh_process("training", backbone=base.backbone, width_mult=base.width_mult, input=base.input_size,
+                            batch=base.batch_size, keypoints=keypoints, steps=steps, warmup=warmup, device=device,
+                            threads=base.threads or 0)
 
 
 def loop_speed(profile: str, max_steps: int, batch_size: int) -> dict:
-    """The one result of :func:`training_speed` of ``profile``'s training loop (``h3r.train`` on
-    the embedded benchmark, at most ``max_steps`` steps of ``batch_size``): images/s and its setup."""
-    return training_speed("--loop", profile, "--max-steps", str(max_steps), "--batch", str(batch_size))["results"][0]
+    """The images/s of ``profile``'s training loop (``h3r.train`` on the embedded benchmark, at most
+    ``max_steps`` steps of ``batch_size``) and its setup, in a fresh process."""
+    from h3r.benchmarks import in_fresh_process
+
+    return in_fresh_process("training", loop=profile, max_steps=max_steps, batch=batch_size)["results"][0]
 
 
 def cross_resolution(runs: pd.DataFrame) -> pd.DataFrame:
@@ -613,7 +599,8 @@ def versus_nearest_cost(rows: pd.DataFrame, degenerate: pd.DataFrame | None = No
         judged = "degenerate" if why else verdict(d.low, d.high)
         out.append({"method": r["method"], "resolution": r["resolution"], "h3r stride": nearest, "head MACs": macs,
                     "h3r head MACs": ours[nearest], "mean": d["mean"], "low": d.low, "high": d.high, "n": d.n,
-                    "treatment_mean": d.treatment_mean, "control_mean": d.control_mean, "verdict": judged, "reads": H3R_READS[judged], "reason": why})
+                    "treatment_mean": d.treatment_mean, "control_mean": d.control_mean, "verdict": judged,
+                    "reads": H3R_READS[judged], "reason": why})
     return pd.DataFrame(out)
 
 

@@ -309,7 +309,7 @@ def target_gallery(panels: dict, center: int, half: int = 4) -> Figure:
 
 def codec_throughput(speed, device: str) -> Figure:
     """Chapter 3: encode and decode samples per second of each codec (log axis); ``speed`` is
-    indexed by codec with columns ``encode_per_s``, ``decode_per_s`` (``scripts/benchmark_codecs.py``)."""
+    indexed by codec with columns ``encode_per_s``, ``decode_per_s`` (:func:`h3r.benchmarks.codec_rates`)."""
     import seaborn as sns
 
     long = (speed.reset_index().melt(id_vars="codec", value_vars=["encode_per_s", "decode_per_s"],

@@ -1,4 +1,5 @@
-"""The benchmark scripts run (they are measured, not asserted on: no timing is tested)."""
+"""The benchmark scripts, thin command lines over h3r.benchmarks, run (they are measured, not
+asserted on: no timing is tested)."""
 from __future__ import annotations
 
 import importlib.util
@@ -7,7 +8,17 @@ import sys
 
 import pytest
 
+from h3r.benchmarks import training_main
 from h3r.book.runner import REPO
+
+
+@pytest.mark.parametrize("script, command", [("benchmark_codecs", "codecs"), ("benchmark_training", "training")])
+def test_the_benchmark_scripts_are_the_package_commands(script, command):
+    import subprocess
+
+    shown = subprocess.run([sys.executable, str(REPO / "scripts" / f"{script}.py"), "--help"], capture_output=True,
+                           text=True, check=True).stdout
+    assert shown.startswith(f"usage: python -m h3r.benchmarks {command}")
 
 
 def _load(name: str):
@@ -19,9 +30,8 @@ def _load(name: str):
 
 def test_training_benchmark_writes_its_results(tmp_path):
     out = tmp_path / "train.json"
-    result = _load("benchmark_training").main(["--backbone", "mobilenet_v2", "--width-mult", "0.5", "--input", "32",
-                                                "--keypoints", "5", "--batch", "2", "--steps", "1", "--warmup", "0",
-                                                "--device", "cpu", "--json", str(out)])
+    result = training_main(["--backbone", "mobilenet_v2", "--width-mult", "0.5", "--input", "32", "--keypoints", "5",
+                            "--batch", "2", "--steps", "1", "--warmup", "0", "--device", "cpu", "--json", str(out)])
     saved = json.loads(out.read_text())
     assert saved["results"] == result["results"] and len(saved["results"]) == 2  # CPU: fp32, NCHW and channels_last
     assert [r["channels_last"] for r in saved["results"]] == [False, True]
@@ -31,7 +41,7 @@ def test_training_benchmark_writes_its_results(tmp_path):
 
 def test_training_loop_benchmark_times_h3r_train(tmp_path):
     out = tmp_path / "loop.json"
-    result = _load("benchmark_training").main(["--loop", "smoke", "--threads", "1", "--json", str(out)])
+    result = training_main(["--loop", "smoke", "--threads", "1", "--json", str(out)])
     row = result["results"][0]
     assert row["profile"] == "smoke" and row["threads"] == 1 and row["images_per_s"] > 0
     assert row["backbone"] == "mobilenet_v2 x0.5" and row["batch"] == 16  # the smoke profile's setup

@@ -444,23 +444,21 @@ def test_macs_by_stride_grow_as_the_heatmap_gets_finer(monkeypatch):
     assert macs[0] > macs[1] > macs[2] > macs[3]
 
 
-def test_training_speed_runs_the_benchmark_script_and_reads_its_json(monkeypatch):
-    import json
-    import subprocess
-    from pathlib import Path
+def test_network_speed_times_the_network_in_a_process_of_its_own():
+    """h3r.benchmarks in a fresh process (no script of the checkout): the settings reach it, and
+    it times real training steps."""
+    record = study.network_speed(Config(backbone="plain_cnn", width_mult=0.5, input_size=32, batch_size=2), "cpu",
+                                 steps=2, warmup=0, keypoints=5)
+    assert record["settings"]["input"] == 32 and record["settings"]["batch"] == 2
+    assert record["settings"]["steps"] == 2 and record["settings"]["device"] == "cpu"
+    assert [r["channels_last"] for r in record["results"]] == [False, True]
+    assert all(r["images_per_s"] > 0 for r in record["results"]) and record["provenance"]["commit"]
+    with pytest.raises(RuntimeError, match="h3r.benchmarks training failed"):
+        from h3r.benchmarks import in_fresh_process
 
-    def fake_run(cmd, **kwargs):
-        assert Path(cmd[1]).name == "benchmark_training.py" and cmd[2:4] == ["--loop", "smoke"]
-        Path(cmd[-1]).write_text(json.dumps({"results": [{"images_per_s": 3.0}], "provenance": {}}))
-
-    monkeypatch.setattr(subprocess, "run", fake_run)
-    assert study.loop_speed("smoke", 2, 16) == {"images_per_s": 3.0}
-    calls = []
-    monkeypatch.setattr(study, "training_speed", lambda *a: calls.append(a) or {})
-    study.network_speed(Config(backbone="mobilenet_v2", input_size=32, batch_size=4), "cpu", steps=3, warmup=1)
-    args = calls[0]
-    assert args[args.index("--input") + 1] == "32" and args[args.index("--steps") + 1] == "3"
-    assert args[args.index("--device") + 1] == "cpu" and args[args.index("--batch") + 1] == "4"
+        in_fresh_process("training", backbone="no_such_network")
+    with pytest.raises(ValueError, match="command must be one of"):
+        in_fresh_process("nothing")
 
 
 def test_chapter_7_states_each_smaller_against_larger_pair_with_its_interval_or_one_seed():

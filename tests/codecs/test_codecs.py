@@ -1,7 +1,6 @@
 """Codecs: shapes, dtypes and devices, round-trip error bounds, randomized rounding, masking, flips."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 
@@ -9,7 +8,7 @@ import pytest
 import torch
 
 from codec_outputs import apply, decodable_output, mirror_output, random_output
-from conftest import DEVICES, REPO
+from conftest import DEVICES
 from h3r.codecs import CODECS, DARK, H3R, UDP, ArgmaxQuarter, SoftArgmax, Vanilla, build_codec
 from h3r.codecs.base import argmax_2d, gaussian_heatmaps
 from h3r.codecs.h3r import rounding_neighbours
@@ -546,14 +545,13 @@ def test_bad_arguments_are_named():
         UDP(INPUT, HEATMAP, refine="quarter")
 
 
-# --- the benchmark script runs -----------------------------------------------------------------
+# --- the codec benchmark runs ------------------------------------------------------------------
 
-def test_benchmark_script_runs(tmp_path):
-    spec = importlib.util.spec_from_file_location("benchmark_codecs", REPO / "scripts" / "benchmark_codecs.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_codec_benchmark_runs(tmp_path):
+    from h3r import benchmarks as bench
+
     out = tmp_path / "bench.json"
-    report = bench.main(["--batch", "2", "--keypoints", "3", "--heatmap", "8", "--input", "32",
+    report = bench.codecs_main(["--batch", "2", "--keypoints", "3", "--heatmap", "8", "--input", "32",
                          "--repeats", "2", "--warmup", "1", "--json", str(out), "--no-mmpose"])
     saved = json.loads(out.read_text())
     assert saved == report
