@@ -9,7 +9,8 @@ import pandas as pd
 
 from h3r.analysis import CORNER_MEAN
 from h3r.stats import (MECHANISM_RULE, SAID, apart, bounds_text, difference_text, growth_verdict, interval_text,
-                       lowest_text, mean_spread, mechanism_verdict, ratio_text, stride_verdicts, strides_text)
+                       lowest_text, mean_spread, mechanism_verdict, ratio_text, stride_verdicts, strides_text,
+                       theory_verdicts)
 from h3r.study import FAMILIES, degenerate_reasons, matched_differences, versus_differences, why_degenerate
 
 
@@ -256,21 +257,18 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
         out.append({"claim": claim, "evidence": chapter, "key numbers": numbers, "verdict": result,
                     "caveats": caveats})
 
+    theory_said = theory_verdicts(theory, round_closed_form)
     add("Vanilla heatmap regression's quantization error grows linearly with the stride (floor: twice "
         "round's)", "[1](01_quantization_error.ipynb)",
         f"mean 2-D error of round / stride {theory['round_per_stride']:.3f} (closed form {round_closed_form:.3f}); "
-        f"floor / round {theory['floor_over_round']:.2f} (2)",
-        "supported" if abs(theory["round_per_stride"] - round_closed_form) < 0.02
-        and abs(theory["floor_over_round"] - 2) < 0.1 else "not supported",
+        f"floor / round {theory['floor_over_round']:.2f} (2)", theory_said["linear"],
         "Monte Carlo with the library's codecs; no network")
     add("Randomized rounding is unbiased", "[2](02_unbiasedness.ipynb)",
         f"RMS error of the mean of {theory['draws']} decodes {theory['mean_error']:.4f} px, sampling noise "
-        f"{theory['noise']:.4f} px (stride {theory['stride']})",
-        "supported" if theory["mean_error"] < 2 * theory["noise"] else "not supported",
-        "Monte Carlo; no network")
+        f"{theory['noise']:.4f} px (stride {theory['stride']})", theory_said["unbiased"], "Monte Carlo; no network")
     add("Decoding the expected target is lossless", "[2](02_unbiasedness.ipynb)",
-        f"largest error {theory['lossless']:.1e} px (top-4, normalised weights)",
-        "supported" if theory["lossless"] < 1e-3 else "not supported", "no network")
+        f"largest error {theory['lossless']:.1e} px (top-4, normalised weights)", theory_said["lossless"],
+        "no network")
     for family, members in FAMILIES.items():
         d = diffs[(diffs.family == family) & (diffs.rounding == "randomized")] if len(diffs) else diffs
         if d.empty:

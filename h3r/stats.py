@@ -2,7 +2,8 @@
 
 Every verdict of the book comes from a rule stated before its numbers: :data:`VERDICT_RULE` on a
 paired difference's 95 % interval, :data:`GROWTH_RULE` on how an error grows with the stride,
-:data:`MECHANISM_RULE` on what a network learned. :func:`stride_verdicts` puts the verdicts of one
+:data:`MECHANISM_RULE` on what a network learned, :data:`THEORY_RULE` on the Monte Carlo checks of
+the theory; a word that ranks learned numbers needs a margin wider than :data:`MACHINE_SPREAD`. :func:`stride_verdicts` puts the verdicts of one
 claim at several strides into one phrase.
 """
 from __future__ import annotations
@@ -138,6 +139,32 @@ def mechanism_verdict(mass: float, error: float, uniform: float) -> str:
     if error <= PARTLY_ERROR_SHARE * uniform:
         return "partly"
     return "not supported"
+
+
+# --- theory checks: Monte Carlo with the library's codecs against closed forms ----------------------
+
+#: how far a Monte Carlo estimate may lie from its closed form and still read as supported
+THEORY_TOLERANCE = {"round_per_stride": 0.02, "floor_over_round": 0.1}
+#: the largest error (px) of decoding the expected target that reads as lossless: float32 round-off
+LOSSLESS_PX = 1e-3
+THEORY_RULE = (f"Linear growth: rounding's mean 2-D error per unit of stride within "
+               f"{THEORY_TOLERANCE['round_per_stride']:g} of its closed form, and flooring's within "
+               f"{THEORY_TOLERANCE['floor_over_round']:g} of twice rounding's. Unbiased: the RMS error of the mean "
+               f"of the draws under twice its sampling noise. Lossless: the largest error of decoding the expected "
+               f"target under {LOSSLESS_PX:g} px.")
+
+
+def theory_verdicts(checks: dict, round_closed_form: float) -> dict[str, str]:
+    """:data:`THEORY_RULE` on :func:`h3r.study.theory_checks`' numbers: ``{"linear", "unbiased",
+    "lossless"}`` -> ``"supported"`` or ``"not supported"``; ``round_closed_form`` is rounding's
+    mean 2-D error per unit of stride in closed form."""
+    def said(holds: bool) -> str:
+        return "supported" if holds else "not supported"
+
+    return {"linear": said(abs(checks["round_per_stride"] - round_closed_form) < THEORY_TOLERANCE["round_per_stride"]
+                           and abs(checks["floor_over_round"] - 2) < THEORY_TOLERANCE["floor_over_round"]),
+            "unbiased": said(checks["mean_error"] < 2 * checks["noise"]),
+            "lossless": said(checks["lossless"] < LOSSLESS_PX)}
 
 
 # --- words that learned numbers decide ------------------------------------------------------------
