@@ -15,7 +15,7 @@ and three designs of this page's own:
 
     cfg = open_chapter("questions", profile)
     rows = questions_runs(profile)        # question -> the rows that answer it (runs, decodings)
-    table = answers_table(rows)           # one row per comparison: difference, interval, verdict
+    table = questions_table(rows)         # one row per comparison: difference, interval, verdict
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from h3r.stats import difference_text, interval_text, paired_differences, verdic
 #: paper's choice's (its NME minus the control's, paired by seed)
 READS = {"supported": "lower error than the paper's choice", "contradicted": "higher error than the paper's choice",
          "not shown": "within noise"}
-VERDICT_RULE = ("Each row is an alternative's NME minus the paper's choice's, paired by seed (the same data, "
+READING_RULE = ("Each row is an alternative's NME minus the paper's choice's, paired by seed (the same data, "
                 "initialisation and schedule), with its 95 % Student-t interval over seeds. It reads *lower "
                 "error* where the whole interval lies below 0, *higher error* where it lies above, and *within "
                 "noise* where it contains 0; a single seed gives no interval and reads within noise.")
@@ -168,7 +168,7 @@ def summary(diffs: pd.DataFrame) -> str:
                      for q in QUESTIONS if (diffs.question == q).any())
 
 
-def answers_table(diffs: pd.DataFrame) -> pd.DataFrame:
+def questions_table(diffs: pd.DataFrame) -> pd.DataFrame:
     """:func:`differences` for display: one row per alternative, indexed by the question's short
     title (:data:`TITLES`) and the alternative; its difference from the paper's choice, seeds and
     how it reads (the controls and the chapters of the full evidence are the page's text)."""

@@ -256,7 +256,7 @@ def codec_nme_by_stride(nme_table, datasets: list[str], codecs: list[str], input
     return fig
 
 
-def mean_decode_convergence(convergence, noise: float, round_error: float, slope: float) -> Figure:
+def mean_decode_convergence_figure(convergence, noise: float, round_error: float, slope: float) -> Figure:
     """Chapter 2: the RMS error of the mean of ``T`` randomized decodes against ``T`` (log-log;
     ``convergence`` has columns ``draws``, ``rms_error``, :func:`h3r.analysis.mean_decode_convergence`),
     the sampling noise ``noise / sqrt(T)`` of an unbiased estimator, and argmax-round's

@@ -48,7 +48,7 @@ def test_numbers_conclusion_and_summary_say_what_the_differences_show():
     summary = questions.summary(diffs).splitlines()
     assert len(summary) == len(questions.QUESTIONS)
     assert summary[0].startswith(f"* **{questions.QUESTIONS['draw']}** Against *{questions.PAPER_DRAW}*")
-    table = questions.answers_table(diffs)
+    table = questions.questions_table(diffs)
     assert list(table.columns) == ["difference [95 % interval]", "seeds", "reads"]
     assert table.index.names == ["question", "alternative"] and len(table) == 5
     assert table.index[0] == ("when to draw", "one draw, fixed per sample")
@@ -60,7 +60,7 @@ def test_one_seed_reads_within_noise_and_says_it_has_one_seed():
     assert set(diffs.reads) == {"within noise"}
     assert without_terms(questions.numbers(diffs, "draw", ["one draw, fixed per sample"])) == (
         "*one draw, fixed per sample*: +1.00 NME points (one seed: within noise)")
-    assert questions.answers_table(diffs)["difference [95 % interval]"].str.endswith("(one seed)").all()
+    assert questions.questions_table(diffs)["difference [95 % interval]"].str.endswith("(one seed)").all()
 
 
 def test_the_designs_change_only_what_their_question_asks():

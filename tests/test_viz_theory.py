@@ -55,7 +55,7 @@ def test_codec_nme_by_stride_merges_coinciding_curves():
 
 def test_mean_decode_convergence():
     convergence = pd.DataFrame({"draws": [1, 4, 16], "rms_error": [2.0, 1.0, 0.5]})
-    fig = viz.mean_decode_convergence(convergence, 2.0, 0.7, -0.5)
+    fig = viz.mean_decode_convergence_figure(convergence, 2.0, 0.7, -0.5)
     (ax,) = fig.axes
     _, noise, rounded = ax.lines
     np.testing.assert_allclose(noise.get_ydata(), [2.0, 1.0, 0.5])

@@ -32,8 +32,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from h3r.config import HEADS
 from h3r.models.backbones import BACKBONES, build_backbone
-from h3r.models.heads import (HEAD_KINDS, HEATMAP_STRIDES, HeatmapHead, RegressionHead, SimCCHead, binary_scores,
+from h3r.models.heads import (HEATMAP_STRIDES, HeatmapHead, RegressionHead, SimCCHead, binary_scores,
                               to_float)
 
 
@@ -42,7 +43,7 @@ class HeatmapModel(nn.Module):
     or the SimCC pair, or (N, K, 4) (:mod:`h3r.models.heads`).
 
     Attributes: ``heatmap_stride`` (s), ``num_keypoints`` (K), ``head_kind`` (one of
-    :data:`HEAD_KINDS`), ``size_divisor`` (input sides must be multiples of it), ``loss_modules``
+    :data:`h3r.config.HEADS`), ``size_divisor`` (input sides must be multiples of it), ``loss_modules``
     (the trained parts of the loss the head holds, for :func:`h3r.losses.build_loss`: RLE's flow).
     """
 
@@ -88,8 +89,8 @@ def build_model(backbone: str = "hrnet_w18", num_keypoints: int = 98, head: str 
         input_size: ``(width, height)`` (or an int) the SimCC head is built for; only ``"simcc"``.
         split_ratio: SimCC bins per input pixel; only ``"simcc"``.
     """
-    if head not in HEAD_KINDS:
-        raise ValueError(f"head kind must be one of {HEAD_KINDS}, got {head!r}")
+    if head not in HEADS:
+        raise ValueError(f"head kind must be one of {HEADS}, got {head!r}")
     if not (isinstance(num_keypoints, int) and num_keypoints > 0):
         raise ValueError(f"num_keypoints must be a positive integer, got {num_keypoints!r}")
     body = build_backbone(backbone, width_mult=width_mult, pretrained=pretrained)
@@ -148,5 +149,5 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-__all__ = ["BACKBONES", "HEAD_KINDS", "HEATMAP_STRIDES", "HeatmapHead", "HeatmapModel", "RegressionHead",
+__all__ = ["BACKBONES", "HEATMAP_STRIDES", "HeatmapHead", "HeatmapModel", "RegressionHead",
            "SimCCHead", "binary_scores", "build_model", "count_flops", "count_params", "to_float"]

@@ -38,10 +38,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from h3r.codecs.simcc import simcc_bins
-from h3r.config import HEADS
 from h3r.losses import RealNVP
 
-HEAD_KINDS = HEADS
 HEATMAP_STRIDES = (1, 2, 4, 8, 16, 32)
 BACKBONE_STRIDE = 4
 SCORE_MODES = ("foreground", "log_odds")
