@@ -41,7 +41,7 @@ from h3r.config import Config, RunFolder
 from h3r.data.annotated import DatasetNotFoundError
 from h3r.data.registry import SYNTHETIC, build_dataset
 from h3r.evaluation import coco_ap, evaluate_decoders, evaluate_model
-from h3r.models import HeatmapModel
+from h3r.models import KeypointModel
 from h3r.protocols import official_benchmarks, protocol
 from h3r.provenance import atomic_path, pick_device, provenance, write_json_atomic
 from h3r.train import build_data, build_run, load_checkpoint, train
@@ -69,7 +69,7 @@ def run(cfg: Config, force: bool = False) -> dict:
     return results
 
 
-def load_run(cfg: Config, device: str | torch.device = "cpu") -> tuple[HeatmapModel, Codec]:
+def load_run(cfg: Config, device: str | torch.device = "cpu") -> tuple[KeypointModel, Codec]:
     """The trained network of run ``cfg`` (from its checkpoint, in eval mode on ``device``) and its
     codec."""
     checkpoint = cfg.folder.checkpoint
@@ -78,7 +78,7 @@ def load_run(cfg: Config, device: str | torch.device = "cpu") -> tuple[HeatmapMo
     return _network(cfg, load_checkpoint(checkpoint), device)
 
 
-def _network(cfg: Config, state: dict, device: str | torch.device) -> tuple[HeatmapModel, Codec]:
+def _network(cfg: Config, state: dict, device: str | torch.device) -> tuple[KeypointModel, Codec]:
     """The network and codec of ``cfg`` with the weights of checkpoint ``state``, in eval mode."""
     model, codec = build_run(cfg)
     model.load_state_dict(state["model"])

@@ -36,7 +36,7 @@ from h3r.codecs import Codec, build_codec
 from h3r.config import Config, code_fingerprint
 from h3r.evaluation import evaluate_model
 from h3r.losses import build_loss
-from h3r.models import HeatmapModel, build_model, count_flops, count_params, to_float
+from h3r.models import KeypointModel, build_model, count_flops, count_params, to_float
 from h3r.provenance import atomic_path, pick_device, provenance, write_json_atomic
 
 # --- building blocks ---------------------------------------------------------------------------
@@ -67,7 +67,7 @@ def build_data(cfg: Config, split: str, train: bool) -> Dataset:
     return capped
 
 
-def build_run(cfg: Config) -> tuple[HeatmapModel, Codec]:
+def build_run(cfg: Config) -> tuple[KeypointModel, Codec]:
     """The network (initialised from ``cfg.seed``, in ``cfg``'s memory format) and the codec of a run.
 
     The keypoint count comes from the dataset's layout, so nothing is read from disk; the same
@@ -289,7 +289,7 @@ def train(cfg: Config) -> dict:
 _MACS: dict[tuple, int] = {}
 
 
-def _macs(cfg: Config, model: HeatmapModel) -> int:
+def _macs(cfg: Config, model: KeypointModel) -> int:
     """:func:`~h3r.models.count_flops` of ``model``, counted once per architecture and input size
     in a process: a count traces the whole network. The architecture is its parameters' shapes
     (which also tell the head's size, e.g. SimCC's bins) and the heatmap stride."""

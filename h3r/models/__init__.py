@@ -38,8 +38,9 @@ from h3r.models.heads import (HEATMAP_STRIDES, HeatmapHead, RegressionHead, SimC
                               to_float)
 
 
-class HeatmapModel(nn.Module):
-    """image (N, 3, H, W) -> head output at ``heatmap_stride``: (N, K, H/s, W/s) or (N, 2, K, H/s, W/s),
+class KeypointModel(nn.Module):
+    """A backbone and a head, whichever the head: heatmaps, SimCC's bins or regressed coordinates.
+    image (N, 3, H, W) -> head output at ``heatmap_stride``: (N, K, H/s, W/s) or (N, 2, K, H/s, W/s),
     or the SimCC pair, or (N, K, 4) (:mod:`h3r.models.heads`).
 
     Attributes: ``heatmap_stride`` (s), ``num_keypoints`` (K), ``head_kind`` (one of
@@ -74,7 +75,7 @@ class HeatmapModel(nn.Module):
 def build_model(backbone: str = "hrnet_w18", num_keypoints: int = 98, head: str = "heatmap",
                 heatmap_stride: int = 4, width_mult: float = 1.0,
                 pretrained: str | Path | None = None, head_width: int | None = None,
-                input_size: int | tuple[int, int] | None = None, split_ratio: float = 2.0) -> HeatmapModel:
+                input_size: int | tuple[int, int] | None = None, split_ratio: float = 2.0) -> KeypointModel:
     """Build a network.
 
     Args:
@@ -102,7 +103,7 @@ def build_model(backbone: str = "hrnet_w18", num_keypoints: int = 98, head: str 
         top = RegressionHead(body.out_channels, num_keypoints)
     else:
         top = HeatmapHead(body.out_channels, num_keypoints, head, head_width)
-    return HeatmapModel(body, top, heatmap_stride)
+    return KeypointModel(body, top, heatmap_stride)
 
 
 def count_params(model: nn.Module) -> int:
@@ -149,5 +150,5 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-__all__ = ["BACKBONES", "HEATMAP_STRIDES", "HeatmapHead", "HeatmapModel", "RegressionHead",
+__all__ = ["BACKBONES", "HEATMAP_STRIDES", "HeatmapHead", "KeypointModel", "RegressionHead",
            "SimCCHead", "binary_scores", "build_model", "count_flops", "count_params", "to_float"]

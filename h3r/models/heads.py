@@ -182,7 +182,7 @@ def resample_to_stride(features: Tensor, heatmap_stride: int) -> Tensor:
     """Stride-4 features (N, C, H/4, W/4) -> (N, C, H/s, W/s) for ``s = heatmap_stride``.
 
     Bilinear upsampling for s < 4, average pooling for s > 4 (the stride-4 map's sides must then
-    be multiples of s/4; :class:`h3r.models.HeatmapModel` checks the input size).
+    be multiples of s/4; :class:`h3r.models.KeypointModel` checks the input size).
     """
     if heatmap_stride == BACKBONE_STRIDE:
         return features

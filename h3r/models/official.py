@@ -51,7 +51,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from h3r.models import HeatmapModel, build_model
+from h3r.models import KeypointModel, build_model
 from h3r.models.backbones import _first, match_state_dict, read_state_dict
 
 #: the official decoder reads cell ``i`` as input pixel ``OFFICIAL_STRIDE * i`` (``HEATMAP.STRIDE``)
@@ -105,7 +105,7 @@ def _backbone_key(key: str, arch: str) -> str:
     return f"backbone.features.{block}.conv.{table.get(index, f'unknown{index}')}.{rest}"
 
 
-def load_official(path: str | Path, arch: str, num_keypoints: int | None = None) -> HeatmapModel:
+def load_official(path: str | Path, arch: str, num_keypoints: int | None = None) -> KeypointModel:
     """Build ``build_model(arch, K, head="binary")`` and load an official ``model.pth`` into it.
 
     ``num_keypoints`` defaults to what the file's head predicts (its last conv has 2K outputs);
