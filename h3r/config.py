@@ -314,3 +314,17 @@ def code_fingerprint() -> str:
         path = _module_file(module)
         digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def presets_table(names=None):
+    """A DataFrame of the codec presets (:data:`PRESETS`, or those of ``names``): what each trains and
+    decodes with, the names ``h3r train --codec`` takes. Columns: codec class, its arguments, loss,
+    head, and whether a study sets its Gaussian's sigma."""
+    import pandas as pd
+
+    names = list(PRESETS) if names is None else list(names)
+    return pd.DataFrame({"codec": [PRESETS[n].codec for n in names],
+                         "arguments": [", ".join(f"{k}={v}" for k, v in PRESETS[n].args.items()) for n in names],
+                         "loss": [PRESETS[n].loss for n in names], "head": [PRESETS[n].head for n in names],
+                         "sigma": ["✓" if PRESETS[n].sigma else "" for n in names]},
+                        index=pd.Index(names, name="preset"))

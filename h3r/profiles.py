@@ -131,7 +131,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
     # the ablation stride of chapter 6, chapter 5's seeds and sigma (its runs are read back)
     "questions": _per_profile(stride=4, seeds=SEEDS, sigma=CHAPTER_SIGMA,
                               two_channel_seeds=ABLATION_SEEDS, max_steps=0, batch_size=BATCH, device="auto"),
-    "findings": _per_profile(strides=CHAPTER_STRIDES, seeds=SEEDS, published_seeds=PUBLISHED_SEEDS,
+    "findings": _per_profile(strides=CHAPTER_STRIDES, seeds=SEEDS, sigma=CHAPTER_SIGMA, published_seeds=PUBLISHED_SEEDS,
                              answer_strides=ANSWER_STRIDES,
                              published_strides=PUBLISHED_STRIDES, input_sizes=COST_INPUT_SIZES,
                              cost_seeds=SEEDS, max_steps=0, batch_size=BATCH, device="auto"),

@@ -132,7 +132,7 @@ MECHANISM_RULE = (f"Per stride, from the share of the predicted mass on the 4 ro
 
 def mechanism_verdict(mass: float, error: float, uniform: float) -> str:
     """:data:`MECHANISM_RULE` on the claim that a network trained on randomized one-hot targets
-    learns the expected target (:func:`h3r.study.mechanism`'s ``mass``, ``error`` and ``uniform``):
+    learns the expected target (:func:`h3r.study.ablations.mechanism`'s ``mass``, ``error`` and ``uniform``):
     ``"mostly"``, ``"partly"`` or ``"not supported"``."""
     if mass >= MOSTLY_MASS and error <= MOSTLY_ERROR_SHARE * uniform:
         return "mostly"
@@ -155,7 +155,7 @@ THEORY_RULE = (f"Linear growth: rounding's mean 2-D error per unit of stride wit
 
 
 def theory_verdicts(checks: dict, round_closed_form: float) -> dict[str, str]:
-    """:data:`THEORY_RULE` on :func:`h3r.study.theory_checks`' numbers: ``{"linear", "unbiased",
+    """:data:`THEORY_RULE` on :func:`h3r.study.theory.theory_checks`' numbers: ``{"linear", "unbiased",
     "lossless"}`` -> ``"supported"`` or ``"not supported"``; ``round_closed_form`` is rounding's
     mean 2-D error per unit of stride in closed form."""
     def said(holds: bool) -> str:

@@ -352,9 +352,9 @@ def ced_figure(errors: dict) -> Figure:
 
 
 def learning_curves_figure(curves, target_error, stride: int) -> Figure:
-    """Test NME against epoch of each method of ``curves`` (:func:`h3r.study.learning_curves`,
+    """Test NME against epoch of each method of ``curves`` (:func:`h3r.study.training.learning_curves`,
     one run per method), with its target error at ``stride`` (``target_error``:
-    :func:`h3r.study.target_errors`) dashed in the same colour."""
+    :func:`h3r.study.resolution.target_errors`) dashed in the same colour."""
     fig = Figure(figsize=(FIGURE_INCHES, 4.2))
     ax = fig.subplots()
     levels = target_error[target_error.heatmap_stride == stride].set_index("method").target_error
@@ -389,7 +389,7 @@ def resolution_figure(trained, target_error, families: dict, strides) -> Figure:
 
 
 def differences_figure(diffs, strides) -> Figure:
-    """One panel per family of ``diffs`` (:func:`h3r.study.matched_differences`): each
+    """One panel per family of ``diffs`` (:func:`h3r.study.resolution.matched_differences`): each
     treatment's paired difference against its control at each stride, mean and 95 % interval,
     the treatments side by side on the log axis."""
     families = list(dict.fromkeys(diffs.family))
@@ -412,7 +412,7 @@ def differences_figure(diffs, strides) -> Figure:
 
 def activation_figure(activation, ks) -> Figure:
     """NME against the number ``k`` of top-k activation points (``activation``:
-    :func:`h3r.study.activation_points`, its top-k rows), one line per stride, mean ± s.d. over
+    :func:`h3r.study.ablations.activation_points`, its top-k rows), one line per stride, mean ± s.d. over
     seeds, ticks at ``ks``."""
     fig = Figure(figsize=(FIGURE_INCHES, 4.0))
     ax = fig.subplots()
@@ -456,7 +456,7 @@ def mechanism_figure(logits, keypoints, codec, points, stride: int) -> Figure:
 
 def macs_figure(by_stride) -> Figure:
     """MACs of one forward pass against the heatmap stride, one line per network of
-    ``by_stride`` (:func:`h3r.study.macs_by_stride`), both axes logarithmic."""
+    ``by_stride`` (:func:`h3r.study.cost.macs_by_stride`), both axes logarithmic."""
     fig = Figure(figsize=(FIGURE_INCHES, 4.0))
     ax = fig.subplots()
     for (label, group), marker in zip(by_stride.groupby("network", sort=False), "osD"):
@@ -471,7 +471,7 @@ def macs_figure(by_stride) -> Figure:
 
 def cost_figure(runs) -> Figure:
     """Test NME against MACs per image, one line per codec of ``runs``
-    (:func:`h3r.study.cost_study`), mean ± s.d. over seeds, each input size labelled above its
+    (:func:`h3r.study.cost.cost_study`), mean ± s.d. over seeds, each input size labelled above its
     points."""
     fig = Figure(figsize=(FIGURE_INCHES, 4.0))
     ax = fig.subplots()
@@ -489,7 +489,7 @@ def cost_figure(runs) -> Figure:
 
 def answers_figure(summary) -> Figure:
     """Test NME against the head's MACs per image, each method of ``summary``
-    (:func:`h3r.study.answers_summary`) a line over its resolutions (mean ± s.d. over seeds, each
+    (:func:`h3r.study.answers.answers_summary`) a line over its resolutions (mean ± s.d. over seeds, each
     point labelled with its input pixels per cell or bin; a resolution-free method is one point),
     the Pareto front a dashed grey line through ringed points. The legend sits below the axes."""
     fig = Figure(figsize=(FIGURE_INCHES, 5.6), layout="constrained")

@@ -8,23 +8,24 @@ import math
 import pandas as pd
 import pytest
 
-from h3r import report, stats, study
-from h3r.stats import without_terms
+from h3r import stats
 from h3r.config import Config
+from h3r.stats import without_terms
+from h3r.study import answers, findings, resolution
 
 NAN = float("nan")
 
 
 def answer_rows(nme: dict[tuple[str, float], list[float]], head_macs: dict[tuple[str, float], float]) -> pd.DataFrame:
-    """Rows as :func:`h3r.study.answers_study` gives them: (method, resolution) -> NME per seed."""
+    """Rows as :func:`h3r.study.answers.answers_study` gives them: (method, resolution) -> NME per seed."""
     rows = []
-    for (method, resolution), values in nme.items():
+    for (method, bins), values in nme.items():
         for seed, value in enumerate(values):
-            stride = int(resolution) if resolution == resolution and resolution >= 1 else 4
+            stride = int(bins) if bins == bins and bins >= 1 else 4
             cfg = Config(codec=method.split(" on ")[-1], heatmap_stride=stride, input_size=64, seed=seed)
-            rows.append({"method": method, "resolution": resolution, "seed": seed, "NME (%)": value,
-                         "params": 1000, "macs": 10_000 + head_macs[method, resolution],
-                         "head MACs": head_macs[method, resolution], "config": cfg,
+            rows.append({"method": method, "resolution": bins, "seed": seed, "NME (%)": value,
+                         "params": 1000, "macs": 10_000 + head_macs[method, bins],
+                         "head MACs": head_macs[method, bins], "config": cfg,
                          "decoder_only": " on " in method})
     return pd.DataFrame(rows)
 
@@ -62,11 +63,11 @@ def test_simcc_rounding_differences_pair_the_pair_per_bin_width():
                         ("simcc-round", 8.0): [20.0, 21.0, 22.0], ("simcc-random", 8.0): [21.0, 19.0, 23.5]},
                        {("simcc-round", 4.0): 900.0, ("simcc-random", 4.0): 900.0,
                         ("simcc-round", 8.0): 450.0, ("simcc-random", 8.0): 450.0})
-    diffs = study.simcc_rounding_differences(rows).set_index("resolution")
+    diffs = answers.simcc_rounding_differences(rows).set_index("resolution")
     assert diffs.loc[4.0, "mean"] == pytest.approx(-1.0) and diffs.loc[4.0, "verdict"] == "supported"
     assert diffs.loc[8.0, "verdict"] == "not shown" and list(diffs.n) == [3, 3]
-    assert study.simcc_rounding_differences(rows[rows.method != "simcc-random"]).empty
-    table = report.simcc_rounding_table(diffs.reset_index())
+    assert answers.simcc_rounding_differences(rows[rows.method != "simcc-random"]).empty
+    table = answers.simcc_rounding_table(diffs.reset_index())
     assert list(table["bin width"]) == ["4 px", "8 px"] and list(table.verdict) == ["supported", "within noise"]
 
 
@@ -79,14 +80,14 @@ def test_versus_nearest_cost_pairs_each_method_with_h3r_at_the_nearest_head_macs
     rows = answer_rows(nme, macs)
     degenerate = pd.DataFrame({"method": ["local-soft-argmax on dark"], "heatmap_stride": [8],
                                "reason": ["a window covers the map"]})
-    versus = study.versus_nearest_cost(rows, degenerate)
+    versus = answers.versus_nearest_cost(rows, degenerate)
     by = versus.set_index("method")
     assert by.loc["simcc-round", "h3r stride"] == 4.0 and by.loc["simcc-round", "mean"] == pytest.approx(-1.1)
     assert by.loc["simcc-round", "reads"] == "H3R better"
     assert by.loc["rle", "h3r stride"] == 8.0 and by.loc["rle", "reads"] == "H3R worse"
     assert math.isnan(by.loc["rle", "resolution"])
     assert by.loc["local-soft-argmax on dark", "verdict"] == "degenerate"
-    table = report.versus_table(versus)
+    table = answers.versus_table(versus)
     assert list(table["px per cell or bin"]) == ["4 px", "free", "8 px"]
     assert table.reads.iloc[2] == "degenerate †" and table["head MACs, H3R / it"].iloc[1] == "12.50"
 
@@ -96,14 +97,14 @@ def test_answers_summary_marks_the_pareto_front_and_the_answer_names_it():
            ("simcc-round", 4.0): [7.0, 7.4], ("rle", NAN): [9.0, 9.2]}
     macs = {**H3R_MACS, ("simcc-round", 4.0): 1100.0, ("rle", NAN): 20.0}
     rows = answer_rows(nme, macs)
-    summary = study.answers_summary(rows)
+    summary = answers.answers_summary(rows)
     front = summary[summary.pareto]
     assert set(zip(front.method, front.resolution.fillna(-1))) == {("h3r", 2.0), ("h3r", 4.0), ("h3r", 8.0),
                                                                   ("rle", -1)}
     assert summary.set_index("method").loc["simcc-round", "NME"] == pytest.approx(7.2)
-    table = report.answers_table(summary)
+    table = answers.answers_table(summary)
     assert list(table.Pareto) == ["✓", "✓", "✓", "", "✓"] and table["NME (%)"].iloc[0] == "5.10 ± 0.14"
-    answer = report.answers_answer(pd.DataFrame(), study.versus_nearest_cost(rows), summary)
+    answer = answers.answers_answer(pd.DataFrame(), answers.versus_nearest_cost(rows), summary)
     # two seeds: -1.0 and -1.2 against simcc-round leave 0 inside the interval; RLE's -1.0 twice does not
     assert "H3R better: `rle` (free); within noise: `simcc-round` (4 px)" in answer and "H3R worse" not in answer
     assert answer.splitlines()[-1].startswith("* **On the Pareto front**") and "`rle` (free, 9.10 %)" in answer
@@ -119,14 +120,14 @@ def test_answers_findings_grade_h3r_against_the_others_and_leave_chapter_5s_base
     simcc = pd.DataFrame({"resolution": [4.0, 8.0], "mean": [-0.3, -1.0], "low": [-0.8, -1.5],
                           "high": [0.2, -0.5], "verdict": ["not shown", "supported"], "treatment_mean": 9.0,
                           "control_mean": [9.3, 10.0]})
-    rounding, others = report.answers_findings(simcc, versus)
+    rounding, others = answers.answers_findings(simcc, versus)
     assert rounding[3] == "within noise at bin width 4; supported at bin width 8"
     assert "8 px bins: -1.00" in without_terms(rounding[2])
     assert others[3] == "mixed: H3R better 1 of 3, H3R worse 1 of 3, within noise 1 of 3"
     assert "argmax-round" not in others[2]
-    (_, all_better) = report.answers_findings(simcc, versus.assign(verdict="supported", reads="H3R better"))
+    (_, all_better) = answers.answers_findings(simcc, versus.assign(verdict="supported", reads="H3R better"))
     assert all_better[3] == "supported against every one"
-    (_, all_noise) = report.answers_findings(simcc, versus.assign(verdict="not shown", reads="within noise"))
+    (_, all_noise) = answers.answers_findings(simcc, versus.assign(verdict="not shown", reads="within noise"))
     assert all_noise[3] == "within noise against every one"
 
 
@@ -139,7 +140,7 @@ def test_findings_carry_chapter_13s_rows():
     rows = answer_rows({("h3r", 4.0): [5.0, 5.5], ("onehot-round", 4.0): [6.0, 6.5]},
                        {("h3r", 4.0): 1.0, ("onehot-round", 4.0): 1.0})
     rows = rows.assign(heatmap_stride=4, codec=rows.method, decoder_only=False)
-    table = report.findings(rows, None, None, {"round_per_stride": 0.383, "floor_over_round": 2.0, "mean_error": 0.001,
+    table = findings.findings(rows, None, None, {"round_per_stride": 0.383, "floor_over_round": 2.0, "mean_error": 0.001,
                                                "noise": 0.01, "lossless": 0.0, "stride": 4, "draws": 64},
                             answers=(simcc, versus))
     ours = table[table.evidence.str.contains("13_other_answers")]
@@ -148,16 +149,16 @@ def test_findings_carry_chapter_13s_rows():
 
 def test_resolution_of_reads_strides_bins_and_resolution_free_methods():
     cfg = Config(input_size=64)
-    assert study.resolution_of(dataclasses.replace(cfg, codec="h3r", heatmap_stride=8)) == 8.0
-    assert study.resolution_of(dataclasses.replace(cfg, codec="simcc-round", codec_args={"split_ratio": 0.125})) == 8.0
-    assert study.resolution_of(dataclasses.replace(cfg, codec="simcc")) == 0.5
+    assert answers.resolution_of(dataclasses.replace(cfg, codec="h3r", heatmap_stride=8)) == 8.0
+    assert answers.resolution_of(dataclasses.replace(cfg, codec="simcc-round", codec_args={"split_ratio": 0.125})) == 8.0
+    assert answers.resolution_of(dataclasses.replace(cfg, codec="simcc")) == 0.5
     for free in ("rle", "soft-argmax", "dsnt"):
-        assert math.isnan(study.resolution_of(dataclasses.replace(cfg, codec=free)))
+        assert math.isnan(answers.resolution_of(dataclasses.replace(cfg, codec=free)))
 
 
 def test_degenerate_cells_flag_dark_on_a_4x4_map_and_no_other_head():
     methods = ["dark", "local-soft-argmax on dark", "simcc-round", "simcc", "rle", "soft-argmax", "dsnt"]
-    flagged = study.degenerate_cells(methods, [4, 16], 64, sigma=1.0)
+    flagged = resolution.degenerate_cells(methods, [4, 16], 64, sigma=1.0)
     assert list(flagged.method) == ["dark"] and list(flagged.heatmap_stride) == [16]
     assert "4×4" in flagged.reason.iloc[0]
 
@@ -165,16 +166,16 @@ def test_degenerate_cells_flag_dark_on_a_4x4_map_and_no_other_head():
 def test_decode_microseconds_time_the_decoder_a_row_names():
     cfg = Config(codec="dark", backbone="plain_cnn", width_mult=0.5, input_size=32, device="cpu")
     for method in ("dark", "local-soft-argmax on dark"):
-        assert 0 < study.decode_microseconds(cfg, method, batch=2, sigma=1.0, min_seconds=0.01) < 1e6
+        assert 0 < answers.decode_microseconds(cfg, method, batch=2, sigma=1.0, min_seconds=0.01) < 1e6
 
 
 def test_answers_runs_read_chapter_13s_settings(monkeypatch):
     calls = []
-    monkeypatch.setattr(study, "answers_study", lambda *a, **k: calls.append((a, k)) or "rows")
-    assert study.answers_runs("smoke", seeds=[3]) == "rows"
+    monkeypatch.setattr(answers, "answers_study", lambda *a, **k: calls.append((a, k)) or "rows")
+    assert answers.answers_runs("smoke", seeds=[3]) == "rows"
     (base, strides, seeds), kwargs = calls[0]
     assert (strides, seeds, kwargs) == ([4, 8], [3], dict(sigma=1.0, force=False))
-    assert base == study.chapter("heatmap_resolution", "smoke").base  # chapter 5's runs, the same keys
+    assert base == resolution.chapter("heatmap_resolution", "smoke").base  # chapter 5's runs, the same keys
 
 
 def test_answers_figure_draws_each_method_and_the_front_with_the_legend_below():
@@ -182,7 +183,7 @@ def test_answers_figure_draws_each_method_and_the_front_with_the_legend_below():
 
     rows = answer_rows({("h3r", 4.0): [5.0, 5.2], ("h3r", 8.0): [8.0, 8.2], ("rle", NAN): [9.0, 9.2]},
                        {("h3r", 4.0): 1000.0, ("h3r", 8.0): 250.0, ("rle", NAN): 20.0})
-    fig = answers_figure(study.answers_summary(rows))
+    fig = answers_figure(answers.answers_summary(rows))
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert sorted(labels) == ["Pareto front", "h3r", "rle"] and ax.get_xscale() == "log"

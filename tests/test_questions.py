@@ -1,13 +1,13 @@
-"""Chapter 14, questions people ask about H3R: the designs (h3r.questions), the paired differences
+"""Chapter 14, questions people ask about H3R: the designs (h3r.study.questions), the paired differences
 against the paper's choice, how they read, and the page's answer."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from h3r import questions
-from h3r.stats import without_terms
 from h3r.config import Config
+from h3r.stats import without_terms
+from h3r.study import questions
 
 
 def variant_rows(nme: dict[str, list[float]], stride: int = 4) -> pd.DataFrame:

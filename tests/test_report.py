@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from h3r import report
 from h3r.config import Config
+from h3r.study import ablations, resolution, training
 
 
 def study_rows(values: dict[tuple[str, int], list[float]], cached=False) -> pd.DataFrame:
@@ -17,7 +17,7 @@ def study_rows(values: dict[tuple[str, int], list[float]], cached=False) -> pd.D
 def test_runs_line_counts_runs_evaluations_and_target_errors():
     rows = study_rows({("h3r", 4): [5.0, 6.0], ("onehot-round on h3r", 4): [7.0, 7.0]})
     errors = pd.DataFrame({"method": ["h3r", "h3r", "dark"], "heatmap_stride": [4, 8, 4], "target_error": 1.0})
-    assert report.runs_line(rows, errors, [4, 8]) == ("2 runs (2 trained now, 0 read back), 2 decoder-only "
+    assert resolution.runs_line(rows, errors, [4, 8]) == ("2 runs (2 trained now, 0 read back), 2 decoder-only "
                                                       "evaluations;\ntarget errors of 2 methods at strides [4, 8]")
 
 
@@ -25,7 +25,7 @@ def test_family_tables_list_each_familys_methods_in_its_order():
     trained = study_rows({("h3r", 4): [5.0, 6.0], ("onehot-round", 4): [7.0, 8.0], ("argmax-round", 4): [9.0]})
     errors = pd.DataFrame({"method": ["h3r", "onehot-round", "argmax-round"], "heatmap_stride": 4,
                            "target_error": [0.5, 1.5, 2.5]})
-    one_hot, gaussian = report.family_tables(trained, errors).values()
+    one_hot, gaussian = resolution.family_tables(trained, errors).values()
     assert one_hot.index.tolist() == ["onehot-round", "h3r"]  # the control first, not as the rows come
     assert one_hot.index.name is None
     assert one_hot[("stride 4", "learned")].tolist() == ["7.50 ± 0.71", "5.50 ± 0.71"]
@@ -38,7 +38,7 @@ def test_difference_tables_show_signed_differences_by_family():
                           "heatmap_stride": [4, 8, 4], "mean": [-0.5, 0.25, 1.0], "low": [-1.0, -0.1, 0.5],
                           "high": [-0.1, 0.6, 1.5], "n": 3, "verdict": ["supported", "not shown", "contradicted"],
                           "treatment_mean": [5.0, 6.0, 7.0], "control_mean": [5.5, 5.75, 6.0]})
-    tables = report.difference_tables(diffs)
+    tables = resolution.difference_tables(diffs)
     assert list(tables) == ["A", "B"]
     a = tables["A"]
     assert a.index.names == ["treatment", "control", "stride"]
@@ -51,7 +51,7 @@ def test_difference_tables_show_signed_differences_by_family():
 def test_mechanism_table_has_mean_and_spread_per_stride():
     learned = pd.DataFrame({"heatmap_stride": [4, 4, 8], "mass": [0.9, 0.8, 0.5], "error": [0.1, 0.2, 0.3],
                             "uniform": [0.2, 0.2, 0.2]})
-    table = report.mechanism_table(learned)
+    table = ablations.mechanism_table(learned)
     assert table.columns.tolist() == ["mass", "error", "uniform"]
     assert table.loc[4, "mass"] == "0.850 ± 0.071" and table.loc[4, "uniform"] == "0.200 ± 0.000"
     assert table.loc[8, "error"] == "0.300"  # one seed: no spread, never "nan"
@@ -59,7 +59,7 @@ def test_mechanism_table_has_mean_and_spread_per_stride():
 
 def test_training_setup_states_the_network_and_schedule():
     base = Config(backbone="plain_cnn", head_width=64, input_size=64, warmup=0.1, schedule="cosine", threads=1)
-    setup = report.training_setup(base, params=163_000, macs=2_100_000)
+    setup = training.training_setup(base, params=163_000, macs=2_100_000)
     assert setup["network"] == "plain_cnn x1.0, head width 64"
     assert setup["parameters"] == "163 k" and setup["MACs per image (stride 4)"] == "2.1 M"
     assert setup["schedule"] == "cosine, 10% linear warm-up" and setup["threads per run"] == 1
@@ -70,7 +70,7 @@ def test_schedule_search_names_the_networks_and_trainings():
              "batch": 16, "lr": 0.01, "schedule": "cosine", "img_s_cpu": 100.0, "NME": 5.0, "FR": 1.0},
             {"net": "plain:16,32/1,3", "width": 1.0, "codec": "h3r", "stride": 4, "epochs": 4, "batch": 8,
              "lr": 0.003, "schedule": "multistep", "img_s_cpu": 50.0, "NME": 6.0, "FR": 2.0}]
-    table = report.schedule_search(runs)
+    table = training.schedule_search(runs)
     assert table.columns.tolist() == ["network", "codec", "stride", "training", "img / CPU-s", "NME (%)",
                                       "FR@0.1 (%)"]
     assert table.network.tolist() == ["mobilenetv3 x0.5", "plain:16, 32 / 1, 3"]
@@ -86,21 +86,21 @@ def head_rows() -> pd.DataFrame:
 def test_activation_and_head_tables():
     activation = pd.DataFrame({"points": ["top-1", "top-25", "top-1"], "stride": [4, 4, 8],
                                "nme": [5.0, 4.0, 6.0]})
-    table = report.activation_table(activation)
+    table = ablations.activation_table(activation)
     assert table.columns.tolist() == ["stride 4", "stride 8"]
     assert table.loc["top-25"].tolist() == ["4.00", "—"]  # no 25 points on the coarser map
-    head = report.head_table(head_rows())
+    head = ablations.head_table(head_rows())
     assert head.index.tolist() == ["binary CE", "focal"]
     assert head[("foreground (official)", "mean")].tolist() == [7.0, 5.0]
 
 
 def test_official_head_line_and_ablations_answer_name_the_best_loss():
-    line = report.official_head_line(head_rows(), "binary_ce")
+    line = ablations.official_head_line(head_rows(), "binary_ce")
     assert "**focal**, 5.00 % NME, against 7.00 %" in line and "trains with `binary_ce`" in line
     activation = pd.DataFrame({"points": ["top-1", "top-9"], "stride": [4, 4], "nme": [6.0, 5.0]})
     targets = pd.DataFrame({"variant": ["one-hot", "bilinear"], "NME (%)": [5.0, 4.5]})
     learned = pd.DataFrame({"heatmap_stride": [4], "mass": [0.95], "error": [0.01], "uniform": [0.2]})
-    answer = report.ablations_answer(activation, targets, head_rows(), learned, stride=4)
+    answer = ablations.ablations_answer(activation, targets, head_rows(), learned, stride=4)
     lines = answer.split("\n")
     assert len(lines) == 4
     assert lines[0] == "* **Activation points**, stride 4: top-1 6.00 % NME, top-9 5.00 %."
@@ -108,4 +108,4 @@ def test_official_head_line_and_ablations_answer_name_the_best_loss():
     assert "lowest `focal`, 5.00 %; plain binary CE 7.00 %" in lines[2]
     close = head_rows().replace({"foreground (official)": {5.0: 6.95}})  # within the machines' spread
     assert "**focal** (6.95 %) and **binary CE** (7.00 %), too close to rank" in \
-        report.official_head_line(close, "binary_ce")
+        ablations.official_head_line(close, "binary_ce")

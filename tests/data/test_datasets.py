@@ -14,12 +14,12 @@ from fixtures import WRITERS, red_peak, write_cofw, write_mpii
 from fixtures.faces import mat73_header
 from torch.utils.data import default_collate
 
-from h3r.data.sample import denormalize_image
+from h3r.data.annotated import DATA_ROOT_ENV, AnnotationError, DatasetNotFoundError, resolve_data_root
 from h3r.data.faces import COCOStyleFaces, FaceDataset, HRNetCSV
 from h3r.data.layouts import AFLW19, COCO17, IBUG68, MPII16, WFLW98, describe_normalizer, describe_pupils
 from h3r.data.registry import (DATASETS, LAYOUT_DOCS, available_datasets, build_dataset, dataset_status,
                                layouts_markdown)
-from h3r.data.annotated import DATA_ROOT_ENV, AnnotationError, DatasetNotFoundError, resolve_data_root
+from h3r.data.sample import denormalize_image
 from h3r.data.transforms import Augment, inverse, official_crop
 from h3r.geometry import flip_keypoints
 from h3r.protocols import PROTOCOLS

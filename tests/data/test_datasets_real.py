@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from h3r.data.sample import denormalize_image
 from h3r.data.faces import Face300WCSV, HRNetCSV, COCOStyleFaces, face_normalizers
 from h3r.data.layouts import AFLW19, COFW29, IBUG68, LAPA106, WFLW98
 from h3r.data.pose import MPII, COCOKeypoints
+from h3r.data.sample import denormalize_image
 from h3r.data.transforms import Augment, crop_matrix, inverse
 from h3r.geometry import apply_affine
 

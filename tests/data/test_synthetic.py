@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from h3r.data.layouts import IBUG68, MPII16
+from h3r.data.layouts import MPII_HEAD_SCALE
 from h3r.data.synthetic import HARD, SPLITS, Nuisance, SyntheticFaces, SyntheticPose
 from h3r.data.synthetic.canvas import Canvas, ellipse, place, spline, transform
 from h3r.data.synthetic.faces import face_model, sample_face_shape
 from h3r.data.synthetic.pose import HEAD_TOP, NECK, body_model, sample_body_shape
-from h3r.data.layouts import MPII_HEAD_SCALE
 from h3r.geometry import flip_keypoints, in_frame
 
 DATASETS = [SyntheticFaces, SyntheticPose]
