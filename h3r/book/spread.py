@@ -62,6 +62,12 @@ def tagged_outputs(notebook: Path) -> list[dict]:
     return found
 
 
+def same_as(output: dict, stored: dict) -> dict:
+    """``output`` as the record keeps it: without its text where the text is the stored one's
+    (``"same": true``), so that the record holds what moved."""
+    return {**{k: v for k, v in output.items() if k != "text"}, "same": True} if output == stored else output
+
+
 def cpu_flags() -> list[str]:
     """The vector extensions this CPU reports (Linux), for the record."""
     try:
@@ -85,8 +91,9 @@ def execute_under(setting: dict, stems: list[str], out: Path) -> None:
 
 def measure(path: Path, settings: dict[str, dict] = SETTINGS, stems: list[str] | None = None, progress=print) -> dict:
     """Execute the learned notebooks under each setting and write the record to ``path`` (JSON,
-    atomically, after each setting): the stored outputs, each setting's outputs beside them, the
-    CPU and the provenance. Returns the record."""
+    atomically, after each setting): the stored outputs, each setting's outputs beside them (an
+    output equal to the stored one as ``"same": true``, :func:`same_as`), the CPU and the
+    provenance. Returns the record."""
     from h3r.provenance import provenance, write_json_atomic
 
     stems = stems or learned_notebooks()
@@ -99,7 +106,9 @@ def measure(path: Path, settings: dict[str, dict] = SETTINGS, stems: list[str] |
             progress(f"[h3r] executing {len(stems)} notebooks under {name}", flush=True)
             folder = scratch / str(len(record["outputs"]))
             execute_under(env, stems, folder)
-            record["outputs"][name] = {stem: tagged_outputs(folder / "notebooks" / f"{stem}.ipynb") for stem in stems}
+            executed = {stem: tagged_outputs(folder / "notebooks" / f"{stem}.ipynb") for stem in stems}
+            record["outputs"][name] = {stem: [same_as(o, s) for o, s in zip(outputs, stored[stem])]
+                                       for stem, outputs in executed.items()}
             write_json_atomic(path, record)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
