@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+PACKAGE = Path(__file__).resolve().parent
 #: the losses over a 2-channel (background, foreground) head; every other loss reads one map per keypoint
 BINARY_LOSSES = ("binary_ce", "foreground_ce")
 #: what a network's head outputs (:mod:`h3r.models.heads`): K maps; 2K maps as (background,
@@ -51,29 +52,57 @@ class Preset:
                              f"got head {self.head!r} with loss {self.loss!r}")
 
 
-GAUSSIAN = dict(sigma=True)
-SIMCC = dict(loss="simcc_kl", head="simcc")
-#: preset name -> :class:`Preset`; the names the book, the command line and :func:`h3r.codecs.build_codec` use
-PRESETS: dict[str, Preset] = {
-    "argmax-floor": Preset("vanilla", {"quantize": "floor", "target": "gaussian"}, **GAUSSIAN),
-    "argmax-round": Preset("vanilla", {"quantize": "round", "target": "gaussian"}, **GAUSSIAN),
-    "onehot-round": Preset("vanilla", {"quantize": "round", "target": "onehot"}, loss="spatial_ce"),
-    "argmax-quarter": Preset("argmax-quarter", **GAUSSIAN),
-    "dark": Preset("dark", **GAUSSIAN),
-    "gauss-random": Preset("dark", {"center": "randomized"}, target="expected", **GAUSSIAN),
-    "udp": Preset("udp", **GAUSSIAN),
-    "local-soft-argmax": Preset("local-soft-argmax", **GAUSSIAN),
-    "soft-argmax": Preset("soft-argmax", loss="l1_coords"),
-    "dsnt": Preset("soft-argmax", loss="dsnt"),
-    "h3r": Preset("h3r", loss="spatial_ce", target="expected"),
-    "h3r-official": Preset("h3r", {"select": "topk", "k": 9, "weighting": "softmax", "align": "corner"},
-                           loss="binary_ce", head="binary", target="expected"),
-    "simcc": Preset("simcc", **SIMCC),
-    "simcc-round": Preset("simcc", {"label": "onehot"}, **SIMCC),
-    "simcc-random": Preset("simcc", {"label": "onehot", "rounding": "random", "decoder": "topk"}, target="expected",
-                           **SIMCC),
-    "rle": Preset("rle", loss="rle", head="regression"),
-}
+#: preset name -> :class:`Preset`: the names the book, the command line and
+#: :func:`h3r.codecs.build_codec` use. Each codec's file declares its presets
+#: (:func:`h3r.codecs.base.register_codec`); those of h3r's own codecs are read here from the files,
+#: without importing torch, and a codec module imported later adds its own.
+PRESETS: dict[str, Preset] = {}
+
+
+def register_presets(codec: str, head: str, presets: dict[str, dict]) -> None:
+    """Add ``presets`` (preset name -> its facts: ``args``, ``loss``, ``sigma``, ``target``) of the
+    codec class ``codec``, whose network head is ``head`` ("binary" instead where the preset's
+    loss is binary), to :data:`PRESETS`; a name registered with other facts is an error."""
+    for name, facts in presets.items():
+        loss = facts.get("loss", "mse")
+        made = Preset(codec, **facts, head="binary" if loss in BINARY_LOSSES else head)
+        if PRESETS.get(name, made) != made:
+            raise ValueError(f"preset {name!r} is registered twice with different facts: {PRESETS[name]} and {made}")
+        PRESETS[name] = made
+
+
+def _declared_presets(source: Path) -> list[tuple[str, str, dict]]:
+    """``(codec name, head, presets)`` of every class of the codec file ``source`` decorated with
+    ``register_codec(presets={...})``: its ``name``, its ``head`` (default "heatmap") and the literal
+    presets, read from the source, not imported."""
+    found = []
+    for node in ast.parse(source.read_text()).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        calls = [d for d in node.decorator_list
+                 if isinstance(d, ast.Call) and getattr(d.func, "id", "") == "register_codec"]
+        if not calls:
+            continue
+        attrs = {t.id: ast.literal_eval(a.value) for a in node.body if isinstance(a, ast.Assign)
+                 for t in a.targets if isinstance(t, ast.Name) and t.id in ("name", "head")}
+        presets = next((ast.literal_eval(k.value) for k in calls[0].keywords if k.arg == "presets"), {})
+        found.append((attrs["name"], attrs.get("head", "heatmap"), presets))
+    return found
+
+
+def codec_files() -> list[Path]:
+    """h3r's codec modules in the book's order (``BOOK_ORDER`` of ``h3r/codecs/__init__.py``, read
+    without importing it), then any other module of the folder, by name."""
+    folder = PACKAGE / "codecs"
+    order = next(ast.literal_eval(n.value) for n in ast.parse((folder / "__init__.py").read_text()).body
+                 if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "BOOK_ORDER")
+    others = sorted(p.stem for p in folder.glob("*.py") if p.stem not in order and not p.stem.startswith("_"))
+    return [folder / f"{stem}.py" for stem in (*order, *others)]
+
+
+for _file in codec_files():
+    for _codec, _head, _presets in _declared_presets(_file):
+        register_presets(_codec, _head, _presets)
 
 
 def preset(name: str) -> Preset:
@@ -260,7 +289,6 @@ SYNTHETIC_PREFIX = "synthetic_"
 
 # --- the code a run's numbers come from -------------------------------------------------------------
 
-PACKAGE = Path(__file__).resolve().parent
 #: the module whose imports, followed to the end, are the code that computes a run's numbers
 NUMBER_ROOT = "h3r.train"
 

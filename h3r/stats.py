@@ -3,8 +3,8 @@
 Every verdict of the book comes from a rule stated before its numbers: :data:`VERDICT_RULE` on a
 paired difference's 95 % interval, :data:`GROWTH_RULE` on how an error grows with the stride,
 :data:`MECHANISM_RULE` on what a network learned, :data:`THEORY_RULE` on the Monte Carlo checks of
-the theory; a word that ranks learned numbers needs a margin wider than :data:`MACHINE_SPREAD`. :func:`stride_verdicts` puts the verdicts of one
-claim at several strides into one phrase.
+the theory; a word that ranks learned numbers needs a margin wider than :data:`MACHINE_SPREAD`.
+:func:`stride_verdicts` puts the verdicts of one claim at several strides into one phrase.
 """
 from __future__ import annotations
 

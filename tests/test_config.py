@@ -16,6 +16,46 @@ def test_config_imports_no_torch():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
 
 
+TOY_CODEC = """
+from h3r.codecs.base import register_codec
+from h3r.codecs.vanilla import Vanilla
+
+
+@register_codec(presets={"toy-round": {"args": {"quantize": "round", "target": "gaussian"}, "sigma": True}})
+class Toy(Vanilla):
+    name = "toy"
+"""
+
+
+def test_a_codec_is_its_file(tmp_path, monkeypatch, capsys):
+    """A codec in one file of its own registers itself and its presets when imported: it is a
+    preset of h3r.config, h3r train --help lists it, the codec-only table measures it."""
+    import importlib
+
+    import torch
+
+    from h3r import analysis, cli
+    from h3r.codecs import CODECS, build_codec
+
+    (tmp_path / "toy_codec.py").write_text(TOY_CODEC)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("toy_codec")
+    try:
+        assert CODECS["toy"] is module.Toy
+        assert config.PRESETS["toy-round"] == config.Preset("toy", {"quantize": "round", "target": "gaussian"},
+                                                             sigma=True)
+        assert "toy-round" in config.heatmap_presets() and build_codec("toy-round", 64).name == "toy"
+        with pytest.raises(SystemExit):
+            cli.main(["train", "--help"])
+        assert any(line.split()[:1] == ["toy-round"] for line in capsys.readouterr().out.splitlines())
+        table = analysis.codec_error_table({4: 8}, 64, torch.Generator().manual_seed(0))
+        assert "toy-round" in set(table.codec)
+    finally:  # the registries are the library's own: take the toy out again
+        sys.modules.pop(module.__name__, None)
+        PRESETS.pop("toy-round", None)
+        CODECS.pop("toy", None)
+
+
 def test_each_preset_states_the_facts_of_its_codec():
     from h3r.codecs import CODECS, build_codec
     from h3r.losses import LOSSES

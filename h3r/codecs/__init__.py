@@ -3,11 +3,16 @@
 See :mod:`h3r.codecs.base` for the interface and :mod:`h3r.geometry` for the coordinates.
 ``build_codec("dark", 256, stride=4)`` builds a codec from one of the presets
 (:data:`h3r.config.PRESETS`: the names the book uses, each with its facts), or from a class name
-in :data:`CODECS`.
+in :data:`CODECS`. A codec is one file of this folder: its class, decorated with
+:func:`~h3r.codecs.base.register_codec` and its presets, which every module of this folder is
+imported for; a codec of your own registers the same way when its module is imported.
 """
 from __future__ import annotations
 
-from h3r.codecs.base import Codec, Target
+import importlib
+import pkgutil
+
+from h3r.codecs.base import CODECS, Codec, Target, register_codec
 from h3r.codecs.dark import DARK
 from h3r.codecs.h3r import H3R, randomized_cells, rounding_neighbours
 from h3r.codecs.integral import SoftArgmax
@@ -19,8 +24,12 @@ from h3r.codecs.udp import UDP
 from h3r.codecs.vanilla import Vanilla
 from h3r.config import PRESETS
 
-CODECS: dict[str, type[Codec]] = {c.name: c for c in (Vanilla, ArgmaxQuarter, DARK, UDP, SoftArgmax, H3R, SimCC,
-                                                        LocalSoftArgmax, RLE)}
+#: h3r's codec files in the book's order (a family together); a codec file not named here comes
+#: after them. h3r.config reads this to order PRESETS, so it stays a literal tuple.
+BOOK_ORDER = ("vanilla", "quarter", "dark", "udp", "local", "integral", "h3r", "simcc", "rle")
+
+for _module in pkgutil.iter_modules(__path__):  # a codec file this package does not import above
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 DEFAULT_STRIDE = 4
 
@@ -55,4 +64,5 @@ def build_codec(name: str, input_size, stride: int | None = None, heatmap_size=N
 
 
 __all__ = ["Codec", "Target", "Vanilla", "ArgmaxQuarter", "DARK", "UDP", "SoftArgmax", "H3R", "SimCC",
-           "LocalSoftArgmax", "RLE", "randomized_cells", "rounding_neighbours", "simcc_bins", "CODECS", "build_codec"]
+           "LocalSoftArgmax", "RLE", "randomized_cells", "rounding_neighbours", "simcc_bins", "CODECS", "build_codec",
+           "register_codec"]

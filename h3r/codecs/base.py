@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from h3r.config import register_presets
 from h3r.geometry import Size, heatmap_to_input, in_frame, input_to_heatmap
 
 
@@ -131,6 +132,33 @@ class Codec:
 
 
 # --- validation -------------------------------------------------------------------------------
+
+
+#: codec class name -> class: every codec :func:`register_codec` registered
+CODECS: dict[str, type[Codec]] = {}
+
+
+def register_codec(presets: dict[str, dict] | None = None):
+    """Class decorator: register a :class:`Codec` subclass under its ``name`` in :data:`CODECS`, and
+    its presets in :data:`h3r.config.PRESETS`, preset name -> its facts (literal data)::
+
+        @register_codec(presets={"toy": {"args": {"sigma": 2.0}, "loss": "mse", "sigma": True}})
+        class Toy(Codec):
+            name = "toy"
+
+    ``args`` are the class's keyword arguments, ``loss`` the loss it trains with (default "mse";
+    a binary loss makes the head "binary"), ``sigma`` whether a study may set its Gaussian's sigma,
+    ``target`` what its target error decodes ("encode", or "expected" where the codec draws it). The
+    head is the class's :attr:`Codec.head`. The presets of h3r's own codecs are read from their
+    files by :mod:`h3r.config` without importing torch, so they must be literal data."""
+    def register(cls: type[Codec]) -> type[Codec]:
+        if CODECS.get(cls.name, cls) is not cls:
+            raise ValueError(f"codec name {cls.name!r} is taken by {CODECS[cls.name].__qualname__}")
+        CODECS[cls.name] = cls
+        register_presets(cls.name, cls.head, presets or {})
+        return cls
+
+    return register
 
 def _as_size(size, what: str) -> Size:
     if isinstance(size, int):

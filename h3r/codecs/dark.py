@@ -24,8 +24,8 @@ import math
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import (Codec, Target, argmax_2d, gaussian_heatmaps, gaussian_profiles, map_label, on_grid,
-                              outer, windows)
+from h3r.codecs.base import (Codec, Target, argmax_2d, gaussian_heatmaps, gaussian_profiles, map_label, on_grid, outer,
+                             register_codec, windows)
 from h3r.codecs.h3r import lower_and_fraction, randomized_cells
 
 STENCILS = ("dark", "udp")
@@ -123,6 +123,10 @@ def default_kernel_size(sigma: float) -> int:
     return 2 * math.ceil(3 * sigma) + 1
 
 
+@register_codec(presets={
+    "dark": {"sigma": True},
+    "gauss-random": {"args": {"center": "randomized"}, "target": "expected", "sigma": True},
+})
 class DARK(Codec):
     """Gaussian at the exact point; argmax + modulation + second-order Taylor refinement.
 

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from h3r.codecs.base import (Codec, Target, argmax_2d, cell_coordinates, gather_2d, gaussian_profiles, map_label,
-                              on_grid, outer, topk_2d)
+                             on_grid, outer, register_codec, topk_2d)
 from h3r.geometry import Size
 
 TARGETS = ("onehot", "gaussian", "bilinear")
@@ -86,6 +86,11 @@ def rounding_neighbours(uv: Tensor, heatmap_size: Size) -> tuple[Tensor, Tensor]
     return cells, per_axis.prod(-1)
 
 
+@register_codec(presets={
+    "h3r": {"loss": "spatial_ce", "target": "expected"},
+    "h3r-official": {"args": {"select": "topk", "k": 9, "weighting": "softmax", "align": "corner"},
+                     "loss": "binary_ce", "target": "expected"},
+})
 class H3R(Codec):
     """Randomized-rounding encoder; weighted decoding from a set of activation points.
 

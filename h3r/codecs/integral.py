@@ -17,12 +17,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import Codec, Target, argmax_2d, cell_coordinates, on_grid
+from h3r.codecs.base import Codec, Target, argmax_2d, cell_coordinates, on_grid, register_codec
 
 #: cells per chunk in :func:`exp_marginals` on CPU (4 MiB of float32)
 CHUNK_CELLS = 2**20
 
 
+@register_codec(presets={"soft-argmax": {"loss": "l1_coords"}, "dsnt": {"loss": "dsnt"}})
 class SoftArgmax(Codec):
     """Coordinates as the expectation of the grid under ``softmax(beta * heatmap)``.
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import Codec, Target, argmax_2d, gaussian_heatmaps, map_label, on_grid, windows
+from h3r.codecs.base import Codec, Target, argmax_2d, gaussian_heatmaps, map_label, on_grid, register_codec, windows
 
 
+@register_codec(presets={"local-soft-argmax": {"sigma": True}})
 class LocalSoftArgmax(Codec):
     """Gaussian at the exact point; soft-argmax in a window around the argmax.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import argmax_2d, gather_2d, map_label
+from h3r.codecs.base import argmax_2d, gather_2d, map_label, register_codec
 from h3r.codecs.vanilla import Vanilla
 
 
@@ -30,6 +30,7 @@ def quarter_offsets(heatmaps: Tensor, peaks: Tensor) -> Tensor:
     return 0.25 * torch.sign(ahead - behind) * interior
 
 
+@register_codec(presets={"argmax-quarter": {"sigma": True}})
 class ArgmaxQuarter(Vanilla):
     """Gaussian target on the rounded cell; argmax decoding with a quarter-cell shift.
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import Codec, Target
+from h3r.codecs.base import Codec, Target, register_codec
 
 
+@register_codec(presets={"rle": {"loss": "rle"}})
 class RLE(Codec):
     """Coordinates normalised by the image side; decodes the regressed mean.
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import Codec, Target, _as_size, cell_coordinates, on_grid
+from h3r.codecs.base import Codec, Target, _as_size, cell_coordinates, on_grid, register_codec
 from h3r.codecs.h3r import lower_and_fraction, randomized_cells
 from h3r.geometry import Size
 
@@ -59,6 +59,12 @@ def simcc_bins(input_size, split_ratio: float) -> Size:
     return bins
 
 
+@register_codec(presets={
+    "simcc": {"loss": "simcc_kl"},
+    "simcc-round": {"args": {"label": "onehot"}, "loss": "simcc_kl"},
+    "simcc-random": {"args": {"label": "onehot", "rounding": "random", "decoder": "topk"}, "loss": "simcc_kl",
+                     "target": "expected"},
+})
 class SimCC(Codec):
     """Per-axis 1-D labels over ``split_ratio`` bins per input pixel; argmax or top-k decoding.
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from h3r.codecs.base import argmax_2d
+from h3r.codecs.base import argmax_2d, register_codec
 from h3r.codecs.dark import DARK
 
 REFINEMENTS = ("dark", "none")
 
 
+@register_codec(presets={"udp": {"sigma": True}})
 class UDP(DARK):
     """Gaussian at the exact point on the UDP grid; argmax + optional DARK-style refinement.
 

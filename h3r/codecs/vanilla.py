@@ -11,12 +11,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from h3r.codecs.base import Codec, Target, argmax_2d, gaussian_heatmaps, on_grid, onehot_heatmaps
+from h3r.codecs.base import Codec, Target, argmax_2d, gaussian_heatmaps, on_grid, onehot_heatmaps, register_codec
 
 QUANTIZERS = {"floor": torch.floor, "round": lambda u: torch.floor(u + 0.5)}
 TARGETS = ("onehot", "gaussian")
 
 
+@register_codec(presets={
+    "argmax-floor": {"args": {"quantize": "floor", "target": "gaussian"}, "sigma": True},
+    "argmax-round": {"args": {"quantize": "round", "target": "gaussian"}, "sigma": True},
+    "onehot-round": {"args": {"quantize": "round", "target": "onehot"}, "loss": "spatial_ce"},
+})
 class Vanilla(Codec):
     """Integer encoding by ``floor`` or ``round``; one-hot or Gaussian target; argmax decoding.
 
