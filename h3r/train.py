@@ -78,10 +78,9 @@ def build_run(cfg: Config) -> tuple[KeypointModel, Codec]:
     codec = build_codec(cfg.codec, cfg.input_size, stride=cfg.heatmap_stride, **cfg.codec_args)
     torch.manual_seed(cfg.seed)
     layout = dataset_class(cfg.dataset).layout
-    simcc = dict(input_size=cfg.input_size, split_ratio=codec.split_ratio) if cfg.head == "simcc" else {}
     model = build_model(cfg.backbone, layout.num_keypoints, head=cfg.head, heatmap_stride=cfg.heatmap_stride,
                         width_mult=cfg.width_mult, pretrained=cfg.pretrained, head_width=cfg.head_width or None,
-                        **simcc)
+                        input_size=cfg.input_size, split_ratio=getattr(codec, "split_ratio", 2.0))
     if cfg.channels_last:  # the same memory format for training and every later evaluation
         model = model.to(memory_format=torch.channels_last)
     return model, codec

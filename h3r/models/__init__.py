@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from h3r.config import HEADS
 from h3r.models.backbones import BACKBONES, build_backbone
-from h3r.models.heads import (HEATMAP_STRIDES, HeatmapHead, RegressionHead, SimCCHead, binary_scores,
+from h3r.models.heads import (HEAD_CLASSES, HEATMAP_STRIDES, HeatmapHead, RegressionHead, SimCCHead, binary_scores,
                               to_float)
 
 
@@ -90,19 +90,13 @@ def build_model(backbone: str = "hrnet_w18", num_keypoints: int = 98, head: str 
         input_size: ``(width, height)`` (or an int) the SimCC head is built for; only ``"simcc"``.
         split_ratio: SimCC bins per input pixel; only ``"simcc"``.
     """
-    if head not in HEADS:
+    if head not in HEAD_CLASSES:
         raise ValueError(f"head kind must be one of {HEADS}, got {head!r}")
     if not (isinstance(num_keypoints, int) and num_keypoints > 0):
         raise ValueError(f"num_keypoints must be a positive integer, got {num_keypoints!r}")
     body = build_backbone(backbone, width_mult=width_mult, pretrained=pretrained)
-    if head == "simcc":
-        if input_size is None:
-            raise ValueError("a SimCC head is built for one input size: pass input_size")
-        top = SimCCHead(body.out_channels, num_keypoints, input_size, heatmap_stride, split_ratio, head_width)
-    elif head == "regression":
-        top = RegressionHead(body.out_channels, num_keypoints)
-    else:
-        top = HeatmapHead(body.out_channels, num_keypoints, head, head_width)
+    top = HEAD_CLASSES[head].build(body.out_channels, num_keypoints, head, head_width=head_width,
+                                   heatmap_stride=heatmap_stride, input_size=input_size, split_ratio=split_ratio)
     return KeypointModel(body, top, heatmap_stride)
 
 

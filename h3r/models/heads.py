@@ -58,6 +58,11 @@ class HeatmapHead(nn.Module):
     initial maps are flat and the binary head starts at p(foreground) = 1/2 everywhere.
     """
 
+    @classmethod
+    def build(cls, in_channels: int, num_keypoints: int, kind: str, head_width: int | None = None, **_):
+        """The head of ``kind`` for :func:`h3r.models.build_model` (every head takes its options)."""
+        return cls(in_channels, num_keypoints, kind, head_width)
+
     def __init__(self, in_channels: int, num_keypoints: int, kind: str = "heatmap",
                  proj_channels: int | None = None):
         super().__init__()
@@ -107,6 +112,14 @@ class SimCCHead(nn.Module):
 
     kind = "simcc"
 
+    @classmethod
+    def build(cls, in_channels: int, num_keypoints: int, kind: str, head_width: int | None = None,
+              heatmap_stride: int = BACKBONE_STRIDE, input_size=None, split_ratio: float = 2.0, **_):
+        """The head for :func:`h3r.models.build_model`: built for one ``input_size``."""
+        if input_size is None:
+            raise ValueError("a SimCC head is built for one input size: pass input_size")
+        return cls(in_channels, num_keypoints, input_size, heatmap_stride, split_ratio, head_width)
+
     def __init__(self, in_channels: int, num_keypoints: int, input_size, heatmap_stride: int, split_ratio: float,
                  proj_channels: int | None = None):
         super().__init__()
@@ -141,6 +154,11 @@ class RegressionHead(nn.Module):
     """
 
     kind = "regression"
+
+    @classmethod
+    def build(cls, in_channels: int, num_keypoints: int, kind: str, **_):
+        """The head for :func:`h3r.models.build_model`."""
+        return cls(in_channels, num_keypoints)
 
     def __init__(self, in_channels: int, num_keypoints: int):
         super().__init__()
@@ -191,3 +209,8 @@ def resample_to_stride(features: Tensor, heatmap_stride: int) -> Tensor:
         h, w = features.shape[-2:]
         return F.interpolate(features, size=(h * factor, w * factor), mode="bilinear", align_corners=False)
     return F.avg_pool2d(features, kernel_size=heatmap_stride // BACKBONE_STRIDE)
+
+
+#: head kind (:data:`h3r.config.HEADS`) -> the class :func:`h3r.models.build_model` builds it with
+HEAD_CLASSES: dict[str, type[nn.Module]] = {"heatmap": HeatmapHead, "binary": HeatmapHead, "simcc": SimCCHead,
+                                            "regression": RegressionHead}

@@ -278,6 +278,18 @@ def test_flops_of_the_head_by_hand():
 
 # --- the heads of the codecs that are not heatmaps -----------------------------------------------
 
+def test_every_head_kind_is_built_from_the_registry():
+    from h3r.config import HEADS
+    from h3r.models.heads import HEAD_CLASSES
+
+    assert set(HEAD_CLASSES) == set(HEADS)
+    for kind in HEADS:
+        model = build_model("plain_cnn", 3, head=kind, width_mult=0.25, input_size=32)
+        assert model.head_kind == kind and isinstance(model.head, HEAD_CLASSES[kind])
+    with pytest.raises(ValueError, match="head kind must be one of"):
+        build_model("plain_cnn", 3, head="mesh")
+
+
 @pytest.mark.parametrize("stride", [2, 4, 8])
 def test_simcc_head_outputs_per_axis_logits_and_learns(stride):
     from h3r.codecs import build_codec
