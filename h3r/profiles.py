@@ -113,7 +113,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         ablation_stride=4, ablation_seeds=ABLATION_SEEDS, sigma=1.0, max_steps=0,
         batch_size=BATCH, device="auto"),
     "cost": _per_profile(
-        input_sizes=COST_INPUT_SIZES, seeds=SEEDS,
+        input_sizes=COST_INPUT_SIZES, seeds=SEEDS, sigma=CHAPTER_SIGMA,
         max_steps=0, batch_size=BATCH, device="auto"),
     "benchmarks": _per_profile(
         datasets=["wflw", "300w", "cofw", "aflw", "mpii", "coco"], data_root="", codecs=["argmax-round", "h3r"],
@@ -175,20 +175,41 @@ def chapter(name: str, profile: str, **overrides) -> SimpleNamespace:
     return cfg
 
 
-def open_chapter(name: str, profile: str, **overrides) -> SimpleNamespace:
+def open_chapter(name: str, profile, **overrides) -> SimpleNamespace:
     """A notebook's one set-up call: :func:`chapter`'s settings, with the working folder moved to
     the repository root (Jupyter and nbval start a notebook in ``notebooks/``; ``data/`` and
     ``runs/`` are the root's) and the book's figure and table style applied
-    (:func:`h3r.viz.book_style`)."""
+    (:func:`h3r.viz.book_style`).
+
+    ``profile`` may be the notebook's namespace (``open_chapter("cost", globals())``): its
+    ``profile`` and the values it holds of the chapter's settings (its parameters cell's) are
+    taken, so that each parameter is written once, in that cell."""
+    from collections.abc import Mapping
     from pathlib import Path
 
     from h3r.viz import book_style
 
+    if isinstance(profile, Mapping):
+        namespace, profile = profile, profile.get("profile")
+        declared = CHAPTERS.get(name, {}).get(profile, {})
+        overrides = {k: namespace[k] for k in declared if k in namespace} | overrides
     if Path.cwd().name == "notebooks" and (Path.cwd().parent / "notebooks").is_dir():
         os.chdir("..")
     cfg = chapter(name, profile, **overrides)
     book_style()
     return cfg
+
+
+#: the settings of a chapter that trains which another chapter that reads its runs carries over
+TRAINING_SETTINGS = ("max_steps", "batch_size", "device")
+
+
+def reading(name: str, cfg: SimpleNamespace, **overrides) -> SimpleNamespace:
+    """The settings of chapter ``name`` as the chapter of ``cfg`` reads its runs: ``cfg``'s profile
+    and training settings (:data:`TRAINING_SETTINGS`, so that a step cap or a batch reaches them)
+    with ``overrides`` (``None``: chapter ``name``'s value)."""
+    carried = {k: getattr(cfg.base, k) for k in TRAINING_SETTINGS if k in CHAPTERS[name][cfg.profile]}
+    return chapter(name, cfg.profile, **(carried | overrides))
 
 
 def _coerce(name: str, value, like):

@@ -172,10 +172,12 @@ def test_decode_microseconds_time_the_decoder_a_row_names():
 def test_answers_runs_read_chapter_13s_settings(monkeypatch):
     calls = []
     monkeypatch.setattr(answers, "answers_study", lambda *a, **k: calls.append((a, k)) or "rows")
-    assert answers.answers_runs("smoke", seeds=[3]) == "rows"
+    from h3r.profiles import chapter
+
+    assert answers.answers_runs(chapter("other_answers", "smoke", seeds=[3])) == "rows"
     (base, strides, seeds), kwargs = calls[0]
     assert (strides, seeds, kwargs) == ([4, 8], [3], dict(sigma=1.0, force=False))
-    assert base == resolution.chapter("heatmap_resolution", "smoke").base  # chapter 5's runs, the same keys
+    assert base == chapter("heatmap_resolution", "smoke").base  # chapter 5's runs, the same keys
 
 
 def test_answers_figure_draws_each_method_and_the_front_with_the_legend_below():

@@ -69,3 +69,25 @@ def test_open_chapter_moves_to_the_repository_root_and_sets_the_style(tmp_path, 
     assert Path.cwd() == tmp_path
     assert tuple(plt.rcParams["figure.figsize"]) == FIGSIZE
     assert cfg.profile == "smoke" and cfg.base.device == "cpu"
+
+
+def test_open_chapter_reads_the_parameters_cell_from_the_notebooks_namespace(monkeypatch):
+    """open_chapter(name, globals()): the profile and the chapter's settings the namespace holds
+    (a parameter of None keeps the profile's value); anything else in it is not a setting."""
+    from h3r.profiles import chapter, open_chapter
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    namespace = {"profile": "smoke", "strides": "[4]", "seeds": None, "force": True, "pd": object()}
+    cfg = open_chapter("heatmap_resolution", namespace)
+    assert cfg.strides == [4] and cfg.seeds == chapter("heatmap_resolution", "smoke").seeds
+    with pytest.raises(ParameterError, match="unknown profile 'fast'"):
+        open_chapter("heatmap_resolution", {"profile": "fast"})
+
+
+def test_a_reading_chapter_carries_its_training_settings_over():
+    from h3r.profiles import chapter, reading
+
+    findings = chapter("findings", "smoke", max_steps=3, batch_size=4)
+    chapter_5 = reading("heatmap_resolution", findings, strides=[8])
+    assert chapter_5.strides == [8] and chapter_5.base.max_steps == 3 and chapter_5.base.batch_size == 4
+    assert chapter_5.sigma == chapter("heatmap_resolution", "smoke").sigma

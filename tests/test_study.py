@@ -337,29 +337,36 @@ def test_findings_state_the_cost_claim_from_the_cross_resolution_pairs():
 # --- the runs every chapter reads, and the numbers chapters 4, 6 and 7 derive ------------------------
 
 def test_resolution_runs_read_chapter_5s_settings(monkeypatch):
-    from h3r.profiles import BASE, chapter
+    """Chapter 5's settings are resolved once (open_chapter), and the chapters that read its runs
+    ask for them with their own training settings (profiles.reading): the same base config,
+    hence the same run keys."""
+    from h3r.profiles import BASE, chapter, reading
 
     calls = []
     monkeypatch.setattr(resolution, "resolution_study", lambda *a, **k: calls.append((a, k)) or "rows")
-    assert resolution.resolution_runs("smoke") == "rows"
+    assert resolution.resolution_runs(chapter("heatmap_resolution", "smoke")) == "rows"
     (base, strides, seeds, codecs), kwargs = calls[0]
     assert (strides, seeds, codecs) == ([4, 8], [0], resolution.study_codecs(True))
     assert kwargs == dict(sigma=1.0, force=False, published_seeds=[0], published_strides=[4, 8])
-    # chapter 4 reads a part of them: the same base config, hence the same run keys
-    resolution.resolution_runs("smoke", codecs=["h3r"], strides=[4], seeds=[0], force=True, max_steps=2)
+    chapter_4 = chapter("synthetic_benchmark", "smoke", max_steps=2)
+    resolution.resolution_runs(reading("heatmap_resolution", chapter_4, strides=[4], seeds=[0]), codecs=["h3r"],
+                               force=True)
     (base4, strides, seeds, codecs), kwargs = calls[1]
     assert (strides, seeds, codecs, kwargs["force"]) == ([4], [0], ["h3r"], True)
-    assert base4 == dataclasses.replace(chapter("synthetic_benchmark", "smoke", max_steps=2).base)
+    assert base4 == chapter_4.base and base4.max_steps == 2  # the reader's step cap reaches the runs
     assert base == dataclasses.replace(BASE["smoke"], device="auto")
 
 
 def test_cost_runs_read_chapter_7s_sizes_with_chapter_5s_sigma(monkeypatch):
+    from h3r.profiles import chapter
+
     calls = []
     monkeypatch.setattr(cost, "cost_study", lambda *a, **k: calls.append((a, k)) or "runs")
-    assert cost.cost_runs("smoke", seeds=[3]) == "runs"
+    assert cost.cost_runs(chapter("cost", "smoke", seeds=[3])) == "runs"
     (base, sizes, seeds), kwargs = calls[0]
     assert (sizes, seeds, kwargs) == ([32, 64], [3], dict(sigma=1.0, force=False))
     assert base.input_size == 32 and base.out_dir.endswith("smoke")
+    assert chapter("cost", "smoke").sigma == chapter("heatmap_resolution", "smoke").sigma
 
 
 def test_nearest_stride_prefers_the_papers_stride_4():

@@ -9,7 +9,6 @@ import dataclasses
 import pandas as pd
 
 from h3r.config import Config, preset, preset_args
-from h3r.profiles import chapter
 from h3r.runs import run_grid
 from h3r.stats import SAID, bounds_text, difference_text, interval_text, paired_differences, stride_verdicts, verdict
 from h3r.study.resolution import decoder_of, decoder_only_rows, degenerate_reasons, resolution_study
@@ -85,11 +84,10 @@ def answers_study(base: Config, strides, seeds, sigma: float | None = None, forc
     return rows.assign(resolution=[resolution_of(c) for c in rows.config], **{"head MACs": rows.macs - shared})
 
 
-def answers_runs(profile: str, force: bool = False, **overrides) -> pd.DataFrame:
-    """Chapter 13's runs as every chapter reads them: :func:`answers_study` with the settings of
-    chapter ``other_answers`` under ``profile`` (with ``overrides``, as :func:`resolution_runs`)."""
-    cfg = chapter("other_answers", profile, **overrides)
-    return answers_study(cfg.base, cfg.strides, cfg.seeds, sigma=cfg.sigma, force=force)
+def answers_runs(settings, force: bool = False) -> pd.DataFrame:
+    """Chapter 13's runs as every chapter reads them: :func:`answers_study` with the resolved
+    settings of chapter ``other_answers``."""
+    return answers_study(settings.base, settings.strides, settings.seeds, sigma=settings.sigma, force=force)
 
 
 def answers_summary(rows: pd.DataFrame) -> pd.DataFrame:

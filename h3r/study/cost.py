@@ -10,7 +10,6 @@ import itertools
 import pandas as pd
 
 from h3r.config import Config
-from h3r.profiles import CHAPTERS, chapter
 from h3r.stats import SAID, bounds_text, difference_text, paired_differences, verdict
 from h3r.study.resolution import resolution_study
 
@@ -32,13 +31,11 @@ def cost_study(base: Config, input_sizes, seeds, sigma: float | None = None, str
     return runs[~runs.decoder_only].assign(GMACs=lambda r: r.macs / 1e9)
 
 
-def cost_runs(profile: str, force: bool = False, **overrides) -> pd.DataFrame:
-    """Chapter 7's runs as every chapter reads them: :func:`cost_study` with the input sizes and
-    seeds of chapter ``cost`` under ``profile`` (with ``overrides``, as :func:`resolution_runs`)
-    and the Gaussian targets' sigma of chapter 5, whose runs they share at its input size."""
-    cfg = chapter("cost", profile, **overrides)
-    sigma = CHAPTERS["heatmap_resolution"][profile]["sigma"]
-    return cost_study(cfg.base, cfg.input_sizes, cfg.seeds, sigma=sigma, force=force)
+def cost_runs(settings, force: bool = False) -> pd.DataFrame:
+    """Chapter 7's runs as every chapter reads them: :func:`cost_study` with the resolved settings
+    of chapter ``cost`` (its input sizes and seeds, and chapter 5's sigma of the Gaussian targets,
+    whose runs they share at its input size)."""
+    return cost_study(settings.base, settings.input_sizes, settings.seeds, sigma=settings.sigma, force=force)
 
 
 #: the networks whose cost chapter 7 counts: the paper's two (backbone, its README name)

@@ -14,7 +14,7 @@ and three designs of this page's own:
   top-9 softmax, a softmax over the whole map, and sigmoid weights over the top 9 (no retraining).
 
     cfg = open_chapter("questions", profile)
-    rows = questions_runs(profile)        # question -> the rows that answer it (runs, decodings)
+    rows = questions_runs(cfg)            # question -> the rows that answer it (runs, decodings)
     table = questions_table(rows)         # one row per comparison: difference, interval, verdict
 """
 from __future__ import annotations
@@ -24,7 +24,6 @@ import dataclasses
 import pandas as pd
 
 from h3r.config import Config
-from h3r.profiles import chapter
 from h3r.stats import difference_text, interval_text, paired_differences, verdict
 
 #: how a comparison reads: the claim tested is that the alternative's error is lower than the
@@ -83,21 +82,22 @@ def decodings(runs: pd.DataFrame, variants: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def questions_study(base: Config, stride: int, seeds, sigma: float | None, profile: str, two_channel_seeds,
+def questions_study(base: Config, stride: int, seeds, resolution, two_channel_seeds,
                     force: bool = False) -> dict[str, pd.DataFrame]:
     """Every row the page reads, by question, at heatmap stride ``stride`` over ``seeds``:
     ``draw``, ``imbalance`` and ``decoding`` (this page's designs, one row per run or decoding with
     a ``variant`` column); ``shape`` (chapter 5's one-hot and Gaussian draws, read back); and
-    ``two_channel`` (chapter 6's two-channel head over ``two_channel_seeds``, read back)."""
+    ``two_channel`` (chapter 6's two-channel head over ``two_channel_seeds``, read back).
+    ``resolution``: chapter 5's settings at this stride and these seeds (:func:`h3r.profiles.reading`)."""
     from h3r.runs import run_variants
-    from h3r.study import head_variants, resolution_runs
+    from h3r.study.ablations import head_variants
+    from h3r.study.resolution import resolution_runs
 
     at_stride = dataclasses.replace(base, heatmap_stride=stride)
     cells = (base.input_size // stride) ** 2
     imbalance = run_variants(at_stride, sigmoid_variants(cells), seeds, force=force)
     paper = imbalance[imbalance.variant == PAPER_LOSS]
-    target = resolution_runs(profile, codecs=["h3r", "gauss-random"], strides=[stride], seeds=list(seeds),
-                             sigma=sigma, max_steps=base.max_steps, batch_size=base.batch_size, force=force)
+    target = resolution_runs(resolution, codecs=["h3r", "gauss-random"], force=force)
     shape = target[~target.decoder_only].assign(
         variant=lambda r: r.codec.map({"h3r": PAPER_TARGET, "gauss-random": "Gaussian draw, MSE (chapter 5)"}))
     two_channel = run_variants(dataclasses.replace(at_stride, codec="h3r"), head_variants(cells, base.lr),
@@ -107,11 +107,15 @@ def questions_study(base: Config, stride: int, seeds, sigma: float | None, profi
             "two_channel": two_channel}
 
 
-def questions_runs(profile: str, force: bool = False, **overrides) -> dict[str, pd.DataFrame]:
-    """The page's rows as every chapter reads them: :func:`questions_study` with the settings of
-    chapter ``questions`` under ``profile`` (with ``overrides``: ``None`` is the profile's value)."""
-    cfg = chapter("questions", profile, **overrides)
-    return questions_study(cfg.base, cfg.stride, cfg.seeds, cfg.sigma, profile, cfg.two_channel_seeds, force=force)
+def questions_runs(settings, force: bool = False) -> dict[str, pd.DataFrame]:
+    """The page's rows as every chapter reads them: :func:`questions_study` with the resolved
+    settings of chapter ``questions``, and chapter 5's runs at its stride and seeds."""
+    from h3r.profiles import reading
+
+    resolution = reading("heatmap_resolution", settings, strides=[settings.stride], seeds=list(settings.seeds),
+                         sigma=settings.sigma)
+    return questions_study(settings.base, settings.stride, settings.seeds, resolution, settings.two_channel_seeds,
+                           force=force)
 
 
 #: the questions the runs answer (the keys of :func:`questions_study`'s rows)

@@ -11,7 +11,6 @@ import itertools
 import pandas as pd
 
 from h3r.config import Config, preset, preset_args
-from h3r.profiles import chapter
 from h3r.runs import ROW_METRICS, reevaluate_decoders, run_grid
 from h3r.stats import (bounds_text, difference_text, growth_verdict, interval_text, lowest_text, mean_spread,
                        paired_differences, ratio_text, stride_verdicts, strides_text, verdict)
@@ -98,16 +97,16 @@ def decoder_only_rows(runs: pd.DataFrame, pairs, sigma: float | None = None) -> 
     return pd.DataFrame(extra, columns=runs.columns)
 
 
-def resolution_runs(profile: str, codecs=None, force: bool = False, **overrides) -> pd.DataFrame:
-    """Chapter 5's runs as every chapter reads them: :func:`resolution_study` with the settings
-    of chapter ``heatmap_resolution`` under ``profile`` (:func:`h3r.profiles.chapter`, with
-    ``overrides``: ``None`` is the profile's value), every codec of :func:`study_codecs` or only
-    ``codecs``. One home for those settings, so that every chapter asks for the same configs,
-    hence the same run keys."""
-    cfg = chapter("heatmap_resolution", profile, **overrides)
-    codecs = study_codecs(cfg.as_published) if codecs is None else list(codecs)
-    return resolution_study(cfg.base, cfg.strides, cfg.seeds, codecs, sigma=cfg.sigma, force=force,
-                            published_seeds=cfg.published_seeds, published_strides=cfg.published_strides)
+def resolution_runs(settings, codecs=None, force: bool = False) -> pd.DataFrame:
+    """Chapter 5's runs as every chapter reads them: :func:`resolution_study` with the resolved
+    settings of chapter ``heatmap_resolution`` (:func:`h3r.profiles.open_chapter` in chapter 5,
+    :func:`h3r.profiles.reading` in the chapters that read its runs), every codec of
+    :func:`study_codecs` or only ``codecs``. One home for those settings, so that every chapter
+    asks for the same configs, hence the same run keys."""
+    codecs = study_codecs(settings.as_published) if codecs is None else list(codecs)
+    return resolution_study(settings.base, settings.strides, settings.seeds, codecs, sigma=settings.sigma,
+                            force=force, published_seeds=settings.published_seeds,
+                            published_strides=settings.published_strides)
 
 
 def nearest_stride(strides, target: int = 4) -> int:
