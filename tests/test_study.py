@@ -186,12 +186,27 @@ def test_resolution_answer_states_each_family_with_its_verdicts_and_growth():
     grows |= {("gauss-random", s): [4.0, 4.1, 4.2] for s in (2, 16)}
     rows = runs_table(grows).assign(**{"FR@0.1 (%)": 1.0})
     degenerate = resolution.degenerate_cells(["argmax-round", "gauss-random", "h3r", "onehot-round"], [2, 16], 64, 1.0)
-    one_hot, gaussian, best = without_terms(resolution.resolution_answer(rows, degenerate)).split("\n")
+    lowers, flat, best = without_terms(resolution.resolution_answer(rows, degenerate)).split("\n")
+    assert lowers == ("* **Does randomized rounding lower the error?** one-hot target, spatial-softmax CE: "
+                      "contradicted at stride 2; within noise at stride 16; Gaussian target, MSE: supported at "
+                      "stride 2; stride 16 degenerate.")
+    # the Gaussian family is degenerate at 16: its growth is not read there, and with one stride left, not at all
+    assert flat == ("* **Does its error stay nearly flat?** one-hot target, spatial-softmax CE: **partly**, `h3r` "
+                    "×2.51, `onehot-round` ×4.80 (stride 2 to 16).")
+    assert best.startswith("* **The lowest error at stride 2**: `onehot-round`, 2.30 % NME")
+    one_hot, gaussian = without_terms(resolution.resolution_numbers(rows, degenerate)).split("\n")
     assert "`h3r` minus `onehot-round`" in one_hot and "stride 2: +2.15 [" in one_hot
     assert "**contradicted at stride 2; within noise at stride 16**" in one_hot
-    assert "grows ×2.51, that of `onehot-round` ×4.80: nearly flat? **partly**" in one_hot
     assert "stride 16 degenerate (4×4 map" in gaussian
-    assert best.startswith("* The lowest error at stride 2: `onehot-round`, 2.30 % NME")
+
+
+def test_growth_is_read_at_the_coarsest_stride_no_codec_is_degenerate_at():
+    grows = {(m, s): [v * s] * 2 for m, v in (("argmax-round", 1.0), ("gauss-random", 0.5)) for s in (2, 4, 8)}
+    rows = runs_table(grows).assign(**{"FR@0.1 (%)": 1.0})
+    degenerate = resolution.degenerate_cells(["argmax-round", "gauss-random"], [2, 4, 8], 32, 1.0)  # 4x4 at 8
+    growth = resolution.family_growth(rows, degenerate).iloc[0]
+    assert (growth.fine, growth.coarse, growth.skipped) == (2, 4, [8])
+    assert "(stride 2 to 4; stride 8 degenerate, so read at stride 4)" in resolution.growth_text(growth)
 
 
 def test_findings_compare_h3r_with_dark_and_udp_and_its_decoder_alone():

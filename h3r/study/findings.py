@@ -7,9 +7,10 @@ import pandas as pd
 
 from h3r.analysis import CORNER_MEAN
 from h3r.stats import (SAID, apart, growth_verdict, interval_text, mechanism_verdict, ratio_text, stride_verdicts,
-                       theory_verdicts)
+                       strides_text, theory_verdicts)
 from h3r.study.answers import answers_findings
-from h3r.study.resolution import FAMILIES, degenerate_reasons, matched_differences, versus_differences, why_degenerate
+from h3r.study.resolution import (FAMILIES, coarsest_judged, degenerate_reasons, matched_differences,
+                                  versus_differences, why_degenerate)
 
 # --- its tables and sentences ------------------------------------------------------------
 
@@ -71,20 +72,25 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
             f"paired NME difference, randomized minus deterministic, mean [95 % interval] over seeds: {numbers}",
             result, CAVEATS_TAG)
 
+    # growth is read at the coarsest stride where neither codec is degenerate (chapter 5 says so too)
+    coarse = coarsest_judged(strides, reasons, ("h3r", "onehot-round")) if strides else None
+
     def growth(method) -> tuple[float, float, float]:
-        """NME at the coarsest stride / at the finest, and the two NMEs (means over seeds)."""
+        """NME at the coarsest judged stride / at the finest, and the two NMEs (means over seeds)."""
         by = trained[trained.method == method].groupby("heatmap_stride")["NME (%)"].mean()
-        fine, coarse = by.get(strides[0], float("nan")), by.get(strides[-1], float("nan"))
-        return coarse / fine, fine, coarse
+        fine, coarsest = by.get(strides[0], float("nan")), by.get(coarse, float("nan"))
+        return coarsest / fine, fine, coarsest
 
     if {"h3r", "onehot-round"} <= set(trained.method) and len(strides) > 1:
         grown = {m: growth(m) for m in ("h3r", "onehot-round", "argmax-round") if m in set(trained.method)}
-        numbers = ", ".join(f"{m} {ratio_text(coarse, fine)} ({fine:.2f} → {coarse:.2f} %)"
-                            for m, (r, fine, coarse) in grown.items())
-        why = why_degenerate(reasons, ("h3r", "onehot-round"), (strides[0], strides[-1]))
+        numbers = ", ".join(f"{m} {ratio_text(last, fine)} ({fine:.2f} → {last:.2f} %)"
+                            for m, (r, fine, last) in grown.items())
+        skipped = [s for s in strides if s > coarse]
+        note = f"; {strides_text(skipped)} degenerate, not read" if skipped else ""
+        why = why_degenerate(reasons, ("h3r", "onehot-round"), strides) if coarse == strides[0] else ""
         add(f"H3R's error stays nearly flat from fine to coarse heatmaps while vanilla's grows (strides "
-            f"{strides[0]} to {strides[-1]})", "[5](05_heatmap_resolution.ipynb)",
-            f"growth of the NME, stride {strides[-1]} over stride {strides[0]}: {numbers}",
+            f"{strides[0]} to {coarse})", "[5](05_heatmap_resolution.ipynb)",
+            f"growth of the NME, stride {coarse} over stride {strides[0]}{note}: {numbers}",
             f"degenerate ({why})" if why else growth_verdict(grown["h3r"][0], grown["onehot-round"][0]),
             CAVEATS_TAG)
     versus = versus_differences(rows, degenerate=degenerate)
