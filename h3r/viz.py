@@ -53,6 +53,41 @@ def book_style() -> None:
         pd.set_option(option, value)
 
 
+#: the smallest text a figure may show, in points as it appears on the page
+MIN_TEXT_PT = 8
+
+
+def readability_problems(fig: Figure) -> list[str]:
+    """What a reader would trip over in ``fig`` as the book shows it: text under
+    :data:`MIN_TEXT_PT` points once a figure wider than the text column is shrunk to it, and a
+    legend inside an axes that covers a plotted point. Empty when there is none."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    if fig.canvas is None or not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    scale = min(1.0, COLUMN_INCHES / fig.get_figwidth())
+    problems = [f"text {t.get_text()[:30]!r} shows at {t.get_fontsize() * scale:.1f} pt (at least {MIN_TEXT_PT})"
+                for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()
+                and t.get_fontsize() * scale < MIN_TEXT_PT - 1e-6]
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None or not legend.get_visible():
+            continue
+        box = legend.get_window_extent()
+        if not ax.get_window_extent().contains(*box.p0) or not ax.get_window_extent().contains(*box.p1):
+            continue  # a legend beside the axes covers nothing
+        points = [line.get_transform().transform(line.get_xydata()) for line in ax.lines if line.get_visible()]
+        points += [c.get_offset_transform().transform(c.get_offsets()) for c in ax.collections
+                   if c.get_visible() and len(c.get_offsets())]
+        covered = sum(int(box.contains(x, y)) for xy in points for x, y in np.asarray(xy).reshape(-1, 2)
+                      if np.isfinite(x) and np.isfinite(y))
+        if covered:
+            problems.append(f"the legend of axes {ax.get_title()[:40]!r} covers {covered} plotted point(s)")
+    return problems
+
+
 def fit_columns(cols: int, size: float, width: float = FIGURE_INCHES) -> int:
     """How many panels of ``size`` inches fit side by side in ``width`` (the text column): at most
     ``cols``, at least one. A grid of more panels gets more rows, not smaller panels."""
@@ -146,7 +181,7 @@ def sample_grid(dataset, n: int = 12, cols: int = 6, seed: int = 0, indices=None
         draw_keypoints(ax, sample["image"], sample["keypoints"], sample.get("visible"),
                        getattr(dataset, "layout", None), occluded=sample.get("occluded"))
         flags = [k for k, v in sample.get("subsets", {}).items() if bool(v)]
-        ax.set_title(f"#{index} " + " ".join(flags), fontsize=7)
+        ax.set_title(f"#{index} " + " ".join(flags), fontsize=8)
     for ax in axes[len(indices):]:
         fig.delaxes(ax)
     return fig
@@ -160,6 +195,13 @@ def _cells_panel(ax: Axes, values, extent, point, vmax: float, ms: float = 9):
     ax.set_xticks([])
     ax.set_yticks([])
     return image
+
+
+def legend_below(ax: Axes, ncol: int = 2, **options):
+    """The legend of ``ax`` under it, outside the plotted area, where it covers no data (the
+    figure's layout made constrained, so that it keeps room for it)."""
+    ax.figure.set_layout_engine("constrained")
+    return ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=ncol, frameon=False, **options)
 
 
 def _numpy(x) -> np.ndarray:
@@ -197,7 +239,7 @@ def randomized_error_by_fraction(table, stride: int, draws: int) -> Figure:
     ax.set(xlabel="fractional part $f$ of the keypoint (heatmap cells)",
            ylabel=f"error $e$ (input px, stride {stride})",
            title="Quantization error against the fractional position")
-    ax.legend(loc="lower left", fontsize=9)
+    legend_below(ax, fontsize=9)
     return fig
 
 
@@ -250,7 +292,7 @@ def codec_nme_by_stride(nme_table, datasets: list[str], codecs: list[str], input
         ax.set_xscale("log", base=2)
         ax.set_xticks(strides, [str(s) for s in strides])
         ax.set(title=name, xlabel=STRIDE_LABEL, ylabel="codec-only NME (%)")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=7.5)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8)
     fig.suptitle(f"Codec-only NME: each target decoded, no network ({input_size} px crops)", fontsize=10)
     fig.tight_layout(rect=(0, 2.0 / fig.get_figheight(), 1, 1))
     return fig
@@ -286,7 +328,7 @@ def bias_by_fraction(bias, stride: int) -> Figure:
            ylabel=f"x error (input px, stride {stride})",
            title="Bias of each codec's round trip against the sub-pixel position")
     # below the axes: a legend inside would cover the curves
-    ax.legend(ncol=2, fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    ax.legend(ncol=2, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     return fig
 
 
@@ -300,7 +342,7 @@ def target_gallery(panels: dict, center: int, half: int = 4) -> Figure:
     extent = (lo - 0.5, hi - 0.5, hi - 0.5, lo - 0.5)
     for ax, (title, (target, point)) in zip(axes.flat, panels.items()):
         image = _cells_panel(ax, target[lo:hi, lo:hi], extent, point, vmax=1)
-        ax.set_title(title.replace(", ", ",\n"), fontsize=7.5)
+        ax.set_title(title.replace(", ", ",\n"), fontsize=8)
     fig.colorbar(image, ax=axes, shrink=0.8, label="target value")
     fig.suptitle(f"Training targets around one keypoint ({hi - lo}×{hi - lo} cells; ×: the true position)",
                  fontsize=10)
@@ -347,7 +389,7 @@ def ced_figure(errors: dict) -> Figure:
         ax.plot(thresholds * 100, fractions * 100, label=f"{label}: AUC@0.1 {metrics.auc(nme):.3f}")
     ax.set(xlabel="NME (%)", ylabel="test faces with at most this NME (%)",
            title="Cumulative error distribution, stride 4")
-    ax.legend()
+    legend_below(ax)
     return fig
 
 
@@ -501,7 +543,7 @@ def answers_figure(summary) -> Figure:
         for r in group.to_dict("records"):
             if r["resolution"] == r["resolution"]:  # NaN: resolution-free
                 ax.annotate(f"{r['resolution']:g}", (r["head MACs"] / 1e6, r["NME"]), textcoords="offset points",
-                            xytext=(4, 4), fontsize=7)
+                            xytext=(4, 4), fontsize=8)
     front = summary[summary.pareto].sort_values("head MACs")
     ax.plot(front["head MACs"] / 1e6, front.NME, ls="--", color="0.5", zorder=0, label="Pareto front")
     ax.scatter(front["head MACs"] / 1e6, front.NME, s=160, facecolors="none", edgecolors="0.3", zorder=3)

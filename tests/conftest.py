@@ -44,3 +44,27 @@ def _seed():
 
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture
+def readable_figures(monkeypatch):
+    """Every figure a test makes through ``h3r.viz.<function>`` is checked, after the test, for
+    what a reader trips over (:func:`h3r.viz.readability_problems`)."""
+    from matplotlib.figure import Figure
+
+    from h3r import viz
+
+    made = []
+    for name in dir(viz):
+        function = getattr(viz, name)
+        if callable(function) and getattr(function, "__module__", "") == viz.__name__ and \
+                "Figure" in str(getattr(function, "__annotations__", {}).get("return", "")):
+            def watched(*args, _function=function, **kwargs):
+                result = _function(*args, **kwargs)
+                if isinstance(result, Figure):
+                    made.append((_function.__name__, result))
+                return result
+            monkeypatch.setattr(viz, name, watched)
+    yield
+    problems = [f"{name}: {p}" for name, fig in made for p in viz.readability_problems(fig)]
+    assert not problems, "\n".join(problems)

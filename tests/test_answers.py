@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from h3r import stats
+from h3r import stats, viz
 from h3r.config import Config
 from h3r.stats import without_terms
 from h3r.study import answers, findings, resolution
@@ -193,3 +193,4 @@ def test_answers_figure_draws_each_method_and_the_front_with_the_legend_below():
     assert list(front.get_xdata()) == [0.00002, 0.00025, 0.001]
     assert ax.get_legend().get_bbox_to_anchor().y0 < ax.bbox.y0  # below the axes: it covers no data
     assert sorted(t.get_text() for t in ax.texts) == ["4", "8"]  # resolutions labelled, RLE's free
+    assert not viz.readability_problems(fig)  # labels of at least 8 pt, the legend over no point

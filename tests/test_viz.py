@@ -12,6 +12,9 @@ from h3r.viz import (
     COLUMN_INCHES, FIGSIZE, FIGURE_INCHES, SKELETONS, book_style, draw_keypoints, fit_columns, sample_grid, skeleton,
 )
 
+#: every figure made through h3r.viz is checked for what a reader trips over (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("readable_figures")
+
 
 def _axes():
     return Figure().subplots()

@@ -9,6 +9,9 @@ from matplotlib.figure import Figure
 
 from h3r import viz
 
+#: every figure made through h3r.viz is checked for what a reader trips over (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("readable_figures")
+
 
 def _labels(ax) -> list[str]:
     return ax.get_legend_handles_labels()[1]
