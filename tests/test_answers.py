@@ -106,7 +106,8 @@ def test_answers_summary_marks_the_pareto_front_and_the_answer_names_it():
     assert list(table.Pareto) == ["✓", "✓", "✓", "", "✓"] and table["NME (%)"].iloc[0] == "5.10 ± 0.14"
     answer = answers.answers_answer(pd.DataFrame(), answers.versus_nearest_cost(rows), summary)
     # two seeds: -1.0 and -1.2 against simcc-round leave 0 inside the interval; RLE's -1.0 twice does not
-    assert "H3R better: `rle` (free); within noise: `simcc-round` (4 px)" in answer and "H3R worse" not in answer
+    assert "each of the 2 other methods and resolutions" in answer and "H3R better 1, within noise 1." in answer
+    assert "H3R worse" not in answer
     assert answer.splitlines()[-1].startswith("* **On the Pareto front**") and "`rle` (free, 9.10 %)" in answer
 
 

@@ -101,11 +101,15 @@ def test_official_head_line_and_ablations_answer_name_the_best_loss():
     targets = pd.DataFrame({"variant": ["one-hot", "bilinear"], "NME (%)": [5.0, 4.5]})
     learned = pd.DataFrame({"heatmap_stride": [4], "mass": [0.95], "error": [0.01], "uniform": [0.2]})
     answer = ablations.ablations_answer(activation, targets, head_rows(), learned, stride=4)
-    lines = answer.split("\n")
-    assert len(lines) == 4
-    assert lines[0] == "* **Activation points**, stride 4: top-1 6.00 % NME, top-9 5.00 %."
-    assert "one-hot 5.00 %; bilinear 4.50 %" in lines[1]
-    assert "lowest `focal`, 5.00 %; plain binary CE 7.00 %" in lines[2]
+    lines, rule = answer.split("\n\n")
+    lines = lines.split("\n")
+    assert len(lines) == 3 and rule.startswith("*Rule.* Per stride")  # three lines, then the rule
+    assert lines[0] == ("* **Does the decoder need several activation points?** Yes: top-9 5.00 % NME against "
+                        "top-1 6.00 % (stride 4).")
+    assert "target `bilinear`, 4.50 %; two-channel head `focal`, 5.00 % (plain binary CE 7.00 %)" in lines[1]
+    assert lines[2] == "* **Does the network learn the expected target?** Mostly at every stride."
+    same = activation.assign(nme=[5.0, 4.99])  # within the machines' spread: no gain to claim
+    assert "Not here" in ablations.ablations_answer(same, targets, head_rows(), learned, stride=4)
     close = head_rows().replace({"foreground (official)": {5.0: 6.95}})  # within the machines' spread
     assert "**focal** (6.95 %) and **binary CE** (7.00 %), too close to rank" in \
         ablations.official_head_line(close, "binary_ce")

@@ -8,7 +8,7 @@ import pandas as pd
 
 from h3r.config import Config
 from h3r.runs import load_run, reevaluate_decoders
-from h3r.stats import MECHANISM_RULE, lowest_text, mean_spread, mechanism_verdict, stride_verdicts
+from h3r.stats import MECHANISM_RULE, apart, lowest_text, mean_spread, mechanism_verdict, stride_verdicts
 
 # --- the design and its numbers ------------------------------------------------------------
 
@@ -153,7 +153,8 @@ def official_head_line(head: pd.DataFrame, trains_with: str) -> str:
     lowest error with the official decoder (mean over seeds), against the plain binary CE, and
     what ``h3r-official`` trains with (``trains_with``: its preset's loss)."""
     official = head.groupby("variant", sort=False)["foreground (official)"].mean()
-    return (f"The lowest error with the official decoder (top-9 foreground logits): {lowest_text(official, name='**{}**')} NME, "
+    lowest = lowest_text(official, name="**{}**")
+    return (f"The lowest error with the official decoder (top-9 foreground logits): {lowest} NME, "
             f"against {official['binary CE']:.2f} % for the plain binary "
             f"cross-entropy. The two-channel head (`h3r-official`, and `loss='binary_ce'`) trains with "
             f"`{trains_with}` and its default prior, the variant marked *the default*.")
@@ -161,19 +162,20 @@ def official_head_line(head: pd.DataFrame, trains_with: str) -> str:
 
 def ablations_answer(activation: pd.DataFrame, target_rows: pd.DataFrame, head: pd.DataFrame,
                      learned: pd.DataFrame, stride: int) -> str:
-    """Chapter 6's answer in four Markdown bullets: top-1 against top-9 decoding at ``stride``
-    (``activation``: :func:`h3r.study.ablations.activation_points`), the NME per target
-    (``target_rows``: :func:`h3r.runs.run_variants`), the best head loss
-    (``head``: :func:`h3r.study.ablations.head_decodings`) and whether the network learns the expected
-    target (``learned``: :func:`h3r.study.ablations.mechanism`, by :data:`h3r.stats.MECHANISM_RULE`)."""
+    """Chapter 6's answer in three Markdown lines and its rule: top-1 against top-9 decoding at
+    ``stride`` (``activation``: :func:`activation_points`), the lowest-error target and head loss
+    (``target_rows``: :func:`h3r.runs.run_variants`; ``head``: :func:`head_decodings`), and whether
+    the network learns the expected target (``learned``: :func:`mechanism`, by
+    :data:`h3r.stats.MECHANISM_RULE`, stated below the lines)."""
     at = activation[activation.stride == stride].groupby("points").nme.mean()
-    targets = "; ".join(f"{v} {n:.2f} %" for v, n in
-                        target_rows.groupby("variant", sort=False)["NME (%)"].mean().items())
+    gain = at["top-1"] > at["top-9"] and apart(at["top-1"], at["top-9"])
+    targets = target_rows.groupby("variant", sort=False)["NME (%)"].mean()
     official = head.groupby("variant", sort=False)["foreground (official)"].mean()
     m = learned.groupby("heatmap_stride")[["mass", "error", "uniform"]].mean()
-    grades = {s: mechanism_verdict(r.mass, r.error, r.uniform) for s, r in m.iterrows()}
-    return (f"* **Activation points**, stride {stride}: top-1 {at['top-1']:.2f} % NME, top-9 {at['top-9']:.2f} %.\n"
-            f"* **Target shape** (spatial-softmax CE, top-9): {targets}.\n"
-            f"* **Two-channel head**, official decoder: lowest {lowest_text(official)}; plain binary CE "
-            f"{official['binary CE']:.2f} %.\n"
-            f"* **The network learns the expected target**: {stride_verdicts(grades)}. *Rule:* {MECHANISM_RULE}")
+    grades = stride_verdicts({s: mechanism_verdict(r.mass, r.error, r.uniform) for s, r in m.iterrows()})
+    return (f"* **Does the decoder need several activation points?** {'Yes' if gain else 'Not here'}: top-9 "
+            f"{at['top-9']:.2f} % NME against top-1 {at['top-1']:.2f} % (stride {stride}).\n"
+            f"* **Which target, which head loss?** The lowest error: target {lowest_text(targets)}; two-channel "
+            f"head {lowest_text(official)} (plain binary CE {official['binary CE']:.2f} %).\n"
+            f"* **Does the network learn the expected target?** {grades[:1].upper() + grades[1:]}.\n\n"
+            f"*Rule.* {MECHANISM_RULE}")

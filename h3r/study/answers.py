@@ -225,8 +225,8 @@ def versus_table(versus: pd.DataFrame) -> pd.DataFrame:
 
 def answers_answer(simcc: pd.DataFrame, versus: pd.DataFrame, summary: pd.DataFrame) -> str:
     """Chapter 13's answer in three Markdown lines: randomized rounding on SimCC's bins (the paired
-    differences per bin width and their verdicts), H3R against every other method at its nearest
-    head cost (grouped by how it reads), and the methods on the Pareto front."""
+    differences per bin width and their verdicts), how many of the other methods H3R beats, trails
+    and ties at its nearest head cost (the table names them), and the methods on the Pareto front."""
     lines = []
     if len(simcc):
         numbers = "; ".join(f"{resolution_text(r.resolution)} bins: {interval_text(r)}" for _, r in simcc.iterrows())
@@ -234,11 +234,11 @@ def answers_answer(simcc: pd.DataFrame, versus: pd.DataFrame, summary: pd.DataFr
                      f"95 % interval over seeds): {numbers}. It lowers the error: "
                      f"**{stride_verdicts(dict(zip(simcc.resolution, simcc.verdict)), unit='bin width')}**.")
     if len(versus):
-        named = {reads: ", ".join(f"`{m}` ({resolution_text(r)})" for m, r in zip(cells.method, cells.resolution))
-                 for reads, cells in versus.groupby("reads", sort=False)}
+        counts = versus.reads.value_counts()
         order = ("H3R better", "H3R worse", "within noise", "degenerate")
-        lines.append("* **H3R against each other method at its nearest head cost** (paired by seed): "
-                     + "; ".join(f"{reads}: {named[reads]}" for reads in order if reads in named) + ".")
+        lines.append(f"* **H3R against each of the {len(versus)} other methods and resolutions at its nearest head "
+                     "cost** (paired by seed; the table below names them): "
+                     + ", ".join(f"{reads} {counts[reads]}" for reads in order if reads in counts) + ".")
     front = summary[summary.pareto].sort_values("head MACs")
     lines.append("* **On the Pareto front** (head MACs against NME): "
                  + ", ".join(f"`{m}` ({resolution_text(r)}, {n:.2f} %)"

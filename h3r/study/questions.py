@@ -167,9 +167,16 @@ def conclusion(diffs: pd.DataFrame, question: str) -> str:
 
 
 def summary(diffs: pd.DataFrame) -> str:
-    """The page's answer: one Markdown bullet per question of :data:`QUESTIONS`, its conclusion."""
-    return "\n".join(f"* **{QUESTIONS[q]}** Against *{CONTROLS[q]}*: {conclusion(diffs, q)}."
-                     for q in QUESTIONS if (diffs.question == q).any())
+    """The page's answer in at most three Markdown lines, one per reading (:data:`READS`), each
+    naming the alternatives that read so and their question (:data:`TITLES`); each question's
+    answer against its control (:func:`conclusion`) follows on the page."""
+    lines = []
+    for reads in READS.values():
+        rows = diffs[diffs.reads == reads]
+        if len(rows):
+            lines.append(f"* **{reads[:1].upper() + reads[1:]}**: "
+                         + "; ".join(f"*{a}* ({TITLES[q]})" for q, a in zip(rows.question, rows.alternative)) + ".")
+    return "\n".join(lines)
 
 
 def questions_table(diffs: pd.DataFrame) -> pd.DataFrame:
