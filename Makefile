@@ -47,11 +47,16 @@ benchmark: venv
 	$(PY) scripts/benchmark_codecs.py
 
 # mmpose pins opencv-python (a GUI build) and mmcv's compiled ops; the peer check needs neither:
-# mmcv-lite, the headless opencv, and mmpose itself without its dependency pins. Then the decoders
-# against mmpose's codecs, h3r.integrations.mmpose (tests/integrations) and the codec benchmark.
+# mmcv-lite (below 2.2, which mmdet 3.3 accepts), the headless opencv, and mmpose itself without its
+# dependency pins. mmpose.models, which the loss and head checks build, also imports six, xtcocotools
+# (built here against this numpy: its wheel is built against numpy 1) and mmdet's Python code; the
+# three compiled ops it imports and never calls here are stubbed by tests/peer_stubs.py. Then the
+# decoders against mmpose's codecs and losses, h3r.integrations.mmpose and the codec benchmark.
 peer: venv
-	$(PY) -m pip install --quiet $(PIP_EXTRA) mmengine mmcv-lite munkres json-tricks opencv-python-headless
-	$(PY) -m pip install --quiet --no-deps mmpose==1.3.2
+	$(PY) -m pip install --quiet $(PIP_EXTRA) mmengine "mmcv-lite>=2.0.0rc4,<2.2.0" munkres json-tricks \
+		opencv-python-headless six cython
+	$(PY) -m pip install --quiet $(PIP_EXTRA) --no-build-isolation --no-binary xtcocotools xtcocotools
+	$(PY) -m pip install --quiet --no-deps mmpose==1.3.2 "mmdet>=3.0,<3.4"
 	$(PY) -m pytest tests/codecs/test_codecs_mmpose.py tests/codecs/test_coordinate_codecs_mmpose.py tests/integrations $(PYTEST_ARGS)
 	$(PY) scripts/benchmark_codecs.py
 
