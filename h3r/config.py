@@ -100,9 +100,14 @@ def codec_files() -> list[Path]:
     return [folder / f"{stem}.py" for stem in (*order, *others)]
 
 
-for _file in codec_files():
-    for _codec, _head, _presets in _declared_presets(_file):
-        register_presets(_codec, _head, _presets)
+def _register_own_presets() -> None:
+    """:data:`PRESETS` of h3r's own codecs, read from their files (:func:`codec_files`)."""
+    for source in codec_files():
+        for codec, head, presets in _declared_presets(source):
+            register_presets(codec, head, presets)
+
+
+_register_own_presets()
 
 
 def preset(name: str) -> Preset:
