@@ -163,14 +163,20 @@ def derived_relative(measurement: dict, sanitize=lambda s: s) -> float:
     return math.ceil(MARGIN * largest / scale) * scale
 
 
-def _sanitize_like_nbval(text: str) -> str:
-    """The replacements of tests/nbval_sanitize.cfg (commits, addresses, ids), applied as nbval does."""
+@functools.cache
+def _sanitize_patterns() -> list[tuple[re.Pattern, str]]:
+    """The replacements of tests/nbval_sanitize.cfg (commits, addresses, ids), in order."""
     import configparser
 
-    config = configparser.ConfigParser()
+    config = configparser.ConfigParser(interpolation=None)
     config.read(Path(__file__).with_name("nbval_sanitize.cfg"))
-    for section in config.sections():
-        text = re.sub(config[section]["regex"], config[section]["replace"], text)
+    return [(re.compile(config[s]["regex"]), config[s]["replace"]) for s in config.sections()]
+
+
+def _sanitize_like_nbval(text: str) -> str:
+    """``text`` with the replacements of tests/nbval_sanitize.cfg applied, as nbval applies them."""
+    for pattern, replacement in _sanitize_patterns():
+        text = pattern.sub(replacement, text)
     return text
 
 
