@@ -14,6 +14,9 @@ Face alignment (300W, WFLW, COFW, AFLW)
 Human pose
     ``pckh``               MPII PCKh per joint; ``mpii_pckh_table`` the Head ... Ankle, Mean table
     ``coco_keypoint_ap``   COCO keypoint AP/AR through pycocotools' ``COCOeval``
+    ``keypoint_ap``        the same from predictions and ground truth in arrays (one person per
+                           image), for benchmarks without a COCO annotation file; ``oks_sigmas``
+                           the per-joint OKS sigmas COCO defines, by joint name
 """
 from __future__ import annotations
 
@@ -373,3 +376,67 @@ def coco_keypoint_ap(predictions: list[dict], coco_gt, sigmas=None, return_log: 
         evaluator.summarize()
     stats = {name: (math.nan if v == -1 else float(v)) for name, v in zip(COCO_KEYPOINT_STATS, evaluator.stats)}
     return (stats, log.getvalue()) if return_log else stats
+
+
+#: COCO's 17 keypoints in the order of its annotations and of ``Params.kpt_oks_sigmas``
+COCO17_NAMES = ("nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
+                "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle")
+#: mmpose's rule for the OKS area of an annotation without a segmentation (its
+#: ``BaseCocoStyleDataset``): this share of the person box's area
+BOX_AREA_SHARE = 0.53
+
+
+def oks_sigmas(names) -> np.ndarray:
+    """The OKS sigma of each joint in ``names`` that COCO defines (pycocotools'
+    ``Params.kpt_oks_sigmas``, read from pycocotools rather than typed), NaN for the others: of
+    MPII's 16, the 12 limb joints have COCO's sigma; pelvis, thorax, upper neck and head top have
+    none, and :func:`keypoint_ap` leaves them out."""
+    from pycocotools.cocoeval import Params
+
+    coco = dict(zip(COCO17_NAMES, Params(iouType="keypoints").kpt_oks_sigmas))
+    return np.array([coco.get(name, np.nan) for name in names], dtype=np.float64)
+
+
+def keypoint_ap(pred, gt, visible, scores, sigmas, area_share: float = BOX_AREA_SHARE) -> dict[str, float]:
+    """COCO keypoint AP and AR (:func:`coco_keypoint_ap`, pycocotools) of one person per image,
+    from arrays: for a benchmark whose ground truth is not a COCO annotation file.
+
+    pred, gt: (N, K, 2) original-image pixels; visible: (N, K); scores: (N, K) the decoder's
+    confidence per joint (a person's score is their mean, as :func:`h3r.evaluation.coco_results`);
+    sigmas: (K,) OKS sigmas, NaN for a joint OKS leaves out (:func:`oks_sigmas`). A person's OKS
+    area is ``area_share`` x the area of the box around their visible ground-truth joints (mmpose's
+    rule for annotations without a segmentation, :data:`BOX_AREA_SHARE`). Joints that are not
+    visible or have no sigma are not counted (COCO's ``v = 0``). Returns the 10 stats of
+    :data:`COCO_KEYPOINT_STATS` as fractions."""
+    gt = _points(gt, "gt")
+    pred = _points(pred, "pred", tuple(gt.shape)).to(gt.device)
+    n, k = gt.shape[:2]
+    visible = _visibility(visible, (n, k), gt.device)
+    _check_finite(gt, visible, "gt")
+    _check_finite(pred, torch.ones_like(visible), "pred")
+    sigmas = np.asarray(sigmas, dtype=np.float64)
+    if sigmas.shape != (k,):
+        raise ValueError(f"sigmas must hold one value per keypoint ({k}), got shape {sigmas.shape}")
+    scores = _float64(scores).to(gt.device)
+    if scores.shape != (n, k) or not torch.isfinite(scores).all():
+        raise ValueError(f"scores must be finite, of shape {(n, k)}, got {tuple(scores.shape)}")
+    counted = visible & torch.from_numpy(np.isfinite(sigmas)).to(gt.device)
+    if not counted.any(dim=1).all():
+        raise ValueError("every person needs a visible joint with an OKS sigma; "
+                         f"{int((~counted.any(dim=1)).sum())} of {n} have none")
+    inf = torch.tensor(float("inf"), dtype=gt.dtype, device=gt.device)
+    low = torch.where(counted[..., None], gt, inf).amin(dim=1)
+    high = torch.where(counted[..., None], gt, -inf).amax(dim=1)
+    box = torch.cat([low, high - low], dim=1)
+    area = (area_share * box[:, 2] * box[:, 3]).clamp(min=1.0)
+    flags = 2 * counted.double()
+    truth = torch.cat([gt, flags[..., None]], dim=-1).flatten(1)
+    coco_gt = {"images": [{"id": i} for i in range(n)], "categories": [{"id": 1, "name": "person"}],
+               "annotations": [{"id": i + 1, "image_id": i, "category_id": 1, "keypoints": truth[i].tolist(),
+                                "num_keypoints": int(counted[i].sum()), "area": float(area[i]),
+                                "bbox": box[i].tolist(), "iscrowd": 0} for i in range(n)]}
+    detected = torch.cat([pred, scores[..., None]], dim=-1).flatten(1)
+    predictions = [{"image_id": i, "category_id": 1, "keypoints": detected[i].tolist(),
+                    "score": float(scores[i].mean())} for i in range(n)]
+    # a joint without a sigma has v = 0, which the OKS leaves out; any finite sigma stands in for it
+    return coco_keypoint_ap(predictions, coco_gt, sigmas=np.nan_to_num(sigmas, nan=1.0))

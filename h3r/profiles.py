@@ -80,6 +80,9 @@ ABLATION_SEEDS = _by_profile([0], [0], [0, 1, 2])
 #: chapter 13's strides (heatmap strides, and SimCC bin widths in pixels): chapter 5's, whose runs it
 #: reads back; the paper profile's are the paper's stride 4 and one coarser (SimCC's default joins them)
 ANSWER_STRIDES = _by_profile([4, 8], [2, 4, 8, 16], [4, 8])
+#: chapter 12's strides on the pose benchmark (at 64 px, heatmaps of 32² to 8² cells: at stride 16
+#: a 4² map leaves DARK's refinement nothing to work on, chapter 5 shows it)
+POSE_STRIDES = _by_profile([4, 8], [2, 4, 8], [2, 4, 8, 16])
 #: the training batch of each profile, a setting of every chapter that trains (lower it for a
 #: smaller GPU; the paper-profile check trains with 2)
 BATCH = {name: config.batch_size for name, config in BASE.items()}
@@ -106,6 +109,12 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         strides=CHAPTER_STRIDES, seeds=SEEDS, as_published=True,
         published_seeds=PUBLISHED_SEEDS, published_strides=PUBLISHED_STRIDES, sigma=CHAPTER_SIGMA,
         dataset="synthetic_faces", data_root="", max_steps=0, batch_size=BATCH, device="auto"),
+    # chapter 5's design on the pose benchmark; UDP, its one published codec beside the families, with
+    # every seed and stride, since the pose chapter pairs H3R with it
+    "human_pose": _per_profile(
+        strides=POSE_STRIDES, seeds=SEEDS, as_published=["udp"], published_seeds=SEEDS,
+        published_strides=POSE_STRIDES, sigma=CHAPTER_SIGMA, dataset="synthetic_pose", data_root="",
+        max_steps=0, batch_size=BATCH, device="auto"),
     "ablations": _per_profile(
         ks=_by_profile([1, 4, 9], [1, 2, 4, 9, 16, 25], [1, 2, 4, 9, 16, 25]),
         windows=_by_profile([1], [1, 2], [1, 2]),
@@ -132,7 +141,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
     "questions": _per_profile(stride=4, seeds=SEEDS, sigma=CHAPTER_SIGMA,
                               two_channel_seeds=ABLATION_SEEDS, max_steps=0, batch_size=BATCH, device="auto"),
     "findings": _per_profile(strides=CHAPTER_STRIDES, seeds=SEEDS, sigma=CHAPTER_SIGMA, published_seeds=PUBLISHED_SEEDS,
-                             answer_strides=ANSWER_STRIDES,
+                             answer_strides=ANSWER_STRIDES, pose_strides=POSE_STRIDES,
                              published_strides=PUBLISHED_STRIDES, input_sizes=COST_INPUT_SIZES,
                              cost_seeds=SEEDS, max_steps=0, batch_size=BATCH, device="auto"),
 }

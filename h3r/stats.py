@@ -182,18 +182,20 @@ def apart(a: float, b: float, spread: float = MACHINE_SPREAD) -> bool:
     return abs(a - b) > spread * (abs(a) + abs(b))
 
 
-def lowest(values: pd.Series, spread: float = MACHINE_SPREAD) -> list:
+def lowest(values: pd.Series, spread: float = MACHINE_SPREAD, highest: bool = False) -> list:
     """The labels of ``values`` that none is :func:`apart` below: the minimum's, and those of the
-    values too close to it to rank on every machine, lowest first."""
-    low = values.min()
-    return list(values[[not apart(v, low, spread) for v in values]].sort_values().index)
+    values too close to it to rank on every machine, lowest first (``highest``: the same from the
+    top, for a score such as PCKh)."""
+    best = values.max() if highest else values.min()
+    return list(values[[not apart(v, best, spread) for v in values]].sort_values(ascending=not highest).index)
 
 
-def lowest_text(values: pd.Series, digits: int = 2, unit: str = " %", name: str = "`{}`") -> str:
+def lowest_text(values: pd.Series, digits: int = 2, unit: str = " %", name: str = "`{}`",
+                highest: bool = False) -> str:
     """:func:`lowest` in words, each label written as ``name`` formats it: ``"`a`, 64.64 %"``, or
     ``"`a` (64.64 %) and `b` (64.90 %), too close to rank"`` where the margin is within
     :data:`MACHINE_SPREAD`."""
-    labels = lowest(values)
+    labels = lowest(values, highest=highest)
     if len(labels) == 1:
         return f"{name.format(labels[0])}, {values[labels[0]]:.{digits}f}{unit}"
     listed = [f"{name.format(n)} ({values[n]:.{digits}f}{unit})" for n in labels]

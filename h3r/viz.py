@@ -409,31 +409,35 @@ def learning_curves_figure(curves, target_error, stride: int) -> Figure:
     return fig
 
 
-def resolution_figure(trained, target_error, families: dict, strides) -> Figure:
-    """One panel per family of ``families`` (name -> rounding -> codec): each member's learned NME
-    against the stride (mean ± s.d. over the runs of ``trained``) beside its target error
-    (``target_error``, dashed, hollow squares)."""
+def resolution_figure(trained, target_error, families: dict, strides, value: str = "NME (%)",
+                      label: str = "test NME (%)") -> Figure:
+    """One panel per family of ``families`` (name -> rounding -> codec): each member's learned
+    ``value`` against the stride (mean ± s.d. over the runs of ``trained``, axis ``label``) beside
+    its target error (``target_error``, dashed, hollow squares; None: none, for a metric the
+    target errors are not in)."""
     fig = Figure(figsize=(FIGURE_INCHES, 3.8 * len(families)))
     axes = fig.subplots(len(families), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (family, members) in zip(axes, families.items()):
         for i, (rounding, codec) in enumerate(members.items()):
-            learned = trained[trained.method == codec].groupby("heatmap_stride")["NME (%)"].agg(["mean", "std"])
+            learned = trained[trained.method == codec].groupby("heatmap_stride")[value].agg(["mean", "std"])
             ax.errorbar(learned.index, learned["mean"], yerr=learned["std"].fillna(0), fmt="o-", color=f"C{i}",
                         capsize=3, label=f"{rounding}: {codec}, learned")
-            own = target_error[target_error.method == codec].set_index("heatmap_stride").target_error
-            ax.plot(own.index, own, "s--", color=f"C{i}", mfc="none", label=f"{codec}, target error")
+            if target_error is not None:
+                own = target_error[target_error.method == codec].set_index("heatmap_stride").target_error
+                ax.plot(own.index, own, "s--", color=f"C{i}", mfc="none", label=f"{codec}, target error")
         _stride_axis(ax, strides)
-        ax.set(xlabel=STRIDE_LABEL, ylabel="test NME (%)", title=family)
+        ax.set(xlabel=STRIDE_LABEL, ylabel=label, title=family)
         ax.legend()
-    fig.suptitle("Learned NME (mean ± s.d. over seeds); dashed: target error")
+    fig.suptitle(f"Learned {value.removesuffix(' (%)')} (mean ± s.d. over seeds)"
+                 + ("; dashed: target error" if target_error is not None else ""))
     fig.tight_layout()
     return fig
 
 
-def differences_figure(diffs, strides) -> Figure:
+def differences_figure(diffs, strides, unit: str = "NME") -> Figure:
     """One panel per family of ``diffs`` (:func:`h3r.study.resolution.matched_differences`): each
-    treatment's paired difference against its control at each stride, mean and 95 % interval,
-    the treatments side by side on the log axis."""
+    treatment's paired difference (of ``unit``) against its control at each stride, mean and 95 %
+    interval, the treatments side by side on the log axis."""
     families = list(dict.fromkeys(diffs.family))
     fig = Figure(figsize=(FIGURE_INCHES, 3.4 * len(families)))
     axes = fig.subplots(len(families), 1, sharex=True, squeeze=False)[:, 0]
@@ -444,7 +448,7 @@ def differences_figure(diffs, strides) -> Figure:
                         capsize=4, color=f"C{i + 1}", label=f"{treatment} - {d.control.iloc[0]}")
         ax.axhline(0, color="black", lw=0.8)
         _stride_axis(ax, strides)
-        ax.set(xlabel=STRIDE_LABEL, ylabel="paired difference in NME (points)", title=family)
+        ax.set(xlabel=STRIDE_LABEL, ylabel=f"paired difference in {unit} (points)", title=family)
         ax.legend(fontsize=8)
     fig.suptitle("Randomized (and exact) minus deterministic rounding,\npaired by seed: mean and 95 % interval",
                  fontsize=10)

@@ -17,7 +17,7 @@ def test_a_notebooks_cells_share_a_unit_and_the_training_notebooks_share_one():
 
 def test_chapter_5s_paper_check_shares_a_unit_with_its_readers_only():
     check = "tests/book/test_paper_profile.py::test_the_notebook_runs_under_the_paper_profile_with_a_step_cap"
-    readers = ("06_ablations", "07_cost", "13_other_answers", "14_questions", "00_findings")
+    readers = ("06_ablations", "07_cost", "13_other_answers", "14_questions", "15_human_pose", "00_findings")
     assert {work_unit(f"{check}[{stem}]") for stem in ("05_heatmap_resolution", *readers)} == {"paper-study"}
     assert work_unit(f"{check}[08_benchmarks]") == f"{check}[08_benchmarks]"
     assert work_unit("tests/test_metrics.py::test_auc") == "tests/test_metrics.py::test_auc"

@@ -9,6 +9,7 @@ from h3r.analysis import CORNER_MEAN
 from h3r.stats import (SAID, apart, growth_verdict, interval_text, mechanism_verdict, ratio_text, stride_verdicts,
                        strides_text, theory_verdicts)
 from h3r.study.answers import answers_findings
+from h3r.study.pose import agreement, pose_differences, pose_findings
 from h3r.study.resolution import (FAMILIES, coarsest_judged, degenerate_reasons, matched_differences,
                                   versus_differences, why_degenerate)
 
@@ -16,8 +17,8 @@ from h3r.study.resolution import (FAMILIES, coarsest_judged, degenerate_reasons,
 
 
 #: what bounds every learned finding of the default build, for a page to print once above the findings
-CAVEATS = ("no GPU run: a small CPU network at 64 px; synthetic faces, not real images; the paper's own "
-           "tables could not be read, so no paper number stands beside these")
+CAVEATS = ("no GPU run: a small CPU network at 64 px; synthetic faces and figures, not real images; the paper's "
+           "own tables could not be read, so no paper number stands beside these")
 
 
 #: the caveats cell of the findings that :data:`CAVEATS` bound
@@ -27,7 +28,8 @@ CAVEATS_TAG = "the build's (above the table)"
 def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation: dict | None,
              theory: dict, official_costs: tuple[int, int] | None = None,
              degenerate: pd.DataFrame | None = None, cost: pd.DataFrame | None = None,
-             answers: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.DataFrame:
+             answers: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+             pose: tuple[pd.DataFrame, pd.DataFrame | None] | None = None) -> pd.DataFrame:
     """The findings table: per claim of the paper, the chapter holding the evidence, the key
     numbers of this build, a verdict (by the rules of :mod:`h3r.stats`: supported, partly,
     mostly, not supported, contradicted, within noise, degenerate, or not tested here) and the
@@ -35,7 +37,9 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
     ``rows``: :func:`resolution_study`; ``mechanism_rows``: :func:`mechanism`; ``activation``: the
     NME of the H3R networks decoded from the top 1 and the top 9 cells; ``degenerate``:
     :func:`degenerate_cells`, whose cells no verdict reads; ``cost``: :func:`cross_resolution`;
-    ``answers``: chapter 13's :func:`simcc_rounding_differences` and :func:`versus_nearest_cost`."""
+    ``answers``: chapter 13's :func:`simcc_rounding_differences` and :func:`versus_nearest_cost`;
+    ``pose``: chapter 15's runs with their pose metrics (:func:`h3r.study.pose.with_pose_metrics`)
+    and degenerate cells."""
     trained = rows[~rows.decoder_only]
     strides = sorted(trained.heatmap_stride.unique())
     diffs = matched_differences(rows, degenerate=degenerate)
@@ -71,6 +75,20 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
             f"({family})", "[5](05_heatmap_resolution.ipynb)",
             f"paired NME difference, randomized minus deterministic, mean [95 % interval] over seeds: {numbers}",
             result, CAVEATS_TAG)
+
+    if pose is not None:
+        for claim, chapter, numbers, result in pose_findings(*pose):
+            add(claim, chapter, numbers, result, CAVEATS_TAG)
+        pose_diffs = pose_differences(*pose)
+        faces = diffs[(diffs.treatment == "h3r") & (diffs.control == "onehot-round")] if len(diffs) else diffs
+        figures = (pose_diffs[(pose_diffs.treatment == "h3r") & (pose_diffs.control == "onehot-round")
+                              & (pose_diffs.metric == "PCKh@0.1")] if len(pose_diffs) else pose_diffs)
+        if len(faces) and len(figures):
+            numbers, result = agreement(dict(zip(faces.heatmap_stride, faces.verdict)),
+                                        dict(zip(figures.heatmap_stride, figures.verdict)))
+            add("(beyond the paper) Faces and pose give the same verdict on H3R against its matched control "
+                "(NME on faces, PCKh@0.1 on pose)", "[5](05_heatmap_resolution.ipynb), [15](15_human_pose.ipynb)",
+                numbers, result, CAVEATS_TAG)
 
     # growth is read at the coarsest stride where neither codec is degenerate (chapter 5 says so too)
     coarse = coarsest_judged(strides, reasons, ("h3r", "onehot-round")) if strides else None

@@ -41,10 +41,12 @@ DECODER_ONLY = (("argmax-quarter", "argmax-round"), ("dark", "argmax-round"), ("
                 ("onehot-round", "h3r"))
 
 
-def study_codecs(as_published: bool = True) -> list[str]:
-    """Every codec the resolution study trains: the families' and, optionally, the published ones."""
+def study_codecs(as_published=True) -> list[str]:
+    """Every codec the resolution study trains: the families' and the published ones
+    (``as_published``: True for :data:`AS_PUBLISHED`, False for none, or a list of presets)."""
     codecs = [c for family in FAMILIES.values() for c in family.values()]
-    return list(dict.fromkeys(codecs + (list(AS_PUBLISHED) if as_published else [])))
+    published = list(AS_PUBLISHED) if as_published is True else list(as_published or [])
+    return list(dict.fromkeys(codecs + published))
 
 
 def family_of(codec: str) -> list[tuple[str, str]]:
@@ -58,7 +60,8 @@ def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | N
     """Train (or read back) every codec at every stride and seed (the Gaussian codecs with
     ``sigma``, :func:`codec_args`); one row per run, with the decoder-only variants of
     :data:`DECODER_ONLY` added as rows of their own (``method`` is the codec, or
-    ``"<decoder> on <trained codec>"``; ``decoder_only`` says which).
+    ``"<decoder> on <trained codec>"``; ``decoder_only`` says which; ``predictions`` is the file
+    of its test predictions, which a benchmark's own metrics read: :mod:`h3r.study.pose`).
 
     ``published_seeds`` (default: ``seeds``) are the seeds of the codecs outside every family (the
     as-published references), ``published_strides`` (default: ``strides``) the strides of
@@ -77,6 +80,7 @@ def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | N
                for codec in codecs for stride, seed in itertools.product(*axes(codec))]
     runs = run_grid(configs, force=force)
     runs["method"], runs["decoder_only"] = runs.codec, False
+    runs["predictions"] = [f"{run}/predictions.pt" for run in runs.run]
     extra = decoder_only_rows(runs, DECODER_ONLY, sigma)
     return pd.concat([runs, extra], ignore_index=True) if len(extra) else runs
 
@@ -85,13 +89,15 @@ def decoder_only_rows(runs: pd.DataFrame, pairs, sigma: float | None = None) -> 
     """Rows of decoder-only methods: for each ``(decoder, trained codec)`` of ``pairs``, every run
     of ``runs`` with that codec re-evaluated with that decoder (:func:`h3r.runs.reevaluate_decoders`,
     the study's ``sigma``); the run's row with ``method`` ``"<decoder> on <codec>"``,
-    ``decoder_only`` True and the new metrics. Empty where no run has such a codec."""
+    ``decoder_only`` True, the new metrics and their ``predictions`` file. Empty where no run
+    has such a codec."""
     extra = []
     for trained in dict.fromkeys(trained for _, trained in pairs):
         decoders = [decoder for decoder, of in pairs if of == trained]
         for row in runs[runs.codec == trained].to_dict("records"):
             evaluations = reevaluate_decoders(row["config"], [(d, preset_args(d, sigma)) for d in decoders])
             extra += [{**row, "method": f"{decoder} on {trained}", "decoder_only": True,
+                       "predictions": evaluation["predictions"],
                        **{m: evaluation["summary"]["all"][m] for m in ROW_METRICS}}
                       for decoder, evaluation in zip(decoders, evaluations)]
     return pd.DataFrame(extra, columns=runs.columns)
@@ -148,13 +154,13 @@ def why_degenerate(reasons: dict, methods, strides) -> str:
 
 
 def matched_differences(rows: pd.DataFrame, value: str = "NME (%)",
-                        degenerate: pd.DataFrame | None = None) -> pd.DataFrame:
+                        degenerate: pd.DataFrame | None = None, claimed: str = "lower") -> pd.DataFrame:
     """Per family and stride, the paired per-seed difference of every rounding against the
     family's deterministic rounding (the control), with its 95 % interval
     (:func:`h3r.stats.paired_differences`). Negative: the treatment has the lower error.
 
-    ``verdict`` is :func:`h3r.stats.verdict` on the claim that the treatment's error is
-    lower, or ``"degenerate"`` where the treatment's or the control's cell is (``degenerate``:
+    ``verdict`` is :func:`h3r.stats.verdict` on the claim that the treatment's ``value`` is
+    ``claimed`` (lower for an error, higher for a PCKh or an AP), or ``"degenerate"`` where the treatment's or the control's cell is (``degenerate``:
     :func:`degenerate_cells`); ``reason`` says why ("" elsewhere)."""
     trained = rows[~rows.decoder_only]
     reasons = degenerate_reasons(degenerate)
@@ -166,7 +172,7 @@ def matched_differences(rows: pd.DataFrame, value: str = "NME (%)",
                 continue
             diff = paired_differences(trained, codec, control, value=value)
             why = [why_degenerate(reasons, (codec, control), [s]) for s in diff.heatmap_stride]
-            judged = ["degenerate" if w else verdict(lo, hi) for w, lo, hi in zip(why, diff.low, diff.high)]
+            judged = ["degenerate" if w else verdict(lo, hi, claimed) for w, lo, hi in zip(why, diff.low, diff.high)]
             out.append(diff.assign(family=family, rounding=rounding, verdict=judged, reason=why))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
@@ -210,19 +216,20 @@ def per_face_nme(runs: pd.DataFrame) -> dict:
 VERSUS = (("h3r", "dark"), ("h3r", "udp"), ("h3r on onehot-round", "onehot-round"))
 
 
-def versus_differences(rows: pd.DataFrame, pairs=VERSUS, degenerate: pd.DataFrame | None = None) -> pd.DataFrame:
+def versus_differences(rows: pd.DataFrame, pairs=VERSUS, degenerate: pd.DataFrame | None = None,
+                       value: str = "NME (%)", claimed: str = "lower") -> pd.DataFrame:
     """Paired per-seed differences (:func:`h3r.stats.paired_differences`) of each
     ``(treatment, control)`` of ``pairs`` whose methods are both among ``rows`` (trained runs and
-    decoder-only rows alike), per stride, with ``verdict`` and ``reason`` as in
-    :func:`matched_differences`."""
+    decoder-only rows alike), per stride, of ``value``, with ``verdict`` (on the claim that the
+    treatment's value is ``claimed``) and ``reason`` as in :func:`matched_differences`."""
     reasons = degenerate_reasons(degenerate)
     out = []
     for treatment, control in pairs:
         if not {treatment, control} <= set(rows.method):
             continue
-        diff = paired_differences(rows, treatment, control)
+        diff = paired_differences(rows, treatment, control, value=value)
         why = [why_degenerate(reasons, (treatment, control), [s]) for s in diff.heatmap_stride]
-        judged = ["degenerate" if w else verdict(lo, hi) for w, lo, hi in zip(why, diff.low, diff.high)]
+        judged = ["degenerate" if w else verdict(lo, hi, claimed) for w, lo, hi in zip(why, diff.low, diff.high)]
         out.append(diff.assign(verdict=judged, reason=why))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
@@ -365,14 +372,15 @@ def family_tables(trained: pd.DataFrame, target_error: pd.DataFrame,
     return tables
 
 
-def difference_tables(diffs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def difference_tables(diffs: pd.DataFrame, unit: str = "NME points") -> dict[str, pd.DataFrame]:
     """Per family, :func:`h3r.study.resolution.matched_differences` as the book shows them: indexed by
-    treatment, control and stride, the difference in NME points and its 95 % interval as signed
+    treatment, control and stride, the difference (in ``unit``) and its 95 % interval as signed
     text, the number of seeds and the verdict."""
-    shown = diffs.assign(**{"difference (NME points)": [difference_text(*r) for r in
-                                                        zip(diffs["mean"], diffs.treatment_mean, diffs.control_mean)],
+    difference = f"difference ({unit})"
+    shown = diffs.assign(**{difference: [difference_text(*r) for r in
+                                         zip(diffs["mean"], diffs.treatment_mean, diffs.control_mean)],
                             "95 % interval": [bounds_text(lo, hi) for lo, hi in zip(diffs.low, diffs.high)]})
     shown = shown.rename(columns={"heatmap_stride": "stride", "n": "seeds"})
-    columns = ["difference (NME points)", "95 % interval", "seeds", "verdict"]
+    columns = [difference, "95 % interval", "seeds", "verdict"]
     return {family: table.set_index(["treatment", "control", "stride"])[columns]
             for family, table in shown.groupby("family", sort=False)}

@@ -2,8 +2,9 @@
 CPU with a step cap, against datasets in the official formats, so that a GPU run cannot discover
 a broken notebook hours in. The grids are narrowed (chapter 5 at stride 4 with two seeds, so
 that the paired intervals the smoke profile's one seed never forms are computed, whose runs
-chapters 6, 13, 14 and the findings read back; one seed and codec elsewhere), every run is one
-step of one image, and the Monte Carlo sizes are cut (the smoke profile covers two strides); every
+chapters 6, 13, 14 and the findings read back, and chapter 15 likewise on the pose benchmark; one
+seed and codec elsewhere), every run is one step of one image, and the Monte Carlo sizes are cut
+(the smoke profile covers two strides); every
 code path of the profile still runs: HRNet-W18 at 256 px, the paper's strides and codecs, the
 real-dataset chapter with data."""
 from __future__ import annotations
@@ -19,11 +20,12 @@ from tests.fixtures import write_300w, write_aflw, write_cofw, write_coco, write
 STEP_CAP = {"max_steps": 1, "batch_size": 1}
 #: chapter 5 and the notebooks that read its runs back, and chapter 7's, which the findings read
 #: back too (run in this order, in one worker)
-READ_BACK = ("05_heatmap_resolution", "06_ablations", "07_cost", "13_other_answers", "14_questions", "00_findings")
+READ_BACK = ("05_heatmap_resolution", "06_ablations", "07_cost", "13_other_answers", "14_questions",
+             "15_human_pose", "00_findings")
 #: per notebook: the parameters that make the paper profile a CPU check
 OVERRIDES = {
     "00_findings": {**STEP_CAP, "strides": [4], "seeds": [0, 1], "published_seeds": [0], "answer_strides": [4],
-                    "input_sizes": [128], "cost_seeds": [0]},
+                    "input_sizes": [128], "cost_seeds": [0], "pose_strides": [4]},
     "01_quantization_error": {"strides": [4, 16], "n_points": 500, "cell_budget": 2**20, "draws": 50,
                               "nme_strides": [4, 16], "synthetic_faces": 4},
     "02_unbiasedness": {"n_points": 16, "max_draws": 64},
@@ -39,6 +41,8 @@ OVERRIDES = {
     "11_your_own_loop": {"steps": 2},
     "13_other_answers": {**STEP_CAP, "strides": [4], "seeds": [0], "decode_batch": 2},
     "14_questions": {**STEP_CAP, "seeds": [0], "two_channel_seeds": [0]},
+    "15_human_pose": {**STEP_CAP, "strides": [4], "seeds": [0, 1], "published_seeds": [0, 1],
+                      "published_strides": [4]},
 }
 
 
