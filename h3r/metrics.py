@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from h3r.data.layouts import MPII16_NAMES, Layout, normalizer_distances
+from h3r.data.layouts import COCO17_NAMES, MPII16_NAMES, Layout, normalizer_distances
 
 #: the order of ``COCOeval.stats`` for ``iouType="keypoints"``
 COCO_KEYPOINT_STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
@@ -378,9 +378,6 @@ def coco_keypoint_ap(predictions: list[dict], coco_gt, sigmas=None, return_log: 
     return (stats, log.getvalue()) if return_log else stats
 
 
-#: COCO's 17 keypoints in the order of its annotations and of ``Params.kpt_oks_sigmas``
-COCO17_NAMES = ("nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
-                "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle")
 #: mmpose's rule for the OKS area of an annotation without a segmentation (its
 #: ``BaseCocoStyleDataset``): this share of the person box's area
 BOX_AREA_SHARE = 0.53
@@ -393,8 +390,13 @@ def oks_sigmas(names) -> np.ndarray:
     none, and :func:`keypoint_ap` leaves them out."""
     from pycocotools.cocoeval import Params
 
-    coco = dict(zip(COCO17_NAMES, Params(iouType="keypoints").kpt_oks_sigmas))
-    return np.array([coco.get(name, np.nan) for name in names], dtype=np.float64)
+    coco = dict(zip(COCO17_NAMES, Params(iouType="keypoints").kpt_oks_sigmas))  # in COCO's order
+
+    def spelled_as_coco(name: str) -> str:  # MPII16_NAMES write "l_wrist" for COCO's "left_wrist"
+        side, _, joint = name.partition("_")
+        return {"l": f"left_{joint}", "r": f"right_{joint}"}.get(side, name)
+
+    return np.array([coco.get(spelled_as_coco(name), np.nan) for name in names], dtype=np.float64)
 
 
 def keypoint_ap(pred, gt, visible, scores, sigmas, area_share: float = BOX_AREA_SHARE) -> dict[str, float]:

@@ -11,8 +11,8 @@ from pycocotools.coco import COCO
 
 from h3r.data.layouts import AFLW19, COCO17, IBUG68, MPII16, MPII16_NAMES, WFLW98, Layout
 from h3r.metrics import (
-    COCO_KEYPOINT_STATS, auc, ced_curve, coco_keypoint_ap, failure_rate, landmark_box,
-    mpii_pckh_table, nme, normalizer_from_layout, pckh, summarize,
+    BOX_AREA_SHARE, COCO_KEYPOINT_STATS, auc, ced_curve, coco_keypoint_ap, failure_rate, keypoint_ap, landmark_box,
+    mpii_pckh_table, nme, normalizer_from_layout, oks_sigmas, pckh, summarize,
 )
 
 NAN = float("nan")
@@ -313,3 +313,74 @@ def test_coco_errors():
     del gt["annotations"][0]["area"]
     with pytest.raises(ValueError, match=r"annotation 0 .* lacks \['area'\]"):
         coco_keypoint_ap(_predictions(_coco_gt(), 0.0), gt)
+
+
+# --- OKS AP of one person per image, from arrays (keypoint_ap) ----------------------------------
+
+def figures(n: int = 4, seed: int = 0) -> torch.Tensor:
+    """n figures of the 16 MPII joints spread over 100 px."""
+    return torch.rand(n, 16, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 100 + 10
+
+
+def test_oks_sigmas_are_cocos_for_the_joints_coco_defines_and_nan_for_the_others():
+    sigmas = dict(zip(MPII16_NAMES, oks_sigmas(MPII16_NAMES)))
+    assert sigmas["l_shoulder"] == pytest.approx(0.079) and sigmas["r_hip"] == pytest.approx(0.107)
+    assert sigmas["l_wrist"] == pytest.approx(0.062) and sigmas["r_ankle"] == pytest.approx(0.089)
+    assert all(math.isnan(sigmas[j]) for j in ("pelvis", "thorax", "upper_neck", "head_top"))
+    assert np.isfinite(oks_sigmas(COCO17.names)).all()
+
+
+def test_keypoint_ap_of_two_exact_and_two_lost_figures_is_the_hand_computed_one():
+    """Two exact figures and two far off: recall stops at 0.5. Ranked first, the exact ones give
+    precision 1 up to it (AP = 51/101 of COCO's 101 recall points); ranked last, precision 0.5."""
+    gt = figures()
+    pred = gt.clone()
+    pred[2:] += 500.0
+    visible, sigmas = torch.ones(4, 16), oks_sigmas(MPII16_NAMES)
+    exact_first = torch.tensor([0.9, 0.8, 0.2, 0.1])[:, None].expand(4, 16)
+    assert keypoint_ap(pred, gt, visible, exact_first, sigmas)["AP"] == pytest.approx(51 / 101)
+    lost_first = exact_first.flip(0)
+    assert keypoint_ap(pred, gt, visible, lost_first, sigmas)["AP"] == pytest.approx(0.5 * 51 / 101)
+
+
+def test_keypoint_ap_leaves_out_joints_without_a_sigma_and_joints_not_visible():
+    gt = figures()
+    pred = gt.clone()
+    pred[:, MPII16_NAMES.index("pelvis")] += 300.0  # no COCO sigma: not counted
+    visible = torch.ones(4, 16)
+    pred[:, 0] += 300.0  # r_ankle, hidden below: not counted
+    visible[:, 0] = 0
+    scores = torch.ones(4, 16)
+    assert keypoint_ap(pred, gt, visible, scores, oks_sigmas(MPII16_NAMES))["AP"] == pytest.approx(1.0)
+    visible[:, 0] = 1
+    assert keypoint_ap(pred, gt, visible, scores, oks_sigmas(MPII16_NAMES))["AP"] < 1.0
+
+
+def test_keypoint_ap_area_is_the_share_of_the_joints_box():
+    """A shift of d px has OKS exp(-d² / (2 s² (2 sigma)²)) per joint, s² the area: the box of
+    the joints times 0.53 (mmpose's rule). One joint with a sigma, the others hidden."""
+    gt = torch.tensor([[[0.0, 0.0]] * 16], dtype=torch.float64)
+    gt[0, 12] = torch.tensor([0.0, 0.0])  # r_shoulder, sigma 0.079
+    gt[0, 13] = torch.tensor([40.0, 50.0])  # l_shoulder, makes the box 40 x 50
+    visible = torch.zeros(1, 16)
+    visible[0, [12, 13]] = 1
+    pred = gt.clone()
+    pred[0, 12] += torch.tensor([3.0, 4.0])  # 5 px off; l_shoulder exact
+    area = BOX_AREA_SHARE * 40 * 50
+    oks = (math.exp(-25 / (2 * area * (2 * 0.079) ** 2)) + 1.0) / 2
+    stats = keypoint_ap(pred, gt, visible, torch.ones(1, 16), oks_sigmas(MPII16_NAMES))
+    thresholds = np.linspace(0.5, 0.95, 10)
+    assert stats["AP"] == pytest.approx(np.mean(thresholds <= oks + 1e-12))  # AP over the thresholds passed
+
+
+def test_keypoint_ap_errors_name_the_problem():
+    gt = figures(2)
+    ones = torch.ones(2, 16)
+    with pytest.raises(ValueError, match="one value per keypoint"):
+        keypoint_ap(gt, gt, ones, ones, oks_sigmas(MPII16_NAMES)[:12])
+    with pytest.raises(ValueError, match="scores must be finite"):
+        keypoint_ap(gt, gt, ones, torch.ones(2, 15), oks_sigmas(MPII16_NAMES))
+    hidden = ones.clone()
+    hidden[1] = 0
+    with pytest.raises(ValueError, match="every person needs a visible joint"):
+        keypoint_ap(gt, gt, hidden, ones, oks_sigmas(MPII16_NAMES))
