@@ -49,7 +49,7 @@ def test_pose_differences_judge_the_claim_of_a_higher_score():
     assert diffs.loc[("AP", 4)]["mean"] == pytest.approx(diffs.loc[("PCKh@0.1", 4)]["mean"])
     answer = without_terms(pose.pose_answer(rows))
     assert "PCKh@0.1 supported at stride 4; contradicted at stride 8" in answer
-    assert "The highest at stride 4**: PCKh@0.1 `h3r`" in answer
+    assert "*The highest at stride 4*: PCKh@0.1 `h3r`" in answer
 
 
 def test_pose_findings_state_h3r_against_its_control_per_metric():
@@ -114,3 +114,16 @@ def test_with_pose_metrics_read_each_rows_predictions(tmp_path):
     scored = pose.with_pose_metrics(rows)
     assert list(scored["PCKh@0.1"]) == pytest.approx([100.0, 0.0])
     assert pose.mean_head_size(scored) == pytest.approx(10.0)
+
+
+def test_the_local_decoding_is_read_against_the_matched_control_and_in_the_findings():
+    rows = pose_table({("onehot-round", 4): [10.0, 11.0, 12.0], ("h3r", 4): [8.0, 8.4, 9.9],
+                       (pose.LOCAL, 4): [13.0, 14.1, 15.2]})
+    rows.loc[rows.method == pose.LOCAL, "decoder_only"] = True
+    answer = without_terms(pose.pose_answer(rows))
+    assert "**H3R's network decoded locally** (`h3r-window on h3r`" in answer
+    assert "PCKh@0.1 supported at every stride" in answer.split("decoded locally")[1]
+    found = dict((claim, result) for claim, _, _, result in pose.pose_findings(rows))
+    local = next(claim for claim in found if "3×3 window" in claim)
+    assert found[local] == "supported at every stride"
+    assert ("h3r-window", "h3r") in pose.POSE_DECODER_ONLY and set(resolution.DECODER_ONLY) < set(pose.POSE_DECODER_ONLY)

@@ -295,7 +295,7 @@ def test_official_cost_check_reproduces_every_readme_row():
 def test_published_seeds_reach_only_the_presets_outside_the_families(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(resolution, "run_grid", lambda configs, force=False: seen.extend(configs) or pd.DataFrame(
-        [{**dataclasses.asdict(c), "config": c} for c in configs]))
+        [{**dataclasses.asdict(c), "config": c, "run": str(c.run_dir())} for c in configs]))
     resolution.resolution_study(tiny(tmp_path), [4, 8], [0, 1, 2], ["gauss-random", "soft-argmax"],
                            published_seeds=[0])
     assert sorted((c.codec, c.heatmap_stride, c.seed) for c in seen if c.codec == "soft-argmax") == [
@@ -306,7 +306,7 @@ def test_published_seeds_reach_only_the_presets_outside_the_families(tmp_path, m
 def test_published_strides_reach_only_the_presets_outside_the_families(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(resolution, "run_grid", lambda configs, force=False: seen.extend(configs) or pd.DataFrame(
-        [{**dataclasses.asdict(c), "config": c} for c in configs]))
+        [{**dataclasses.asdict(c), "config": c, "run": str(c.run_dir())} for c in configs]))
     resolution.resolution_study(tiny(tmp_path), [2, 4, 8], [0, 1], ["gauss-random", "udp"], published_seeds=[0],
                            published_strides=[4, 16])
     assert sorted((c.codec, c.heatmap_stride, c.seed) for c in seen if c.codec == "udp") == [("udp", 4, 0)]
@@ -362,7 +362,8 @@ def test_resolution_runs_read_chapter_5s_settings(monkeypatch):
     assert resolution.resolution_runs(chapter("heatmap_resolution", "smoke")) == "rows"
     (base, strides, seeds, codecs), kwargs = calls[0]
     assert (strides, seeds, codecs) == ([4, 8], [0], resolution.study_codecs(True))
-    assert kwargs == dict(sigma=1.0, force=False, published_seeds=[0], published_strides=[4, 8])
+    assert kwargs == dict(sigma=1.0, force=False, published_seeds=[0], published_strides=[4, 8],
+                          decoder_only=resolution.DECODER_ONLY)
     chapter_4 = chapter("synthetic_benchmark", "smoke", max_steps=2)
     resolution.resolution_runs(reading("heatmap_resolution", chapter_4, strides=[4], seeds=[0]), codecs=["h3r"],
                                force=True)

@@ -90,6 +90,9 @@ def rounding_neighbours(uv: Tensor, heatmap_size: Size) -> tuple[Tensor, Tensor]
     "h3r": {"loss": "spatial_ce", "target": "expected"},
     "h3r-official": {"args": {"select": "topk", "k": 9, "weighting": "softmax", "align": "corner"},
                      "loss": "binary_ce", "target": "expected"},
+    # the 3x3 window around the argmax: the top 9 of the whole map average two joints' peaks where a
+    # network is unsure which is which (a left and a right wrist), a window reads one of them
+    "h3r-window": {"args": {"select": "window", "radius": 1}, "loss": "spatial_ce", "target": "expected"},
 })
 class H3R(Codec):
     """Randomized-rounding encoder; weighted decoding from a set of activation points.

@@ -56,10 +56,11 @@ def family_of(codec: str) -> list[tuple[str, str]]:
 
 
 def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | None = None,
-                     force: bool = False, published_seeds=None, published_strides=None) -> pd.DataFrame:
+                     force: bool = False, published_seeds=None, published_strides=None,
+                     decoder_only=DECODER_ONLY) -> pd.DataFrame:
     """Train (or read back) every codec at every stride and seed (the Gaussian codecs with
     ``sigma``, :func:`codec_args`); one row per run, with the decoder-only variants of
-    :data:`DECODER_ONLY` added as rows of their own (``method`` is the codec, or
+    ``decoder_only`` (default :data:`DECODER_ONLY`) added as rows of their own (``method`` is the codec, or
     ``"<decoder> on <trained codec>"``; ``decoder_only`` says which; ``predictions`` is the file
     of its test predictions, which a benchmark's own metrics read: :mod:`h3r.study.pose`).
 
@@ -81,7 +82,7 @@ def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | N
     runs = run_grid(configs, force=force)
     runs["method"], runs["decoder_only"] = runs.codec, False
     runs["predictions"] = [f"{run}/predictions.pt" for run in runs.run]
-    extra = decoder_only_rows(runs, DECODER_ONLY, sigma)
+    extra = decoder_only_rows(runs, decoder_only, sigma)
     return pd.concat([runs, extra], ignore_index=True) if len(extra) else runs
 
 
@@ -103,16 +104,17 @@ def decoder_only_rows(runs: pd.DataFrame, pairs, sigma: float | None = None) -> 
     return pd.DataFrame(extra, columns=runs.columns)
 
 
-def resolution_runs(settings, codecs=None, force: bool = False) -> pd.DataFrame:
+def resolution_runs(settings, codecs=None, force: bool = False, decoder_only=DECODER_ONLY) -> pd.DataFrame:
     """Chapter 5's runs as every chapter reads them: :func:`resolution_study` with the resolved
     settings of chapter ``heatmap_resolution`` (:func:`h3r.profiles.open_chapter` in chapter 5,
     :func:`h3r.profiles.reading` in the chapters that read its runs), every codec of
-    :func:`study_codecs` or only ``codecs``. One home for those settings, so that every chapter
-    asks for the same configs, hence the same run keys."""
+    :func:`study_codecs` or only ``codecs``, with the decoder-only variants of ``decoder_only``.
+    One home for those settings, so that every chapter asks for the same configs, hence the same
+    run keys."""
     codecs = study_codecs(settings.as_published) if codecs is None else list(codecs)
     return resolution_study(settings.base, settings.strides, settings.seeds, codecs, sigma=settings.sigma,
                             force=force, published_seeds=settings.published_seeds,
-                            published_strides=settings.published_strides)
+                            published_strides=settings.published_strides, decoder_only=decoder_only)
 
 
 def nearest_stride(strides, target: int = 4) -> int:
