@@ -1,6 +1,6 @@
 """The ``h3r`` command: ``h3r train`` and ``h3r eval`` over the functions the notebooks call.
 
-    h3r train --codec h3r --heatmap-stride 8 --epochs 20            # embedded synthetic faces
+    h3r train --preset h3r --heatmap-stride 8 --epochs 20           # embedded synthetic faces
     h3r train --dataset wflw --data-root /data --backbone hrnet_w18 --input-size 256 --device cuda
     torchrun --nproc-per-node 4 -m h3r train --dataset wflw ...      # several GPUs (DDP)
     h3r eval --run runs/<name>                                       # re-evaluate a finished run
@@ -17,7 +17,7 @@ import sys
 import typing
 from pathlib import Path
 
-from h3r.config import Config
+from h3r.config import RENAMED_FIELDS, Config
 from h3r.data.annotated import CROP_PROTOCOLS
 from h3r.data.faces import FACE_NORMALIZERS
 from h3r.models.official import OFFICIAL_ARCHS
@@ -34,21 +34,25 @@ def _field_comments() -> dict[str, str]:
     return comments
 
 
+#: a field's flags from before its rename (:data:`h3r.config.RENAMED_FIELDS`), still accepted
+RENAMED_FLAGS = {new: ["--" + old.replace("_", "-")] for old, new in RENAMED_FIELDS.items()}
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     hints, comments = typing.get_type_hints(Config), _field_comments()
     for f in dataclasses.fields(Config):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        flag = "--" + f.name.replace("_", "-")
+        flags = ["--" + f.name.replace("_", "-"), *RENAMED_FLAGS.get(f.name, [])]
         hint = hints[f.name]
         text = comments.get(f.name, "")
         if hint is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, default=default,
                                 help=f"{text} (default: {default})".strip())
         elif isinstance(default, (list, dict)):
-            parser.add_argument(flag, type=json.loads, default=default, metavar="JSON",
+            parser.add_argument(*flags, type=json.loads, default=default, metavar="JSON",
                                 help=f"{text} (JSON; default: {json.dumps(default)})".strip())
         else:
-            parser.add_argument(flag, type=hint if hint in (int, float) else str, default=default,
+            parser.add_argument(*flags, type=hint if hint in (int, float) else str, default=default,
                                 help=f"{text} (default: {default})".strip())
 
 
@@ -65,7 +69,7 @@ def train_options() -> list[dict]:
 
 
 def presets_help() -> str:
-    """The codec presets ``--codec`` takes, one line each with what it trains with, as ``timm``
+    """The codec presets ``--preset`` takes, one line each with what it trains with, as ``timm``
     lists its models."""
     from h3r.config import PRESETS
 
@@ -73,7 +77,7 @@ def presets_help() -> str:
     lines = [f"  {name:<{width}}  {p.codec}({', '.join(f'{k}={v}' for k, v in p.args.items())}), loss {p.loss}, "
              f"head {p.head}" + (", Gaussian (its sigma: --codec-args)" if p.sigma else "")
              for name, p in PRESETS.items()]
-    return "codec presets (--codec NAME):\n" + "\n".join(lines)
+    return "codec presets (--preset NAME):\n" + "\n".join(lines)
 
 
 def _config(args: argparse.Namespace) -> Config:

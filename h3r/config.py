@@ -204,8 +204,8 @@ class Config:
     head_width: int = 0  # the head's hidden channels (0: the backbone's, as the official head)
     pretrained: str | None = None  # a local ImageNet checkpoint for the backbone (never downloaded)
     # codec and loss
-    codec: str = "h3r"  # a preset of h3r.config.PRESETS
-    codec_args: dict = field(default_factory=dict)  # overrides of the preset, e.g. {"k": 4}
+    preset: str = "h3r"  # a codec preset of h3r.config.PRESETS: the codec, its arguments, loss and head
+    codec_args: dict = field(default_factory=dict)  # overrides of the preset's codec arguments, e.g. {"k": 4}
     heatmap_stride: int = 4  # input pixels per heatmap cell: 1, 2, 4, 8, 16 or 32
     loss: str = "auto"  # "auto": the preset's loss
     loss_args: dict = field(default_factory=dict)  # options of the loss, e.g. {"pos_weight": 10}
@@ -235,7 +235,7 @@ class Config:
     threads: int = 0  # torch intra-op threads (0: torch's default, one per core)
     out_dir: str = "runs"  # where run folders are written
     render_cache: bool = True  # synthetic data: render each sample once, reuse it across runs
-    name: str = ""  # run folder name (default: dataset-codec-stride-<config hash>)
+    name: str = ""  # run folder name (default: dataset-preset-stride-<config hash>)
     resume: bool = True  # continue from the run's checkpoint if there is one
     progress: bool = True  # progress bars
 
@@ -244,14 +244,14 @@ class Config:
 
     @property
     def resolved_loss(self) -> str:
-        return self.loss if self.loss != "auto" else preset(self.codec).loss
+        return self.loss if self.loss != "auto" else preset(self.preset).loss
 
     @property
     def head(self) -> str:
         """``"binary"`` where the loss is one of :data:`BINARY_LOSSES`, else the preset's head."""
         if self.resolved_loss in BINARY_LOSSES:
             return "binary"
-        head = preset(self.codec).head
+        head = preset(self.preset).head
         return "heatmap" if head == "binary" else head
 
     def identity(self) -> dict:
@@ -273,7 +273,7 @@ class Config:
                     progress=self.progress, workers=self.workers)
 
     def run_dir(self) -> Path:
-        return Path(self.out_dir) / (self.name or f"{self.dataset}-{self.codec}-s{self.heatmap_stride}-{self.key()}")
+        return Path(self.out_dir) / (self.name or f"{self.dataset}-{self.preset}-s{self.heatmap_stride}-{self.key()}")
 
     @property
     def folder(self) -> RunFolder:
@@ -282,12 +282,19 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
+        """The config of ``values`` (a run folder's, a checkpoint's), its fields named as before a
+        rename (:data:`RENAMED_FIELDS`) read under their new names."""
+        values = {RENAMED_FIELDS.get(k, k): v for k, v in values.items()}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown config field(s) {unknown}; the fields are {sorted(known)}")
         return cls(**values)
 
+
+#: fields of :class:`Config` renamed since run folders were written (old name -> new): ``codec``
+#: held a preset's name, not a codec's, and became ``preset``
+RENAMED_FIELDS = {"codec": "preset"}
 
 #: the synthetic benchmarks' names begin so (h3r.data.registry.SYNTHETIC); they read no data_root
 SYNTHETIC_PREFIX = "synthetic_"
@@ -351,7 +358,7 @@ def code_fingerprint() -> str:
 
 def presets_table(names=None):
     """A DataFrame of the codec presets (:data:`PRESETS`, or those of ``names``): what each trains and
-    decodes with, the names ``h3r train --codec`` takes. Columns: codec class, its arguments, loss,
+    decodes with, the names ``h3r train --preset`` takes. Columns: codec class, its arguments, loss,
     head, and whether a study sets its Gaussian's sigma."""
     import pandas as pd
 

@@ -5,7 +5,7 @@
     reevaluate(cfg, codec="dark")      # the same network decoded otherwise; cached in the run folder
     reevaluate_decoders(cfg, [("h3r", {"k": 1}), ("h3r", {"k": 4})])   # several, one network pass
     evaluate_run("runs/<name>", protocol="official")   # what ``h3r eval --run`` prints
-    rows = run_grid(grid(base, codec=["h3r", "dark"], seed=[0, 1, 2]))  # one row per run
+    rows = run_grid(grid(base, preset=["h3r", "dark"], seed=[0, 1, 2]))  # one row per run
 
 A run is keyed by its config and the fingerprint of the code that computes it
 (:meth:`h3r.config.Config.key`), so a finished run is only reused by the code that would have
@@ -103,7 +103,7 @@ def reevaluate_decoders(cfg: Config, decoders: list[tuple[str | None, dict]], sp
     changes = {k: v for k, v in dict(test_split=split, score_mode=score_mode, flip_test=flip_test).items()
                if v is not None}
     evaluation = dataclasses.replace(cfg, **changes)
-    decoders = [(codec or cfg.codec, dict(args)) for codec, args in decoders]
+    decoders = [(codec or cfg.preset, dict(args)) for codec, args in decoders]
     paths = [cfg.folder.evaluation(_evaluation_key(codec, args, evaluation)) for codec, args in decoders]
     missing = [i for i, path in enumerate(paths) if not path.exists()]
     if missing:
@@ -243,7 +243,7 @@ def _run_in_workers(configs: list[Config], jobs: int, force: bool, verbose: bool
         for i, (key, future) in enumerate(futures.items(), 1):
             results[key] = same_code(key, future.result())
             if verbose:
-                print(f"[{i}/{len(futures)}] trained {results[key]['config']['codec']}", flush=True)
+                print(f"[{i}/{len(futures)}] trained {results[key]['config']['preset']}", flush=True)
     return results
 
 
@@ -321,10 +321,10 @@ def benchmark_rows(base: Config, codecs, seeds, force: bool = False) -> pd.DataF
     the protocol's metric: NME/FR/AUC per subset, the PCKh table, or COCO keypoint AP."""
     p = protocol(base.dataset)
     rows = []
-    for run_row in run_grid(grid(base, codec=list(codecs), seed=list(seeds)), force=force).itertuples():
+    for run_row in run_grid(grid(base, preset=list(codecs), seed=list(seeds)), force=force).itertuples():
         for split in p.test_splits:
             result = reevaluate(run_row.config, split=split)
-            key = dict(codec=run_row.codec, seed=run_row.seed, split=split)
+            key = dict(preset=run_row.preset, seed=run_row.seed, split=split)
             if p.metric == "nme":
                 rows += [dict(**key, subset=subset, **values) for subset, values in result["summary"].items()]
                 continue

@@ -75,7 +75,7 @@ def build_run(cfg: Config) -> tuple[KeypointModel, Codec]:
     """
     from h3r.data.registry import dataset_class
 
-    codec = build_codec(cfg.codec, cfg.input_size, stride=cfg.heatmap_stride, **cfg.codec_args)
+    codec = build_codec(cfg.preset, cfg.input_size, stride=cfg.heatmap_stride, **cfg.codec_args)
     torch.manual_seed(cfg.seed)
     layout = dataset_class(cfg.dataset).layout
     model = build_model(cfg.backbone, layout.num_keypoints, head=cfg.head, heatmap_stride=cfg.heatmap_stride,
@@ -161,7 +161,7 @@ def check_draw(cfg: Config, codec: Codec) -> None:
     if cfg.draw not in DRAWS:
         raise ValueError(f"draw must be one of {DRAWS}, got {cfg.draw!r}")
     if cfg.draw == "fixed" and "uniforms" not in inspect.signature(codec.encode).parameters:
-        raise ValueError(f"draw='fixed' keeps a randomized-rounding draw per sample, and codec {cfg.codec!r} "
+        raise ValueError(f"draw='fixed' keeps a randomized-rounding draw per sample, and preset {cfg.preset!r} "
                          f"draws nothing; use a codec that draws (h3r, gauss-random, simcc-random)")
 
 

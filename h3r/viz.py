@@ -516,12 +516,12 @@ def macs_figure(by_stride) -> Figure:
 
 
 def cost_figure(runs) -> Figure:
-    """Test NME against MACs per image, one line per codec of ``runs``
+    """Test NME against MACs per image, one line per codec preset of ``runs``
     (:func:`h3r.study.cost.cost_study`), mean ± s.d. over seeds, each input size labelled above its
     points."""
     fig = Figure(figsize=(FIGURE_INCHES, 4.0))
     ax = fig.subplots()
-    for (codec, group), marker in zip(runs.groupby("codec"), "os"):
+    for (codec, group), marker in zip(runs.groupby("preset"), "os"):
         stats = group.groupby("GMACs")["NME (%)"].agg(["mean", "std"])
         ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker=marker, capsize=3, label=codec)
     for size, group in runs.groupby("input_size"):

@@ -85,10 +85,10 @@ def test_preset_args_give_sigma_to_the_gaussian_presets_only(name, gaussian):
 
 
 def test_a_config_asks_its_preset_for_loss_and_head():
-    assert Config(codec="h3r").resolved_loss == "spatial_ce" and Config(codec="h3r").head == "heatmap"
-    assert Config(codec="dark").resolved_loss == "mse"
-    assert Config(codec="h3r-official").head == "binary"
-    assert Config(codec="h3r", loss="binary_ce").head == "binary" and "binary_ce" in BINARY_LOSSES
+    assert Config(preset="h3r").resolved_loss == "spatial_ce" and Config(preset="h3r").head == "heatmap"
+    assert Config(preset="dark").resolved_loss == "mse"
+    assert Config(preset="h3r-official").head == "binary"
+    assert Config(preset="h3r", loss="binary_ce").head == "binary" and "binary_ce" in BINARY_LOSSES
 
 
 def test_a_synthetic_dataset_reads_no_data_root():
@@ -136,10 +136,10 @@ def test_the_head_is_a_fact_of_the_preset_and_binary_follows_the_loss():
     from h3r.config import HEADS, Preset
 
     assert {p.head for p in PRESETS.values()} == set(HEADS)
-    assert Config(codec="simcc-random").head == "simcc" and Config(codec="rle").head == "regression"
-    assert Config(codec="h3r").head == "heatmap" and Config(codec="h3r-official").head == "binary"
-    assert Config(codec="h3r", loss="binary_ce").head == "binary"
-    assert Config(codec="h3r-official", loss="spatial_ce").head == "heatmap"
+    assert Config(preset="simcc-random").head == "simcc" and Config(preset="rle").head == "regression"
+    assert Config(preset="h3r").head == "heatmap" and Config(preset="h3r-official").head == "binary"
+    assert Config(preset="h3r", loss="binary_ce").head == "binary"
+    assert Config(preset="h3r-official", loss="spatial_ce").head == "heatmap"
     with pytest.raises(ValueError, match="head must be one of"):
         Preset("vanilla", head="offsets")
     with pytest.raises(ValueError, match="binary head goes with the binary losses"):

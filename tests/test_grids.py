@@ -17,17 +17,17 @@ def tiny(tmp_path, **overrides) -> Config:
 
 
 def test_grid_is_the_product_of_its_axes(tmp_path):
-    configs = grid(tiny(tmp_path), codec=["h3r", "dark"], heatmap_stride=[4, 8], seed=[0, 1, 2])
+    configs = grid(tiny(tmp_path), preset=["h3r", "dark"], heatmap_stride=[4, 8], seed=[0, 1, 2])
     assert len(configs) == 12 and len({c.key() for c in configs}) == 12
-    assert [(c.codec, c.heatmap_stride, c.seed) for c in configs[:3]] == [("h3r", 4, 0), ("h3r", 4, 1), ("h3r", 4, 2)]
+    assert [(c.preset, c.heatmap_stride, c.seed) for c in configs[:3]] == [("h3r", 4, 0), ("h3r", 4, 1), ("h3r", 4, 2)]
     with pytest.raises(ValueError, match=r"unknown config field\(s\) \['stride'\]"):
         grid(tiny(tmp_path), stride=[4])
 
 
 def test_run_grid_rows_carry_their_config_and_say_what_was_cached(tmp_path):
-    configs = grid(tiny(tmp_path), codec=["h3r", "argmax-round"])
+    configs = grid(tiny(tmp_path), preset=["h3r", "argmax-round"])
     rows = run_grid(configs)
-    assert list(rows.codec) == ["h3r", "argmax-round"] and not rows.cached.any()
+    assert list(rows.preset) == ["h3r", "argmax-round"] and not rows.cached.any()
     assert [r.config for r in rows.itertuples()] == configs
     assert {"NME (%)", "FR@0.1 (%)", "AUC@0.1", "commit", "run", "n"} <= set(rows.columns)
     again = run_grid(configs)
@@ -50,7 +50,7 @@ def test_runs_side_by_side_give_the_numbers_of_runs_in_turn(tmp_path):
     """CPU runs of one thread train two at a time in worker processes (renders first); the
     numbers are those of the same runs trained one after the other in this process."""
     def configs(folder):
-        return grid(tiny(tmp_path / folder, threads=1, device="cpu", epochs=2), codec=["h3r", "argmax-round"])
+        return grid(tiny(tmp_path / folder, threads=1, device="cpu", epochs=2), preset=["h3r", "argmax-round"])
 
     apart = run_grid(configs("apart"), jobs=2)
     in_turn = run_grid(configs("in-turn"), jobs=1)
@@ -71,7 +71,7 @@ def test_a_pool_starts_the_longest_runs_first(tmp_path):
 
 
 def test_run_variants_label_each_run_and_share_one_grid(tmp_path):
-    variants = {"one-hot": dict(codec="h3r"), "bilinear": dict(codec="h3r", codec_args={"target": "bilinear"})}
+    variants = {"one-hot": dict(preset="h3r"), "bilinear": dict(preset="h3r", codec_args={"target": "bilinear"})}
     rows = run_variants(tiny(tmp_path), variants, seeds=[0, 1])
     assert list(zip(rows.variant, rows.seed)) == [("one-hot", 0), ("one-hot", 1), ("bilinear", 0), ("bilinear", 1)]
     assert [c.codec_args for c in rows.config] == [{}, {}, {"target": "bilinear"}, {"target": "bilinear"}]

@@ -46,7 +46,7 @@ def test_a_synthetic_run_is_not_keyed_by_the_real_data_root(tmp_path):
     assert dataclasses.replace(real, data_root=str(tmp_path / "data")).key() != real.key()
 
 def test_load_run_gives_the_trained_network_and_its_codec(tmp_path):
-    cfg = tiny(tmp_path, codec="dark", heatmap_stride=8)
+    cfg = tiny(tmp_path, preset="dark", heatmap_stride=8)
     run(cfg)
     model, codec = load_run(cfg)
     state = torch.load(cfg.run_dir() / "checkpoint.pt", weights_only=False)["model"]

@@ -257,7 +257,7 @@ def test_learning_curves_read_every_epochs_evaluation(trained):
     curves = training.learning_curves(rows)
     assert len(curves) == 5  # five runs, one epoch each
     assert set(curves.epoch) == {1} and curves["NME (%)"].gt(0).all()
-    assert rows[rows.method == "udp"].config.iloc[0].codec == "udp"
+    assert rows[rows.method == "udp"].config.iloc[0].preset == "udp"
 
 
 @pytest.mark.slow
@@ -298,9 +298,9 @@ def test_published_seeds_reach_only_the_presets_outside_the_families(tmp_path, m
         [{**dataclasses.asdict(c), "config": c, "run": str(c.run_dir())} for c in configs]))
     resolution.resolution_study(tiny(tmp_path), [4, 8], [0, 1, 2], ["gauss-random", "soft-argmax"],
                            published_seeds=[0])
-    assert sorted((c.codec, c.heatmap_stride, c.seed) for c in seen if c.codec == "soft-argmax") == [
+    assert sorted((c.preset, c.heatmap_stride, c.seed) for c in seen if c.preset == "soft-argmax") == [
         ("soft-argmax", 4, 0), ("soft-argmax", 8, 0)]
-    assert len([c for c in seen if c.codec == "gauss-random"]) == 6
+    assert len([c for c in seen if c.preset == "gauss-random"]) == 6
 
 
 def test_published_strides_reach_only_the_presets_outside_the_families(tmp_path, monkeypatch):
@@ -309,14 +309,14 @@ def test_published_strides_reach_only_the_presets_outside_the_families(tmp_path,
         [{**dataclasses.asdict(c), "config": c, "run": str(c.run_dir())} for c in configs]))
     resolution.resolution_study(tiny(tmp_path), [2, 4, 8], [0, 1], ["gauss-random", "udp"], published_seeds=[0],
                            published_strides=[4, 16])
-    assert sorted((c.codec, c.heatmap_stride, c.seed) for c in seen if c.codec == "udp") == [("udp", 4, 0)]
-    assert sorted({c.heatmap_stride for c in seen if c.codec == "gauss-random"}) == [2, 4, 8]
+    assert sorted((c.preset, c.heatmap_stride, c.seed) for c in seen if c.preset == "udp") == [("udp", 4, 0)]
+    assert sorted({c.heatmap_stride for c in seen if c.preset == "gauss-random"}) == [2, 4, 8]
 
 
 def _cost_runs(h3r_scale: float = 10.0, vanilla_scale: float = 14.0) -> pd.DataFrame:
     """Made-up runs of the cost study: NME falling with the input size, three seeds."""
     noise = {0: 0.05, 1: -0.03, 2: 0.01}
-    return pd.DataFrame([{"codec": codec, "input_size": size, "seed": seed, "GMACs": gmacs,
+    return pd.DataFrame([{"preset": codec, "input_size": size, "seed": seed, "GMACs": gmacs,
                           "NME (%)": scale * 32 / size + noise[seed]}
                          for size, gmacs in ((32, 0.1), (48, 0.22), (64, 0.4)) for seed in range(3)
                          for codec, scale in (("h3r", h3r_scale), ("argmax-round", vanilla_scale))])
@@ -425,7 +425,7 @@ def test_target_and_head_variants_change_only_what_their_label_says():
     targets = ablations.target_variants(1.5)
     assert list(targets) == ["one-hot draw (the paper)", "Gaussian (sigma 1.5) on the draw",
                              "bilinear expected target, no draw"]
-    assert all(v["codec"] == "h3r" for v in targets.values())
+    assert all(v["preset"] == "h3r" for v in targets.values())
     assert targets["Gaussian (sigma 1.5) on the draw"]["codec_args"] == {"target": "gaussian", "sigma": 1.5}
     head = ablations.head_variants(64, lr=0.01)
     assert head["binary CE, pos_weight = 64 (H·W)"]["loss_args"] == {"prior": 0.0, "pos_weight": 64.0}
@@ -450,7 +450,7 @@ def test_per_face_nme_reads_each_runs_predictions(tmp_path):
     import torch
 
     torch.save({"nme": torch.tensor([0.01, 0.02])}, tmp_path / "predictions.pt")
-    errors = resolution.per_face_nme(pd.DataFrame({"codec": ["h3r"], "run": [str(tmp_path)]}))
+    errors = resolution.per_face_nme(pd.DataFrame({"preset": ["h3r"], "run": [str(tmp_path)]}))
     assert list(errors) == ["h3r"] and errors["h3r"].tolist() == pytest.approx([0.01, 0.02])
 
 

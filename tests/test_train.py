@@ -1,6 +1,7 @@
 """The training loop on 2 CPU cores: it learns, resumes to the same numbers, and fails clearly."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 
@@ -25,7 +26,7 @@ def test_train_writes_results_with_provenance(tmp_path):
     saved = json.loads((cfg.run_dir() / "results.json").read_text())
     assert saved["summary"] == results["summary"] and results["cached"] is False
     assert {"commit", "device", "torch", "time_utc"} <= set(saved["provenance"])
-    assert saved["config"]["codec"] == "h3r" and saved["params"] > 0 and saved["macs"] > 0
+    assert saved["config"]["preset"] == "h3r" and saved["params"] > 0 and saved["macs"] > 0
     lines = (cfg.run_dir() / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     assert 0 < results["summary"]["all"]["NME (%)"] < 200
@@ -76,7 +77,7 @@ def test_config_from_dict_names_unknown_fields():
 
 def test_every_codec_trains_one_step(tmp_path):
     for codec in ("argmax-round", "soft-argmax", "h3r", "h3r-official"):
-        cfg = tiny(tmp_path, codec=codec, epochs=1, flip_test=False, render_cache=False)
+        cfg = tiny(tmp_path, preset=codec, epochs=1, flip_test=False, render_cache=False)
         summary = run(cfg)["summary"]["all"]
         assert summary["n"] == 16, codec
 
@@ -85,12 +86,12 @@ def test_the_heads_of_other_codecs_train_end_to_end(tmp_path, capsys):
     """SimCC's per-axis logits and RLE's regression (with its flow) go through the same loop, the
     same evaluation (flip test included) and the command line."""
     out = tmp_path / "runs"
-    assert cli.main(["train", "--codec", "simcc-random", "--input-size", "32", "--train-samples", "16",
+    assert cli.main(["train", "--preset", "simcc-random", "--input-size", "32", "--train-samples", "16",
                      "--test-samples", "8", "--batch-size", "8", "--epochs", "1", "--backbone", "plain_cnn",
                      "--width-mult", "0.25", "--workers", "0", "--no-progress", "--out-dir", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["n"] == 8 and 0 < printed["NME (%)"] < 200
-    cfg = tiny(tmp_path, codec="rle", epochs=1, test_samples=8, backbone="plain_cnn", width_mult=0.25)
+    cfg = tiny(tmp_path, preset="rle", epochs=1, test_samples=8, backbone="plain_cnn", width_mult=0.25)
     model, codec = T.build_run(cfg)
     assert model.head_kind == "regression" and codec.head == "regression"
     state = run(cfg)
@@ -107,7 +108,7 @@ def test_cli_help_and_train(tmp_path, capsys):
     # every preset is listed with what it trains with, as timm lists its models
     from h3r.config import PRESETS
 
-    listed = [line for line in shown.partition("codec presets (--codec NAME):")[2].splitlines() if line.strip()]
+    listed = [line for line in shown.partition("codec presets (--preset NAME):")[2].splitlines() if line.strip()]
     assert [line.split()[0] for line in listed] == list(PRESETS)
     assert any(line.split()[0] == "h3r-official" and "loss binary_ce, head binary" in line for line in listed)
     out = tmp_path / "runs"
@@ -199,7 +200,7 @@ def test_simcc_runs_with_other_bins_count_their_own_macs(monkeypatch):
     from h3r.models import count_flops
 
     monkeypatch.setattr(T, "_MACS", {})
-    cfgs = [T.Config(backbone="plain_cnn", width_mult=0.5, input_size=32, device="cpu", codec="simcc-round",
+    cfgs = [T.Config(backbone="plain_cnn", width_mult=0.5, input_size=32, device="cpu", preset="simcc-round",
                      codec_args={"split_ratio": ratio}) for ratio in (0.5, 0.25)]
     models = [T.build_run(cfg)[0] for cfg in cfgs]
     fine, coarse = (T._macs(cfg, model) for cfg, model in zip(cfgs, models))
@@ -215,7 +216,7 @@ def test_train_options_are_the_config_fields_as_flags():
     assert options["--heatmap-stride"]["default"] == cli.Config().heatmap_stride
     runtime = {flag for flag, o in options.items() if o["runtime"] == "runtime"}
     assert runtime == {"--" + name.replace("_", "-") for name in cli.Config.RUNTIME_FIELDS}
-    assert options["--device"]["runtime"] == "runtime" and options["--codec"]["runtime"] == ""
+    assert options["--device"]["runtime"] == "runtime" and options["--preset"]["runtime"] == ""
 
 
 @pytest.mark.parametrize("render_cache", [True, False])
@@ -246,8 +247,21 @@ def test_a_fixed_draw_is_kept_for_every_epoch_of_a_fixed_set(tmp_path, monkeypat
 
 def test_draw_settings_are_checked(tmp_path):
     with pytest.raises(ValueError, match="draws nothing"):
-        run(tiny(tmp_path, codec="argmax-round", draw="fixed", epochs=1))
+        run(tiny(tmp_path, preset="argmax-round", draw="fixed", epochs=1))
     with pytest.raises(ValueError, match="draw must be one of"):
         run(tiny(tmp_path, draw="sometimes", epochs=1))
     cfg = tiny(tmp_path)
     assert torch.equal(T.fixed_uniforms(cfg, 4, 3, torch.device("cpu")), T.fixed_uniforms(cfg, 4, 3, torch.device("cpu")))
+
+
+def test_the_field_renamed_from_codec_to_preset_still_reads_old_run_folders_and_flags():
+    """``Config.codec`` held a preset's name and became ``Config.preset``: a run folder or a
+    checkpoint written before keeps loading, and ``--codec`` still sets it."""
+    old = {**dataclasses.asdict(T.Config(preset="dark")), "codec": "dark"}
+    del old["preset"]
+    assert T.Config.from_dict(old) == T.Config(preset="dark")
+    parser = argparse.ArgumentParser()
+    cli._add_config_arguments(parser)
+    assert parser.parse_args(["--codec", "udp"]).preset == "udp" == parser.parse_args(["--preset", "udp"]).preset
+    with pytest.raises(ValueError, match="unknown config field"):
+        T.Config.from_dict({"codecs": "dark"})

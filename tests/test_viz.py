@@ -198,7 +198,7 @@ def test_macs_and_cost_figures_draw_a_line_per_network_and_codec():
     (ax,) = viz.macs_figure(by_stride).axes
     assert _legend(ax) == ["n", "m"] and ax.lines[0].get_ydata().tolist() == [4.0, 1.0]
     assert ax.get_yscale() == "log"
-    runs = pd.DataFrame({"codec": ["h3r", "h3r", "argmax-round"], "input_size": [32, 64, 32],
+    runs = pd.DataFrame({"preset": ["h3r", "h3r", "argmax-round"], "input_size": [32, 64, 32],
                          "GMACs": [0.1, 0.4, 0.1], "NME (%)": [6.0, 4.0, 8.0]})
     (ax,) = viz.cost_figure(runs).axes
     assert _legend(ax) == ["argmax-round", "h3r"]

@@ -88,10 +88,10 @@ def target_variants(sigma: float) -> dict[str, dict]:
     """Chapter 6's targets for H3R's loss, spatial-softmax CE (label -> the config fields each
     changes): the paper's one-hot draw, a Gaussian of ``sigma`` cells on the draw, and the
     bilinear expected target with no draw."""
-    return {"one-hot draw (the paper)": dict(codec="h3r"),
-            f"Gaussian (sigma {sigma}) on the draw": dict(codec="h3r",
+    return {"one-hot draw (the paper)": dict(preset="h3r"),
+            f"Gaussian (sigma {sigma}) on the draw": dict(preset="h3r",
                                                           codec_args={"target": "gaussian", "sigma": sigma}),
-            "bilinear expected target, no draw": dict(codec="h3r", codec_args={"target": "bilinear"})}
+            "bilinear expected target, no draw": dict(preset="h3r", codec_args={"target": "bilinear"})}
 
 
 def head_variants(cells: int, lr: float) -> dict[str, dict]:

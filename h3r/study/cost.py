@@ -104,8 +104,8 @@ def cross_resolution(runs: pd.DataFrame) -> pd.DataFrame:
     sizes the paired NME difference (negative: H3R is better), its 95 % interval, the verdict on
     "H3R localises better" (:func:`h3r.stats.verdict`) and H3R's share of vanilla's MACs."""
     sizes = sorted(runs.input_size.unique())
-    labelled = runs.assign(method=[f"{c}@{s}" for c, s in zip(runs.codec, runs.input_size)], pair="all")
-    macs = runs.groupby(["codec", "input_size"]).GMACs.first()
+    labelled = runs.assign(method=[f"{c}@{s}" for c, s in zip(runs.preset, runs.input_size)], pair="all")
+    macs = runs.groupby(["preset", "input_size"]).GMACs.first()
     out = []
     for small, large in itertools.combinations_with_replacement(sizes, 2):
         treatment, control = f"h3r@{small}", f"argmax-round@{large}"

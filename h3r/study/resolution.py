@@ -76,11 +76,11 @@ def resolution_study(base: Config, strides, seeds, codecs=None, sigma: float | N
         return ([s for s in strides if published_strides is None or s in published_strides],
                 list(seeds if published_seeds is None else published_seeds))
 
-    configs = [dataclasses.replace(base, codec=codec, codec_args=preset_args(codec, sigma), heatmap_stride=stride,
+    configs = [dataclasses.replace(base, preset=codec, codec_args=preset_args(codec, sigma), heatmap_stride=stride,
                                    seed=seed)
                for codec in codecs for stride, seed in itertools.product(*axes(codec))]
     runs = run_grid(configs, force=force)
-    runs["method"], runs["decoder_only"] = runs.codec, False
+    runs["method"], runs["decoder_only"] = runs.preset, False
     runs["predictions"] = [f"{run}/predictions.pt" for run in runs.run]
     extra = decoder_only_rows(runs, decoder_only, sigma)
     return pd.concat([runs, extra], ignore_index=True) if len(extra) else runs
@@ -95,7 +95,7 @@ def decoder_only_rows(runs: pd.DataFrame, pairs, sigma: float | None = None) -> 
     extra = []
     for trained in dict.fromkeys(trained for _, trained in pairs):
         decoders = [decoder for decoder, of in pairs if of == trained]
-        for row in runs[runs.codec == trained].to_dict("records"):
+        for row in runs[runs.preset == trained].to_dict("records"):
             evaluations = reevaluate_decoders(row["config"], [(d, preset_args(d, sigma)) for d in decoders])
             extra += [{**row, "method": f"{decoder} on {trained}", "decoder_only": True,
                        "predictions": evaluation["predictions"],
@@ -205,11 +205,11 @@ def target_errors(base: Config, strides, codecs, sigma: float | None = None, dec
 
 
 def per_face_nme(runs: pd.DataFrame) -> dict:
-    """Per trained run of ``runs`` (labelled by its codec), the NME of every test face (N,), as a
+    """Per trained run of ``runs`` (labelled by its preset), the NME of every test face (N,), as a
     fraction of the normaliser, from the run's ``predictions.pt``."""
     import torch
 
-    return {row.codec: torch.load(f"{row.run}/predictions.pt", weights_only=False)["nme"]
+    return {row.preset: torch.load(f"{row.run}/predictions.pt", weights_only=False)["nme"]
             for row in runs.itertuples()}
 
 

@@ -19,7 +19,7 @@ def learning_curves(rows: pd.DataFrame) -> pd.DataFrame:
         for line in path.read_text().splitlines() if path.exists() else []:
             log = json.loads(line)
             if "eval" in log:
-                out.append({"method": row.method if hasattr(row, "method") else row.codec,
+                out.append({"method": row.method if hasattr(row, "method") else row.preset,
                             "heatmap_stride": row.heatmap_stride, "seed": row.seed, "epoch": log["epoch"],
                             "NME (%)": log["eval"]["NME (%)"], "loss": log["loss"]})
     return pd.DataFrame(out, columns=["method", "heatmap_stride", "seed", "epoch", "NME (%)", "loss"])
