@@ -180,9 +180,10 @@ def js_divergence(p: Tensor, q: Tensor) -> Tensor:
 
 
 def simcc_kl(output: tuple[Tensor, Tensor], target: Target, beta: float = 1.0, label_softmax: bool = False,
-             label_beta: float = 10.0) -> Tensor:
+             label_beta: float = 10.0, bins: str = "mean") -> Tensor:
     """SimCC head output ``(x_logits (N, K, Wx), y_logits (N, K, Hy))`` against the target's labels:
-    per axis ``KL(q || softmax(beta * logits))`` averaged over the bins, summed over the two axes.
+    per axis ``KL(q || softmax(beta * logits))`` averaged over the bins (``bins="sum"``: summed,
+    the scale of a cross-entropy, which for a one-hot label it equals), summed over the two axes.
 
     ``q`` is the label as given (a normalised Gaussian or a one-hot, a probability vector), or with
     ``label_softmax`` ``softmax(label_beta * label)``. The defaults are those of mmpose's
@@ -198,6 +199,8 @@ def simcc_kl(output: tuple[Tensor, Tensor], target: Target, beta: float = 1.0, l
                          "encodes")
     if not beta > 0:
         raise ValueError(f"beta must be positive, got {beta}")
+    if bins not in ("mean", "sum"):
+        raise ValueError(f"bins must be 'mean' (mmpose's KLDiscretLoss) or 'sum', got {bins!r}")
     per_keypoint = 0
     for logits, labels, axis in zip(output, (target.x_labels, target.y_labels), "xy"):
         if logits.shape != labels.shape:
@@ -207,7 +210,8 @@ def simcc_kl(output: tuple[Tensor, Tensor], target: Target, beta: float = 1.0, l
         q = _masked(labels.float(), target.weights)
         if label_softmax:
             q = (label_beta * q).softmax(-1)
-        per_keypoint = per_keypoint + F.kl_div(log_p, q, reduction="none").mean(-1)
+        kl = F.kl_div(log_p, q, reduction="none")
+        per_keypoint = per_keypoint + (kl.mean(-1) if bins == "mean" else kl.sum(-1))
     return weighted_mean(per_keypoint, target.weights)
 
 

@@ -80,7 +80,10 @@ ABLATION_SEEDS = _by_profile([0], [0], [0, 1, 2])
 #: chapter 13's strides (heatmap strides, and SimCC bin widths in pixels): chapter 5's, whose runs it
 #: reads back; the paper profile's are the paper's stride 4 and one coarser (SimCC's default joins them)
 ANSWER_STRIDES = _by_profile([4, 8], [2, 4, 8, 16], [4, 8])
-#: chapter 12's strides on the pose benchmark (at 64 px, heatmaps of 32² to 8² cells: at stride 16
+#: chapter 13's schedule search: the learning rates every family trains with (cpu: the book's 1.2e-2,
+#: chapter 4's choice for heatmaps, and a factor of sqrt(10) either side; paper: around its 1e-3)
+ANSWER_LEARNING_RATES = _by_profile([3e-3, 1e-2], [1.2e-3, 3.8e-3, 1.2e-2, 3.8e-2], [3e-4, 1e-3, 3e-3, 1e-2])
+#: chapter 15's strides on the pose benchmark (at 64 px, heatmaps of 32² to 8² cells: at stride 16
 #: a 4² map leaves DARK's refinement nothing to work on, chapter 5 shows it)
 POSE_STRIDES = _by_profile([4, 8], [2, 4, 8], [2, 4, 8, 16])
 #: the training batch of each profile, a setting of every chapter that trains (lower it for a
@@ -135,13 +138,15 @@ CHAPTERS: dict[str, dict[str, dict]] = {
     "reproduce": _per_profile(data_root=None, device="auto"),
     "your_own_loop": _per_profile(steps=_by_profile(20, 200, 200), device="auto"),
     "other_answers": _per_profile(
-        strides=ANSWER_STRIDES, seeds=SEEDS, sigma=CHAPTER_SIGMA, decode_batch=_by_profile(8, 64, 64),
+        strides=ANSWER_STRIDES, seeds=SEEDS, sigma=CHAPTER_SIGMA, learning_rates=ANSWER_LEARNING_RATES,
+        decode_batch=_by_profile(8, 64, 64),
         max_steps=0, batch_size=BATCH, device="auto"),
-    # the ablation stride of chapter 6, chapter 5's seeds and sigma (its runs are read back)
-    "questions": _per_profile(stride=4, seeds=SEEDS, sigma=CHAPTER_SIGMA,
+    # the ablation stride of chapter 6, chapter 5's strides (the expected target's), seeds and sigma
+    "questions": _per_profile(stride=4, strides=CHAPTER_STRIDES, seeds=SEEDS, sigma=CHAPTER_SIGMA,
                               two_channel_seeds=ABLATION_SEEDS, max_steps=0, batch_size=BATCH, device="auto"),
     "findings": _per_profile(strides=CHAPTER_STRIDES, seeds=SEEDS, sigma=CHAPTER_SIGMA, published_seeds=PUBLISHED_SEEDS,
-                             answer_strides=ANSWER_STRIDES, pose_strides=POSE_STRIDES,
+                             answer_strides=ANSWER_STRIDES, answer_learning_rates=ANSWER_LEARNING_RATES,
+                             pose_strides=POSE_STRIDES,
                              published_strides=PUBLISHED_STRIDES, input_sizes=COST_INPUT_SIZES,
                              cost_seeds=SEEDS, max_steps=0, batch_size=BATCH, device="auto"),
 }

@@ -22,7 +22,7 @@ def answer_rows(nme: dict[tuple[str, float], list[float]], head_macs: dict[tuple
     for (method, bins), values in nme.items():
         for seed, value in enumerate(values):
             stride = int(bins) if bins == bins and bins >= 1 else 4
-            cfg = Config(codec=method.split(" on ")[-1], heatmap_stride=stride, input_size=64, seed=seed)
+            cfg = Config(preset=method.split(" on ")[-1], heatmap_stride=stride, input_size=64, seed=seed)
             rows.append({"method": method, "resolution": bins, "seed": seed, "NME (%)": value,
                          "params": 1000, "macs": 10_000 + head_macs[method, bins],
                          "head MACs": head_macs[method, bins], "config": cfg,
@@ -140,7 +140,7 @@ def test_findings_carry_chapter_13s_rows():
                           "verdict": ["supported"], "treatment_mean": [9.0], "control_mean": [10.0]})
     rows = answer_rows({("h3r", 4.0): [5.0, 5.5], ("onehot-round", 4.0): [6.0, 6.5]},
                        {("h3r", 4.0): 1.0, ("onehot-round", 4.0): 1.0})
-    rows = rows.assign(heatmap_stride=4, codec=rows.method, decoder_only=False)
+    rows = rows.assign(heatmap_stride=4, preset=rows.method, decoder_only=False)
     table = findings.findings(rows, None, None, {"round_per_stride": 0.383, "floor_over_round": 2.0, "mean_error": 0.001,
                                                "noise": 0.01, "lossless": 0.0, "stride": 4, "draws": 64},
                             answers=(simcc, versus))
@@ -150,11 +150,11 @@ def test_findings_carry_chapter_13s_rows():
 
 def test_resolution_of_reads_strides_bins_and_resolution_free_methods():
     cfg = Config(input_size=64)
-    assert answers.resolution_of(dataclasses.replace(cfg, codec="h3r", heatmap_stride=8)) == 8.0
-    assert answers.resolution_of(dataclasses.replace(cfg, codec="simcc-round", codec_args={"split_ratio": 0.125})) == 8.0
-    assert answers.resolution_of(dataclasses.replace(cfg, codec="simcc")) == 0.5
+    assert answers.resolution_of(dataclasses.replace(cfg, preset="h3r", heatmap_stride=8)) == 8.0
+    assert answers.resolution_of(dataclasses.replace(cfg, preset="simcc-round", codec_args={"split_ratio": 0.125})) == 8.0
+    assert answers.resolution_of(dataclasses.replace(cfg, preset="simcc")) == 0.5
     for free in ("rle", "soft-argmax", "dsnt"):
-        assert math.isnan(answers.resolution_of(dataclasses.replace(cfg, codec=free)))
+        assert math.isnan(answers.resolution_of(dataclasses.replace(cfg, preset=free)))
 
 
 def test_degenerate_cells_flag_dark_on_a_4x4_map_and_no_other_head():
@@ -165,7 +165,7 @@ def test_degenerate_cells_flag_dark_on_a_4x4_map_and_no_other_head():
 
 
 def test_decode_microseconds_time_the_decoder_a_row_names():
-    cfg = Config(codec="dark", backbone="plain_cnn", width_mult=0.5, input_size=32, device="cpu")
+    cfg = Config(preset="dark", backbone="plain_cnn", width_mult=0.5, input_size=32, device="cpu")
     for method in ("dark", "local-soft-argmax on dark"):
         assert 0 < answers.decode_microseconds(cfg, method, batch=2, sigma=1.0, min_seconds=0.01) < 1e6
 
@@ -173,11 +173,17 @@ def test_decode_microseconds_time_the_decoder_a_row_names():
 def test_answers_runs_read_chapter_13s_settings(monkeypatch):
     calls = []
     monkeypatch.setattr(answers, "answers_study", lambda *a, **k: calls.append((a, k)) or "rows")
+    searched = []
+    monkeypatch.setattr("h3r.study.search.search_study", lambda *a, **k: searched.append((a, k)) or "search")
+    monkeypatch.setattr("h3r.study.search.choose", lambda search: "choices")
+    monkeypatch.setattr("h3r.study.search.tuned_settings", lambda choices: {"h3r": {"lr": 0.5}})
     from h3r.profiles import chapter
 
     assert answers.answers_runs(chapter("other_answers", "smoke", seeds=[3])) == "rows"
     (base, strides, seeds), kwargs = calls[0]
-    assert (strides, seeds, kwargs) == ([4, 8], [3], dict(sigma=1.0, force=False))
+    assert (strides, seeds, kwargs) == ([4, 8], [3], dict(sigma=1.0, force=False, tuned={"h3r": {"lr": 0.5}}))
+    (search_base, learning_rates, sigma), _ = searched[0]
+    assert search_base == base and learning_rates == chapter("other_answers", "smoke").learning_rates
     assert base == chapter("heatmap_resolution", "smoke").base  # chapter 5's runs, the same keys
 
 

@@ -282,12 +282,16 @@ def test_simcc_kl_of_uniform_logits_is_log_of_the_bins_over_the_bins():
     kl = [((10.0 * labels).softmax(-1) * ((10.0 * labels).log_softmax(-1) + math.log(labels.shape[-1]))).mean(-1)
           for labels in (target.x_labels, target.y_labels)]
     torch.testing.assert_close(simcc_kl(uniform, target, label_softmax=True), (kl[0] + kl[1]).mean())
+    # summed over the bins: a cross-entropy's scale, log W + log H for a one-hot against uniform
+    assert torch.isclose(simcc_kl(uniform, target, bins="sum"), torch.tensor(math.log(W) + math.log(H)))
 
 
 def test_simcc_kl_explains_wrong_inputs():
     from h3r.losses import simcc_kl
 
     target = onehot_target()
+    with pytest.raises(ValueError, match="bins must be 'mean'"):
+        simcc_kl((torch.zeros(N, K, W), torch.zeros(N, K, H)), target, bins="max")
     with pytest.raises(ValueError, match="head='simcc'"):
         simcc_kl(torch.zeros(N, K, H, W), target)
     with pytest.raises(ValueError, match="x_labels, y_labels"):

@@ -10,6 +10,7 @@ from h3r.stats import (SAID, apart, growth_verdict, interval_text, mechanism_ver
                        strides_text, theory_verdicts)
 from h3r.study.answers import answers_findings
 from h3r.study.pose import agreement, pose_differences, pose_findings
+from h3r.study.questions import expected_findings
 from h3r.study.resolution import (FAMILIES, coarsest_judged, degenerate_reasons, matched_differences,
                                   versus_differences, why_degenerate)
 
@@ -29,7 +30,8 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
              theory: dict, official_costs: tuple[int, int] | None = None,
              degenerate: pd.DataFrame | None = None, cost: pd.DataFrame | None = None,
              answers: tuple[pd.DataFrame, pd.DataFrame] | None = None,
-             pose: tuple[pd.DataFrame, pd.DataFrame | None] | None = None) -> pd.DataFrame:
+             pose: tuple[pd.DataFrame, pd.DataFrame | None] | None = None,
+             expected: pd.DataFrame | None = None) -> pd.DataFrame:
     """The findings table: per claim of the paper, the chapter holding the evidence, the key
     numbers of this build, a verdict (by the rules of :mod:`h3r.stats`: supported, partly,
     mostly, not supported, contradicted, within noise, degenerate, or not tested here) and the
@@ -39,7 +41,7 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
     :func:`degenerate_cells`, whose cells no verdict reads; ``cost``: :func:`cross_resolution`;
     ``answers``: chapter 13's :func:`simcc_rounding_differences` and :func:`versus_nearest_cost`;
     ``pose``: chapter 15's runs with their pose metrics (:func:`h3r.study.pose.with_pose_metrics`)
-    and degenerate cells."""
+    and degenerate cells; ``expected``: chapter 14's :func:`h3r.study.questions.expected_differences`."""
     trained = rows[~rows.decoder_only]
     strides = sorted(trained.heatmap_stride.unique())
     diffs = matched_differences(rows, degenerate=degenerate)
@@ -138,6 +140,9 @@ def findings(rows: pd.DataFrame, mechanism_rows: pd.DataFrame | None, activation
         add("H3R at a lower input resolution localises better than vanilla heatmap regression at a higher one, "
             "at a fraction of the cost", "[7](07_cost.ipynb)",
             f"paired NME difference over seeds, mean [95 % interval]: {numbers}", result, CAVEATS_TAG)
+    if expected is not None and len(expected):
+        for row in expected_findings(expected):
+            add(*row, CAVEATS_TAG)
     if answers is not None:
         for row in answers_findings(*answers):
             add(*row, CAVEATS_TAG)

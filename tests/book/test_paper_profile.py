@@ -25,7 +25,8 @@ READ_BACK = ("05_heatmap_resolution", "06_ablations", "07_cost", "13_other_answe
 #: per notebook: the parameters that make the paper profile a CPU check
 OVERRIDES = {
     "00_findings": {**STEP_CAP, "strides": [4], "seeds": [0, 1], "published_seeds": [0], "answer_strides": [4],
-                    "input_sizes": [128], "cost_seeds": [0], "pose_strides": [4]},
+                    "input_sizes": [128], "cost_seeds": [0], "pose_strides": [4],
+                    "answer_learning_rates": [1e-3]},
     "01_quantization_error": {"strides": [4, 16], "n_points": 500, "cell_budget": 2**20, "draws": 50,
                               "nme_strides": [4, 16], "synthetic_faces": 4},
     "02_unbiasedness": {"n_points": 16, "max_draws": 64},
@@ -39,8 +40,8 @@ OVERRIDES = {
     "09_official": {},
     "10_reproduce": {},
     "11_your_own_loop": {"steps": 2},
-    "13_other_answers": {**STEP_CAP, "strides": [4], "seeds": [0], "decode_batch": 2},
-    "14_questions": {**STEP_CAP, "seeds": [0], "two_channel_seeds": [0]},
+    "13_other_answers": {**STEP_CAP, "strides": [4], "seeds": [0], "decode_batch": 2, "learning_rates": [1e-3]},
+    "14_questions": {**STEP_CAP, "strides": [4], "seeds": [0], "two_channel_seeds": [0]},
     "15_human_pose": {**STEP_CAP, "strides": [4], "seeds": [0, 1], "published_seeds": [0, 1],
                       "published_strides": [4]},
 }

@@ -265,9 +265,16 @@ def test_the_render_cache_serves_exactly_the_rendered_samples(cls, tmp_path):
 
 
 def test_bad_arguments_raise_clear_errors():
-    with pytest.raises(ValueError, match="unknown split 'val'"):
-        SyntheticFaces("val")
+    with pytest.raises(ValueError, match="unknown split 'valid'"):
+        SyntheticFaces("valid")
     with pytest.raises(ValueError, match="input_size"):
         SyntheticFaces(input_size=(128,))
     with pytest.raises(ValueError, match="seed"):
         SyntheticPose(seed=-1)
+
+
+def test_the_validation_split_is_drawn_from_the_training_distribution_apart_from_train_and_test():
+    val, train, test = (SyntheticFaces(split, 4, 32) for split in ("val", "train", "test"))
+    assert val.nuisance == train.nuisance
+    images = [d[0]["image"] for d in (val, train, test)]
+    assert not torch.equal(images[0], images[1]) and not torch.equal(images[0], images[2])

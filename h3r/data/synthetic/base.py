@@ -19,7 +19,7 @@ Rendering
 Randomness
     Sample ``i`` of a split draws everything from ``np.random.default_rng([seed, split_id, i])``,
     so it is the same in every process and DataLoader worker, and the splits draw from disjoint
-    streams. ``"train"`` and ``"test"`` share one difficulty (:data:`NORMAL`); ``"test_hard"``
+    streams. ``"train"``, ``"val"`` and ``"test"`` share one difficulty (:data:`NORMAL`); ``"test_hard"``
     (:data:`HARD`) has heavy occlusion, blur, rotation and yaw, like WFLW's challenging subsets.
     Every sample carries ``subsets`` flags (thresholds on what was drawn, the same for every
     split) so that metrics can be reported per subset.
@@ -42,7 +42,7 @@ from h3r.data.synthetic.scene import (DIFFICULTY, Nuisance, background, camera, 
                                       draw_occluders, occluders)
 from h3r.provenance import atomic_path
 
-SPLITS = {"train": 0, "test": 1, "test_hard": 2}
+SPLITS = {"train": 0, "test": 1, "test_hard": 2, "val": 3}
 
 
 # --- the datasets ---------------------------------------------------------------------------------
@@ -64,7 +64,8 @@ class SyntheticDataset(torch.utils.data.Dataset):
     """Base class: splits, deterministic random streams, and the sample dict.
 
     Args:
-        split: ``"train"``, ``"test"`` or ``"test_hard"``.
+        split: ``"train"``, ``"test"``, ``"test_hard"`` or ``"val"`` (a validation split drawn from
+            the training distribution, for a search that must not see the test split).
         length: number of samples (any; they are generated on the fly).
         input_size: ``(width, height)`` or an int for a square image.
         seed: selects the benchmark instance; ``(seed, split, index)`` fixes a sample.

@@ -45,7 +45,7 @@ class Nuisance:
 NORMAL = Nuisance()
 HARD = Nuisance(p_large_pose=0.6, p_expression=0.5, p_occluder=0.85, max_occluders=3,
                 p_blur=0.5, blur_max=3.0, p_light=0.5, light_max=0.9, noise_max=12.0)
-DIFFICULTY = {"train": NORMAL, "test": NORMAL, "test_hard": HARD}
+DIFFICULTY = {"train": NORMAL, "test": NORMAL, "test_hard": HARD, "val": NORMAL}
 
 # subset flags: thresholds on what was drawn
 LARGE_POSE_DEG = 30.0
