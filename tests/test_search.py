@@ -97,3 +97,29 @@ def test_the_diagnosis_reads_each_setting_against_simccs_default():
     assert "*one-hot labels* minus the default" in text and "**supported**" in text.split("\n")[0]
     assert "within noise" in text.split("\n")[1]
     assert set(search.SIMCC_VARIANTS) >= {search.SIMCC_DEFAULT, "one-hot labels", "KL summed over the bins"}
+
+
+def test_the_stored_search_follows_the_choice_rule_from_its_own_runs():
+    """book/measurements/answers_search.json holds one cpu build's search: choosing again from its
+    runs gives the choices it stores."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "book" / "measurements" / "answers_search.json"
+    record = json.loads(path.read_text())
+    runs = pd.DataFrame(record["runs"])
+    again = search.choose(runs)
+    assert [(r["family"], r["setting"], r["lr"]) for r in record["chosen"]] == \
+        list(zip(again.family, again.setting, again.lr))
+    assert record["split"] == search.VALIDATION and set(runs.family) == set(search.FAMILIES)
+    lrs = chapter("other_answers", record["profile"]).learning_rates
+    assert sorted(set(runs.lr)) == sorted(lrs)
+
+
+def test_the_record_is_json_ready_with_its_provenance():
+    import json
+
+    table = made_up({("heatmaps", search.OWN_LOSS): [9.0, 8.0, 8.5]}).assign(preset="h3r", commit="abc")
+    record = search.search_record(table, search.choose(table), "cpu")
+    assert json.loads(json.dumps(record))["chosen"][0]["lr"] == 3e-3
+    assert record["computed_at"] == ["abc"] and "commit" in record["provenance"]

@@ -210,7 +210,8 @@ def caveats(base: Config) -> str:
     """What bounds this page's conclusions, from the settings it ran with: its network, data and
     training budget."""
     return (f"*Caveats.* One network ({base.backbone} x{base.width_mult} at {base.input_size} px), trained from "
-            f"scratch for {base.epochs} epochs of {base.train_samples} synthetic faces ({base.dataset}), with the "
+            f"scratch for {base.epochs} epoch{'s' if base.epochs != 1 else ''} of {base.train_samples} synthetic faces "
+            f"({base.dataset}), with the "
             f"schedule chapter 4 chose for H3R; a row's verdict says what the alternative does at this scale, not on "
             f"real faces, a larger network or a longer schedule.")
 

@@ -168,3 +168,48 @@ def search_note(choices: pd.DataFrame, base: Config) -> str:
                "back." if same else
                f"The heatmaps' choice differs from the book's lr {base.lr:g}, so chapter 13 trains its own heatmap "
                "runs at it; chapters 5, 6, 7 and 14 keep chapter 4's schedule."))
+
+
+# --- the record --------------------------------------------------------------------------------------
+
+
+RECORD_DOC = """Run (or read back) chapter 13's schedule search under a profile and store it as data: every
+run's validation NME, each family's choice and the provenance. The chapter computes the same
+search in every build; the record keeps one build's, for the reader and for a test that holds the
+choice rule to it."""
+
+
+def search_record(search: pd.DataFrame, choices: pd.DataFrame, profile: str) -> dict:
+    """The search (:func:`search_study`) and its choices (:func:`choose`) as JSON-ready data, with
+    the provenance of the machine that read or trained them."""
+    from h3r.provenance import pick_device, provenance
+
+    def runs(frame: pd.DataFrame) -> list[dict]:
+        return [{"family": r["family"], "setting": r["setting"], "preset": r["preset"], "lr": r["lr"],
+                 "loss_args": dict(r["loss_args"]), "NME (%)": r["NME (%)"]} for r in frame.to_dict("records")]
+
+    return {"profile": profile, "split": VALIDATION, "runs": runs(search), "chosen": runs(choices),
+            "computed_at": sorted(set(search.commit)), "provenance": provenance(pick_device("auto"))}
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    from h3r.profiles import PROFILE_NAMES, chapter
+    from h3r.provenance import write_json_atomic
+
+    p = argparse.ArgumentParser(prog="python -m h3r.study.search", description=RECORD_DOC,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--profile", choices=PROFILE_NAMES, default="cpu")
+    p.add_argument("--json", required=True, help="where to write the record (atomically)")
+    args = p.parse_args(argv)
+    settings = chapter("other_answers", args.profile)
+    search = search_study(settings.base, settings.learning_rates, settings.sigma)
+    record = search_record(search, choose(search), args.profile)
+    write_json_atomic(args.json, record)
+    for row in record["chosen"]:
+        print(f"{row['family']}: lr {row['lr']:g}, {row['setting']} (validation NME {row['NME (%)']:.2f} %)")
+
+
+if __name__ == "__main__":
+    main()
