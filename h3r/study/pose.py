@@ -109,14 +109,19 @@ def pose_versus(rows: pd.DataFrame, degenerate: pd.DataFrame | None = None) -> p
 # --- its tables and sentences ------------------------------------------------------------------
 
 
-def oks_sigma_table(names=MPII16_NAMES) -> pd.DataFrame:
-    """The OKS sigma of each joint (:func:`h3r.metrics.oks_sigmas`), "—" where COCO defines none
-    and AP leaves the joint out."""
+def oks_sigma_text(names=MPII16_NAMES) -> str:
+    """The OKS sigma of each joint (:func:`h3r.metrics.oks_sigmas`) in one Markdown line, the
+    joints that share a sigma together, and the joints COCO defines none for, which AP leaves out."""
     from h3r.metrics import oks_sigmas
 
-    sigmas = oks_sigmas(names)
-    return pd.DataFrame({"OKS sigma": [f"{s:.3f}" if s == s else "— (left out)" for s in sigmas]},
-                        index=pd.Index(list(names), name="joint")).T
+    sigmas = dict(zip(names, oks_sigmas(names)))
+    shared: dict[float, list[str]] = {}
+    for name, sigma in sigmas.items():
+        if sigma == sigma:
+            shared.setdefault(round(float(sigma), 3), []).append(name)
+    left_out = [name for name, sigma in sigmas.items() if sigma != sigma]
+    return ("*OKS sigmas* (COCO's): " + "; ".join(f"{', '.join(joints)} {sigma:.3f}" for sigma, joints in shared.items())
+            + (f"; left out (no COCO sigma): {', '.join(left_out)}." if left_out else "."))
 
 
 def metric_tables(rows: pd.DataFrame, degenerate: pd.DataFrame | None = None,
