@@ -139,7 +139,8 @@ class RoundTrip:
     decoder: str | None = None
 
 
-#: the rows of the codec-only tables: every preset, H3R both ways, and our target read officially
+#: the rows of chapter 1's codec-only tables, chosen, not derived from the presets: the published heatmap
+#: decoders, H3R both ways (one draw, the expected target), and our target read by the official decoder
 ROUND_TRIPS = {
     "argmax-floor": RoundTrip("argmax-floor"),
     "argmax-round": RoundTrip("argmax-round"),

@@ -33,8 +33,8 @@ GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
 MSRA = "argmax-quarter on argmax-round"
 
 #: H3R's network decoded from the 3x3 window around its argmax instead of the top 9 cells of the
-#: whole map: where a network is unsure which peak is the joint (a left or a right wrist), the top 9
-#: average the two peaks and land between them, a window reads one
+#: whole map: where a network puts a peak on a joint and one on its twin (a left and a right wrist),
+#: the top 9 may mix the two and land between them, while a window reads one
 LOCAL = "h3r-window on h3r"
 
 #: chapter 5's decoder-only variants and :data:`LOCAL`
