@@ -26,7 +26,7 @@ def test_every_family_gets_the_same_search_on_the_validation_split():
     assert per_family["coordinate classification (SimCC)"] == 4 and per_family["heatmaps"] == 2  # its loss settings
     assert {cfg.test_split for _, _, cfg in planned} == {search.VALIDATION}
     assert {(cfg.epochs, cfg.seed, cfg.train_samples) for _, _, cfg in planned} == {(base.epochs, 0, base.train_samples)}
-    assert all(preset in PRESETS for _, _, members in search.FAMILIES.values() for preset in members)
+    assert all(preset in PRESETS for _, members in search.FAMILIES.values() for preset in members)
     lrs = chapter("other_answers", "cpu").learning_rates
     assert max(lrs) / min(lrs) >= 10 and len(lrs) >= 3 and base.lr in lrs
 

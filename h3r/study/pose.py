@@ -181,8 +181,12 @@ def pose_answer(rows: pd.DataFrame, degenerate: pd.DataFrame | None = None) -> s
                      f"9 of the whole map) against `onehot-round`: {said}.")
     near_4 = nearest_stride(sorted(rows.heatmap_stride.unique()))
     at_4 = rows[rows.heatmap_stride == near_4].groupby("method")[list(POSE_METRICS)].mean()
-    lines[-1] = (lines[-1][:-1] + f". *The highest at stride {near_4}*: PCKh@0.1 "
-                 f"{lowest_text(at_4['PCKh@0.1'], highest=True)}; AP {lowest_text(at_4['AP'], highest=True)}.")
+    highest = (f"*The highest at stride {near_4}*: PCKh@0.1 {lowest_text(at_4['PCKh@0.1'], highest=True)}; "
+               f"AP {lowest_text(at_4['AP'], highest=True)}.")
+    if lines:  # the third line, without a fourth
+        lines[-1] = f"{lines[-1]} {highest}"
+    else:
+        lines.append(f"* {highest}")
     return "\n".join(lines)
 
 

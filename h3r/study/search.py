@@ -28,14 +28,14 @@ from h3r.config import Config, preset_args
 from h3r.stats import MACHINE_SPREAD, SAID, apart
 
 
-#: family -> (the preset searched, its codec arguments at the family's representative resolution,
-#: the presets of chapter 13 that train with the family's choice)
-FAMILIES: dict[str, tuple[str, dict, tuple[str, ...]]] = {
-    "heatmaps": ("h3r", {}, ("h3r", "argmax-round", "dark")),
-    "coordinate classification (SimCC)": ("simcc", {}, ("simcc", "simcc-round", "simcc-random")),
-    "integral regression (soft-argmax)": ("soft-argmax", {}, ("soft-argmax",)),
-    "DSNT": ("dsnt", {}, ("dsnt",)),
-    "likelihood regression (RLE)": ("rle", {}, ("rle",)),
+#: family -> (the preset searched, at its own resolution, and the presets of chapter 13 that train
+#: with the family's choice)
+FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "heatmaps": ("h3r", ("h3r", "argmax-round", "dark")),
+    "coordinate classification (SimCC)": ("simcc", ("simcc", "simcc-round", "simcc-random")),
+    "integral regression (soft-argmax)": ("soft-argmax", ("soft-argmax",)),
+    "DSNT": ("dsnt", ("dsnt",)),
+    "likelihood regression (RLE)": ("rle", ("rle",)),
 }
 
 #: family -> its own loss settings, label -> the loss's arguments: SimCC's KL as mmpose's
@@ -61,11 +61,11 @@ def search_configs(base: Config, learning_rates, sigma: float | None = None) -> 
     """``(family, loss setting, config)`` of every run of the search: each family's preset at
     each of ``learning_rates`` and each loss setting, seed 0, scored on :data:`VALIDATION`."""
     out = []
-    for family, (preset, args, _) in FAMILIES.items():
+    for family, (preset, _) in FAMILIES.items():
         for setting, loss_args in LOSS_SETTINGS.get(family, {OWN_LOSS: {}}).items():
             for lr in learning_rates:
                 out.append((family, setting, dataclasses.replace(
-                    base, preset=preset, codec_args={**preset_args(preset, sigma), **args}, loss_args=dict(loss_args),
+                    base, preset=preset, codec_args=preset_args(preset, sigma), loss_args=dict(loss_args),
                     lr=lr, heatmap_stride=SEARCH_STRIDE, test_split=VALIDATION, seed=0)))
     return out
 
@@ -98,7 +98,7 @@ def tuned_settings(choices: pd.DataFrame) -> dict[str, dict]:
     family's choice (:func:`choose`), for every preset :data:`FAMILIES` lists."""
     out = {}
     for row in choices.itertuples():
-        for preset in FAMILIES[row.family][2]:
+        for preset in FAMILIES[row.family][1]:
             out[preset] = {"lr": row.lr, "loss_args": dict(row.loss_args)}
     return out
 
@@ -151,8 +151,9 @@ def diagnosis_text(diagnosis: pd.DataFrame) -> str:
         if variant == SIMCC_DEFAULT or variant not in set(diagnosis.variant):
             continue
         d = paired_differences(diagnosis, variant, SIMCC_DEFAULT, label="variant").iloc[0]
+        said = verdict(d.low, d.high)
         lines.append(f"* *{variant}* minus the default: {interval_text(d)} NME points: "
-                     f"**{SAID.get(verdict(d.low, d.high), verdict(d.low, d.high))}** (the claim: it lowers the error).")
+                     f"**{SAID.get(said, said)}** (the claim: it lowers the error).")
     return "\n".join(lines)
 
 
